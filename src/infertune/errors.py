@@ -1,0 +1,42 @@
+"""Exceptions. Everything derived from InfertuneError is a *user* error: the CLI prints its
+one-line message and exits with status 2, without a traceback. Anything else is a bug."""
+
+
+class InfertuneError(Exception):
+    """A problem with the user's input (file, flag, config). The message is one line."""
+
+    def __init__(self, message: str, *, path: str | None = None):
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class ConfigError(InfertuneError):
+    """A bad flag, option or config value."""
+
+
+class ModelFileError(InfertuneError):
+    """A model file that cannot be read: missing, a directory, corrupt, truncated, unsafe."""
+
+
+class DarknetCfgError(ModelFileError):
+    """A Darknet .cfg that does not follow the grammar (message names the line)."""
+
+
+class WeightsError(ModelFileError):
+    """A .weights file that does not fit its cfg (message says expected vs found)."""
+
+
+class UnsupportedModel(InfertuneError):
+    """A model that is valid but that infertune cannot handle (yet)."""
+
+
+class DataError(InfertuneError):
+    """Bad input data (unreadable image, wrong shape, label out of range)."""
+
+
+class PassNotApplicable(InfertuneError):
+    """A pass that cannot apply to this model; recorded as a result, not raised to the user."""
+
+
+class RuntimeUnavailable(InfertuneError):
+    """A runtime whose library or hardware is missing here."""

@@ -1,0 +1,42 @@
+"""The zoo's registry: built-in architectures, each written in our own code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A built-in architecture.
+
+    Attributes:
+        name: registry key, as the user types it (`darknet19_448`).
+        build: build(num_classes, input_size) -> torch.nn.Module with random weights in eval
+            mode; the caller seeds the RNG. input_size is (height, width).
+        input_size: the native (height, width).
+        num_classes: classes of the native head.
+        family: "darknet", "resnet", "mobilenet", "shufflenet", "reference".
+        preprocess: the preprocessing preset its weights expect ("darknet" or "imagenet").
+        description: one line for `infertune zoo`.
+        cfg_text: for the Darknet family, a function (height, width, num_classes) -> cfg text,
+            so that the architecture can also be written out as a Darknet .cfg.
+    """
+
+    name: str
+    build: Callable[[int, tuple[int, int]], Any]
+    input_size: tuple[int, int]
+    num_classes: int
+    family: str
+    preprocess: str
+    description: str
+    cfg_text: Callable[[int, int, int], str] | None = None
+
+
+ZOO: Registry[ZooEntry] = Registry("zoo model")
+
+
+def register(entry: ZooEntry) -> ZooEntry:
+    ZOO.add(entry.name, entry)
+    return entry
