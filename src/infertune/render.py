@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
+
+
+def make_console() -> Console:
+    """stdout console; when piped, wide enough that tables are not cut to 80 columns."""
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def human(n: float, unit: str = "") -> str:
@@ -34,7 +41,7 @@ def zoo_table(rows: list[dict[str, Any]], console: Console | None = None) -> Non
     for r in rows:
         table.add_row(r["name"], _shape(r["input_size"]), str(r["num_classes"]), human(r["params"]),
                       human(r["macs"]), r["preprocess"], r["description"])
-    (console or Console()).print(table)
+    (console or make_console()).print(table)
 
 
 def profile_table(result: dict[str, Any], top: int = 0, console: Console | None = None) -> None:
@@ -56,7 +63,7 @@ def profile_table(result: dict[str, Any], top: int = 0, console: Console | None 
                   human(result["macs"]), human_bytes(result["weight_bytes"]),
                   human_bytes(result["activation_bytes"]), human_bytes(result["mac_bytes"]),
                   f"{result['intensity']:.1f}", style="bold")
-    console = console or Console()
+    console = console or make_console()
     console.print(table)
     console.print(f"params {result['params']:,} learnable (+{result.get('buffers', 0):,} buffers, "
                   f"e.g. BN running statistics) · MACs {result['macs']:,} "
@@ -66,7 +73,7 @@ def profile_table(result: dict[str, Any], top: int = 0, console: Console | None 
 
 
 def export_summary(result: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or make_console()
     parts = [f"wrote {result.get('path')}"]
     for key in ("opset", "bytes", "max_abs_diff"):
         if result.get(key) is not None:

@@ -88,7 +88,8 @@ def reference_body(num_classes: int) -> list[str]:
     for filters in (16, 32, 64, 128, 256, 512):
         layers += [conv(filters, 3), maxpool()]
     # Why this order: the reference model pools *before* its 1×1 classifier conv.
-    return [*layers, conv(1024, 3), avgpool(), conv(num_classes, 1, bn=False, act="linear"), softmax()]
+    classifier = conv(num_classes, 1, bn=False, act="linear")
+    return [*layers, conv(1024, 3), avgpool(), classifier, softmax()]
 
 
 def tiny_body(num_classes: int) -> list[str]:

@@ -1,0 +1,134 @@
+"""The seam between the harness and the runtimes.
+
+A runtime plugs in by registering an *opener* under its name in `OPENERS`:
+
+    from infertune.measure.session import OPENERS
+
+    @OPENERS.register("openvino")
+    def open_openvino(artifact: str, options: Mapping[str, Any]) -> Session:
+        ...
+
+and by naming the module that performs that registration in `OPENER_MODULES` (or in the
+job's `SessionFactory.module`). The harness measures in a *fresh* child interpreter, so a
+registration made in the parent process is invisible there: the child re-imports the module
+named for the runtime, and only then looks the opener up.
+
+This module imports no ML framework (not even numpy at run time): it is loaded by the
+parent, which must stay lean.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+if TYPE_CHECKING:  # numpy only for the annotations; never imported here at run time
+    import numpy as np
+
+
+@runtime_checkable
+class Session(Protocol):
+    """An opened, ready-to-run artifact.
+
+    Contract: `run(x)` returns only once the outputs are complete and readable on the host
+    (a GPU runtime synchronises inside `run`), so that the time around the call is the time of
+    the inference. `close()` releases everything `open` acquired. A session may also offer
+    `describe() -> dict` (JSON-ready facts such as the providers or the precision that really
+    ran); the harness copies it into the result as `session_info`.
+    """
+
+    def run(self, x: "np.ndarray") -> Any:
+        """Runs one batch `x` (N, C, H, W) and returns the outputs."""
+
+    def close(self) -> None:
+        """Releases the session."""
+
+
+# open(artifact_path, options) -> Session. `options` always carries "threads" (int).
+Opener = Callable[[str, Mapping[str, Any]], Session]
+
+OPENERS: Registry[Opener] = Registry("runtime")
+
+# Where the child finds each runtime's opener. A runtime that lives elsewhere adds its line
+# here, or passes `module=` in its SessionFactory (third-party and test runtimes do that).
+OPENER_MODULES: dict[str, str] = {
+    "onnxruntime": "infertune.measure.ort_opener",
+}
+
+TESTING_MODULE = "infertune.measure.testing_runtimes"
+
+
+@dataclass(frozen=True)
+class SessionFactory:
+    """A JSON-describable recipe for a Session: what the child process opens.
+
+    Attributes:
+        runtime: the opener's name in OPENERS ("onnxruntime", "sleep", ...).
+        artifact: path of the file or folder to open ("" for fakes that need none).
+        options: opener options (JSON-ready); "threads" is filled in by the harness.
+        module: the module whose import registers the opener; defaults to OPENER_MODULES.
+        label: the name shown in results; two factories of one runtime (FP32 vs INT8)
+            need different labels. Defaults to `runtime`.
+    """
+
+    runtime: str
+    artifact: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    module: str | None = None
+    label: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.runtime
+
+    def resolved_module(self) -> str:
+        """The module to import in the child; raises ConfigError for an unknown runtime."""
+        if self.module:
+            return self.module
+        if self.runtime in OPENER_MODULES:
+            return OPENER_MODULES[self.runtime]
+        if self.runtime in OPENERS:  # registered in-process by a module we cannot name
+            raise ConfigError(f"runtime {self.runtime!r} is registered in this process only; "
+                              "pass module= so the measuring child can import it")
+        raise ConfigError(unknown_runtime_message(self.runtime))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "artifact": str(self.artifact),
+                "options": dict(self.options), "module": self.resolved_module(),
+                "label": self.name}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SessionFactory":
+        return cls(runtime=data["runtime"], artifact=data.get("artifact", ""),
+                   options=dict(data.get("options", {})), module=data.get("module"),
+                   label=data.get("label"))
+
+    def open(self, **extra_options: Any) -> Session:
+        """Opens the session in *this* process (the child uses it; tests may too)."""
+        opener = get_opener(self.runtime, self.resolved_module())
+        return opener(str(self.artifact), {**self.options, **extra_options})
+
+
+def unknown_runtime_message(runtime: str) -> str:
+    """"unknown runtime ...; did you mean ...?" over the runtimes the child could open."""
+    known = sorted(set(OPENER_MODULES) | set(OPENERS.names()))
+    close = difflib.get_close_matches(runtime, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    return f"unknown runtime {runtime!r}; {hint}"
+
+
+def get_opener(runtime: str, module: str | None = None) -> Opener:
+    """Imports `module` (which registers openers as a side effect) and returns the opener.
+
+    Raises:
+        ImportError: the module or the runtime library it needs is not installed.
+        ConfigError: the module does not register `runtime`.
+    """
+    module = module or OPENER_MODULES.get(runtime)
+    if runtime not in OPENERS and module:
+        importlib.import_module(module)
+    return OPENERS.get(runtime)

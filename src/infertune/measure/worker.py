@@ -1,0 +1,201 @@
+"""The child side of a measurement: `python -m infertune.measure.worker < job.json`.
+
+Job (JSON on stdin; rounds.make_job builds it):
+    session            SessionFactory.to_dict()
+    input              {"shape": [C, H, W], "dtype": "float32", "seed": 0}
+    batch              batch size of the latency measurement
+    throughput         list of batch sizes, or "auto"
+    timing, throughput_timing   TimingConfig dicts
+    threads            thread count given to the opener (and set in the env by the parent)
+    memory_cap_mb, max_batch    limits of the "auto" search
+    device             "cpu" or "cuda[:i]" (chooses the energy counter)
+    energy, overhead   whether to read energy / run the overhead probe
+    result_path        where the result is written, after every phase (absent: printed
+                       on stdout at the end, for replaying a job by hand)
+
+Phases, in order: import (the opener's module, with its framework), open + first call
+(cold start), latency (warm-up + timed loop, energy around it, peak RSS after it),
+throughput, overhead probe. The result is rewritten after each, so the parent keeps the
+finished phases of a child that crashes or hangs later.
+
+Peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss`, the kernel's high-water mark of this
+process: it catches a spike of any duration at no cost to the timed loop, where polling
+with psutil would miss short spikes (one inference's activations) and steal CPU from the
+runtime on a 2-core machine.
+"""
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from ..errors import RuntimeUnavailable
+from . import energy, stats, timing
+from .isolate import THREAD_VARS, empty_result, write_result
+from .session import SessionFactory, get_opener
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB."""
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10  # bytes vs KiB
+
+
+def make_input(spec: dict[str, Any], batch: int) -> np.ndarray:
+    """A seeded random batch: same values for every runtime of a comparison."""
+    rng = np.random.default_rng(int(spec.get("seed", 0)))
+    shape = (batch, *[int(d) for d in spec["shape"]])
+    return rng.standard_normal(shape).astype(spec.get("dtype", "float32"))
+
+
+class Progress:
+    """The result being built, rewritten to result_path at each phase."""
+
+    def __init__(self, job: dict[str, Any]):
+        self.path = job.get("result_path")  # None when replayed by hand: stdout at the end
+        self.res = empty_result(job)
+
+    def phase(self, name: str) -> None:
+        self.res["phase"] = name
+        self.save()
+
+    def save(self) -> None:
+        if self.path:
+            write_result(self.path, self.res)
+
+
+def _cold_start(factory: SessionFactory, opener, job: dict[str, Any], res: dict[str, Any]):
+    x = make_input(job["input"], job["batch"])
+    options = {**factory.options, "threads": job["threads"]}
+    t0 = time.perf_counter_ns()
+    session = opener(str(factory.artifact), options)
+    t1 = time.perf_counter_ns()
+    session.run(x)
+    t2 = time.perf_counter_ns()
+    res.update(open_ms=(t1 - t0) / 1e6, cold_start_ms=(t2 - t0) / 1e6)
+    describe = getattr(session, "describe", None)
+    res["session_info"] = describe() if callable(describe) else None
+    return session, x
+
+
+def _latency(session, x: np.ndarray, job: dict[str, Any], res: dict[str, Any]) -> list[int]:
+    meter, reason = (energy.open_meter(job.get("device", "cpu")) if job.get("energy", True)
+                     else (None, "energy not requested"))
+    if meter is not None:
+        meter.start()
+    samples = timing.time_calls(session.run, x, timing.TimingConfig.from_dict(job["timing"]))
+    if meter is not None:
+        joules = meter.stop()
+        res["energy_j_per_image"] = energy.per_image(joules, len(samples) * job["batch"])
+        reason = (f"measured by {meter.source} over the timed loop; whole-device energy, "
+                  "idle power and other processes included")
+    res["energy_reason"] = reason
+    res["latency_ms"] = stats.latency_summary(samples)
+    res["cv"], res["noisy"], warning = stats.noise_verdict(res["latency_ms"])
+    if warning:
+        res["warnings"].append(warning)
+    res["peak_rss_mb"] = peak_rss_mb()
+    return samples
+
+
+def _measure_ips(session, job: dict[str, Any], batch: int) -> float:
+    x = make_input(job["input"], batch)
+    cfg = timing.TimingConfig.from_dict(job["throughput_timing"])
+    return stats.throughput_ips(timing.time_calls(session.run, x, cfg), batch)
+
+
+def _throughput_list(session, job: dict[str, Any], res: dict[str, Any],
+                     latency: list[int]) -> dict[int, float]:
+    ips, errors, rss = {}, {}, {}
+    for b in job["throughput"]:
+        try:  # the latency loop already timed this batch size: reuse its samples
+            ips[b] = (stats.throughput_ips(latency, b) if b == job["batch"]
+                      else _measure_ips(session, job, b))
+        except Exception as exc:  # one batch size failing (OOM) spoils only its own entry
+            errors[str(b)] = one_line(exc)
+        rss[str(b)] = peak_rss_mb()
+    res["rss_after_batch_mb"] = rss
+    if errors:
+        res["throughput_errors"] = errors
+    return ips
+
+
+def _throughput_auto(session, job: dict[str, Any], res: dict[str, Any]) -> dict[int, float]:
+    cap = job.get("memory_cap_mb")
+    found = timing.search_best_batch(lambda b: _measure_ips(session, job, b), peak_rss_mb,
+                                     cap_mb=cap if cap else float("inf"),
+                                     max_batch=int(job.get("max_batch", 256)))
+    res["throughput_search"] = {"stopped": found["stopped"], "memory_cap_mb": cap}
+    return found["ips"]
+
+
+def _throughput(session, job: dict[str, Any], res: dict[str, Any], latency: list[int]) -> None:
+    if job.get("throughput") == "auto":
+        ips = _throughput_auto(session, job, res)
+    else:
+        ips = _throughput_list(session, job, res, latency) if job.get("throughput") else {}
+    res["throughput_ips"] = {str(b): v for b, v in ips.items()}
+    res["best_batch"] = max(ips, key=ips.__getitem__) if ips else None
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300]
+
+
+def _phases(job: dict[str, Any], prog: Progress) -> None:
+    res = prog.res
+    factory = SessionFactory.from_dict(job["session"])
+    res["thread_env"] = {var: os.environ.get(var) for var in THREAD_VARS}
+    prog.phase("import")
+    t0 = time.perf_counter_ns()
+    opener = get_opener(factory.runtime, factory.module)
+    res["import_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    prog.phase("open")
+    session, x = _cold_start(factory, opener, job, res)
+    prog.phase("latency")
+    latency = _latency(session, x, job, res)
+    prog.phase("throughput")
+    _throughput(session, job, res, latency)
+    if job.get("overhead", True):
+        prog.phase("overhead")
+        res["harness_overhead_us"] = timing.overhead_probe()["p50_us"]
+    prog.phase("close")
+    session.close()
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Runs every phase of `job`; the verdict is in the returned (and written) result."""
+    prog = Progress(job)
+    res = prog.res
+    try:
+        _phases(job, prog)
+        res.update(status="ok", reason=None, phase="done")
+    except (ImportError, RuntimeUnavailable) as exc:  # the library or hardware is missing
+        res.update(status="unavailable", reason=one_line(exc))
+    except Exception as exc:
+        res.update(status="failed", reason=f"{one_line(exc)} (phase '{res['phase']}')")
+    finally:
+        res["final_peak_rss_mb"] = peak_rss_mb()
+        prog.save()
+    return res
+
+
+def main() -> int:
+    # On a segfault, print the Python stack to stderr: the parent quotes its last line.
+    faulthandler.enable()
+    job = json.loads(sys.stdin.read())
+    res = run(job)
+    if not job.get("result_path"):
+        print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
