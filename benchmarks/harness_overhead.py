@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 from pathlib import Path
@@ -116,11 +117,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
+    load_before = os.getloadavg()  # so a reader can tell a busy machine's figures apart
     with tempfile.TemporaryDirectory() as tmp:
         model = small_convnet(Path(tmp) / "small_convnet.onnx", args.size)
         out = measure_overhead(model, args.rounds, args.seconds,
                                args.threads or default_threads())
-    out.update(model=f"small_convnet 1x3x{args.size}x{args.size}", fingerprint=fingerprint())
+    out.update(model=f"small_convnet 1x3x{args.size}x{args.size}", fingerprint=fingerprint(),
+               load_avg_1min={"before": load_before[0], "after": os.getloadavg()[0]})
     dest = args.out or RESULTS / f"harness-overhead-{platform.node() or 'unknown'}.json"
     _atomic.write_text(dest, json.dumps(out, indent=2) + "\n")
     spread = out["loop_vs_bulk_overhead_pct"]

@@ -45,16 +45,16 @@ def zoo_table(rows: list[dict[str, Any]], console: Console | None = None) -> Non
 
 
 def profile_table(result: dict[str, Any], top: int = 0, console: Console | None = None) -> None:
-    layers = result["layers"]
+    layers = list(enumerate(result["layers"]))
     if top:
-        layers = sorted(layers, key=lambda r: r["macs"], reverse=True)[:top]
+        layers = sorted(layers, key=lambda item: item[1]["macs"], reverse=True)[:top]
     table = Table(title=f"profile of {result.get('model', result.get('source'))} "
                         f"(input {_shape(result['input_shape'])}, batch 1, static counts)")
     cols = ("#", "layer", "type", "output", "params", "MACs", "weights", "activations",
             "mem. access", "MAC/byte")
     for col in cols:
         table.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
-    for i, r in enumerate(layers):
+    for i, r in layers:
         table.add_row(str(i), r["name"], r["type"], _shape(r["output_shape"]), human(r["params"]),
                       human(r["macs"]), human_bytes(r["weight_bytes"]),
                       human_bytes(r["activation_bytes"]), human_bytes(r["mac_bytes"]),

@@ -335,7 +335,7 @@ def test_connected_flattens_chw_and_applies_bn_then_activation():
 
 
 def test_lrn_matches_darknet_sliding_window():
-    size, alpha, beta, kappa = 5, 0.3, 0.75, 1.0
+    size, alpha, beta, kappa = 5, 0.05, 0.75, 2.0  # keeps every norm positive
     x = rand(2, 7, 3, 3).astype(np.float64)
     text = net_text(7, 3, 3, f"[lrn]\nsize={size}\nalpha={alpha}\nbeta={beta}\nkappa={kappa}")
     _, _, y = run_layers(text, x.astype(np.float32))
@@ -349,6 +349,7 @@ def test_lrn_matches_darknet_sliding_window():
             norms[:, k] -= alpha * sq[:, prev]
         if nxt < c:
             norms[:, k] += alpha * sq[:, nxt]
+    assert norms.min() > 0
     np.testing.assert_allclose(y, x * norms ** -beta, rtol=1e-5, atol=1e-6)
 
 
@@ -420,6 +421,7 @@ EXPORT_CFG = net_text(3, 12, 12,
     "[convolutional]\nfilters=5\nsize=1\nactivation=linear", "[avgpool]", "[softmax]")  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:Constant folding:UserWarning")
 def test_onnx_export_dynamic_batch_matches_torch(tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -443,6 +445,7 @@ def test_onnx_export_dynamic_batch_matches_torch(tmp_path):
         np.testing.assert_allclose(got, expected[:batch], atol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_jit_trace_keeps_batch_dynamic():
     torch.manual_seed(0)
     net = network_from_text(EXPORT_CFG)
@@ -450,3 +453,72 @@ def test_jit_trace_keeps_batch_dynamic():
     x = torch.rand(4, 3, 12, 12)
     with torch.no_grad():
         torch.testing.assert_close(traced(x), net(x))
+
+
+# --- conv variants: AB stride_x/stride_y + dilation, antialiasing; pjreddie deconv -------
+
+def conv_loop(x: np.ndarray, weight: np.ndarray, stride: tuple[int, int], pad: int, dilation: int,
+              groups: int = 1) -> np.ndarray:
+    """im2col-style correlation, zero padding pad·dilation, Darknet's output size."""
+    b, c, h, w = x.shape
+    n, cg, k, _ = weight.shape
+    oh, ow = (h + 2 * pad - k) // stride[0] + 1, (w + 2 * pad - k) // stride[1] + 1
+    p = pad * dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    out = np.zeros((b, n, oh, ow))
+    for f in range(n):
+        g = f // (n // groups)
+        for y in range(oh):
+            for xx in range(ow):
+                for ky in range(k):
+                    for kx in range(k):
+                        pix = xp[:, g * cg:(g + 1) * cg, y * stride[0] + ky * dilation, xx * stride[1] + kx * dilation]
+                        out[:, f, y, xx] += pix @ weight[f, :, ky, kx]
+    return out
+
+
+def _params(layer) -> tuple[np.ndarray, np.ndarray]:
+    return layer.conv.weight.detach().double().numpy(), layer.conv.bias.detach().double().numpy()
+
+
+def test_conv_stride_xy_dilation_and_groups():
+    text = net_text(4, 9, 8, "[convolutional]\nfilters=6\nsize=3\nstride_x=1\nstride_y=2\ndilation=2\n"
+                    "pad=1\ngroups=2\nactivation=linear")
+    x = rand(2, 4, 9, 8).astype(np.float64)
+    net, _, y = run_layers(text, x.astype(np.float32))
+    weight, bias = _params(net.layers[0])
+    expected = conv_loop(x, weight, (2, 1), 1, 2, groups=2) + bias.reshape(1, -1, 1, 1)
+    assert net.out_shapes[0] == (6, 5, 8)
+    np.testing.assert_allclose(y, expected, rtol=RTOL, atol=1e-5)
+
+
+def test_conv_antialiasing_blurs_after_activation():
+    text = net_text(2, 6, 6, "[convolutional]\nfilters=2\nsize=3\nstride=2\npad=1\nantialiasing=1\n"
+                    "activation=leaky")
+    x = rand(1, 2, 6, 6).astype(np.float64)
+    net, _, y = run_layers(text, x.astype(np.float32))
+    weight, bias = _params(net.layers[0])
+    host = leaky(conv_loop(x, weight, (1, 1), 1, 1) + bias.reshape(1, -1, 1, 1))
+    blur = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+    expected = conv_loop(host, np.stack([blur[None], blur[None]]), (2, 2), 1, 1, groups=2)
+    assert net.out_shapes[0] == (2, 3, 3) and net.weight_floats() == 2 + 2 * 2 * 9  # blur not stored
+    np.testing.assert_allclose(y, expected, rtol=RTOL, atol=1e-5)
+
+
+def test_deconvolutional_matches_col2im_loop():
+    text = net_text(2, 3, 4, "[deconvolutional]\nfilters=3\nsize=3\nstride=2\npad=1\nactivation=linear")
+    x = rand(1, 2, 3, 4).astype(np.float64)
+    net, _, y = run_layers(text, x.astype(np.float32))
+    weight, bias = _params(net.layers[0])  # (c, n, k, k): Darknet's c × (n·k·k) matrix
+    oh, ow = (3 - 1) * 2 + 3 - 2, (4 - 1) * 2 + 3 - 2
+    expected = np.zeros((1, 3, oh, ow)) + bias.reshape(1, -1, 1, 1)
+    for c in range(2):
+        for yy in range(3):
+            for xx in range(4):
+                for ky in range(3):
+                    for kx in range(3):
+                        oy, ox = yy * 2 - 1 + ky, xx * 2 - 1 + kx
+                        if 0 <= oy < oh and 0 <= ox < ow:
+                            expected[0, :, oy, ox] += weight[c, :, ky, kx] * x[0, c, yy, xx]
+    assert net.out_shapes[0] == (3, oh, ow) and net.weight_floats() == 3 + 2 * 3 * 9
+    np.testing.assert_allclose(y, expected, rtol=RTOL, atol=1e-5)

@@ -9,7 +9,8 @@ from infertune.zoo import ZOO
 
 darknet = pytest.importorskip("infertune.load.darknet")
 if not hasattr(darknet, "network_from_text"):
-    pytest.skip("infertune.load.darknet.network_from_text not available yet", allow_module_level=True)
+    pytest.skip("infertune.load.darknet.network_from_text not available yet",
+                allow_module_level=True)
 
 SHARED_FILES = {
     "darknet19": "darknet19.cfg",
@@ -35,7 +36,7 @@ def zoo_net(name: str, size: tuple[int, int] | None = None):
 
 
 def conv_macs(net) -> int:
-    """Σ over conv layers of filters·k²·(C/groups)·out_h·out_w, from the cfg and out_shapes."""
+    """Σ over conv layers of filters·k²·(C/groups)·out_h·out_w (cfg keys and out_shapes)."""
     total, channels = 0, net.input_size[0]
     for section, shape in zip(net.sections, net.out_shapes):
         if section.type == "convolutional":

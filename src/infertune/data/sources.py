@@ -216,8 +216,8 @@ def read_npz(path: Path, *, channels: int, label_names: list[str] | None,
     y = _read_labels(arrays, len(x), name)
     names = label_names if label_names is not None else _stored_names(arrays, name)
     _check_class_count(names, num_classes)
-    limit = num_classes if num_classes is not None else (len(names) if names else None)
-    bad = _bad_samples(x, y, limit, name)
+    n_valid = num_classes if num_classes is not None else (len(names) if names else None)
+    bad = _bad_samples(x, y, n_valid, name)
     skipped = _drop_or_raise(bad, skip_bad, name)
     keep = np.setdiff1d(np.arange(len(x)), [i for i, _ in bad])
     if names is None:
@@ -252,14 +252,14 @@ def _as_nchw(x: np.ndarray, channels: int, name: str) -> tuple[np.ndarray, str]:
     """x as N×C×H×W and the layout it was found in (NCHW when both axes could be C)."""
     if x.dtype.kind not in "uif":
         raise DataError(f"x has dtype {x.dtype}; expected uint8 or float pixels", path=name)
-    if x.ndim == 3:
-        return x[:, None], "NHW"
-    if x.ndim != 4 or len(x) == 0:
+    if x.ndim not in (3, 4) or len(x) == 0:
         raise DataError(f"x has shape {x.shape}; expected N×C×H×W or N×H×W×C", path=name)
     if x.dtype.kind in "ui" and x.dtype != np.uint8:
         if x.min() < 0 or x.max() > 255:
             raise DataError(f"x is {x.dtype} with values outside 0..255", path=name)
-        x = x.astype(np.uint8)
+        x = x.astype(np.uint8)  # integer pixels: treated as bytes (scaled by 1/255)
+    if x.ndim == 3:
+        return x[:, None], "NHW"
     first, last = x.shape[1] in (1, 3, 4, channels), x.shape[3] in (1, 3, 4, channels)
     if last and not first or last and first and x.shape[3] == channels != x.shape[1]:
         return x.transpose(0, 3, 1, 2), "NHWC"

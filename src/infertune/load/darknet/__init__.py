@@ -50,7 +50,8 @@ def network_from_text(text: str, *, name: str = "<cfg>", input_size: tuple[int, 
     return build_network(parse_cfg(text, name), name=name, input_size=input_size, bn_eps=bn_eps)
 
 
-def count_weight_floats(sections: list[Section] | str | Path, input_size: tuple[int, int] | None = None) -> int:
+def count_weight_floats(sections: list[Section] | str | Path,
+                        input_size: tuple[int, int] | None = None) -> int:
     """Float32 values in a .weights file for these sections (or this cfg path); no tensors."""
     from .build import count_weight_floats as _count
 
@@ -87,8 +88,9 @@ def _require_file(path: Path, what: str) -> None:
         raise ModelFileError(f"no such {what}", path=path)
 
 
-def load_darknet(cfg_path: str | Path, weights_path: str | Path | None = None, *, allow_partial: bool = False,
-                 bn_eps: str = "cpu", input_size: tuple[int, int] | None = None, seed: int = 0) -> ModelHandle:
+def load_darknet(cfg_path: str | Path, weights_path: str | Path | None = None, *,
+                 allow_partial: bool = False, bn_eps: str = "cpu",
+                 input_size: tuple[int, int] | None = None, seed: int = 0) -> ModelHandle:
     """Loads a Darknet cfg (and optionally its weights) as a "torch" ModelHandle.
 
     Without weights the network is randomly initialised from `seed`, leaving the global RNG

@@ -59,7 +59,8 @@ def unsupported(sec: Section, message: str) -> UnsupportedModel:
 
 def _image(sec: Section, shape: Shape) -> tuple[int, int, int]:
     if isinstance(shape, int) or min(shape) <= 0:
-        raise sec.error(f"the layer before must output an image (C×H×W), not a flat vector of {numel(shape)} values")
+        raise sec.error("the layer before must output an image (C×H×W), not a flat vector "
+                        f"of {numel(shape)} values")
     return shape
 
 
@@ -131,39 +132,53 @@ def _conv_out(sec: Section, length: int, padding: int, size: int, stride: int, d
     return darknet // stride + 1
 
 
+def _conv_geometry(sec: Section, c: int) -> dict[str, Any]:
+    """filters/size/groups/stride/dilation/padding of a [convolutional], validated."""
+    filters, size, groups = sec.get_int("filters", 1), sec.get_int("size", 1), sec.get_int("groups", 1)
+    sy, sx = _conv_stride(sec)
+    dilation = 1 if size == 1 else sec.get_int("dilation", 1)  # AB ignores dilation for 1×1
+    _positive(sec, filters=filters, size=size, groups=groups, stride=min(sy, sx), dilation=dilation)
+    if c % groups or filters % groups:
+        raise sec.error(f"groups={groups} must divide both the {c} input channels and "
+                        f"filters={filters}", key="groups")
+    padding = size // 2 if sec.get_int("pad", 0) else sec.get_int("padding", 0)  # FORMAT §2.5
+    return dict(c_in=c, filters=filters, size=size, stride=(sy, sx), padding=padding,
+                dilation=dilation, groups=groups)
+
+
+def _antialias(sec: Section, filters: int, out_hw: tuple[int, int], stride: tuple[int, int]):
+    """AB antialiasing: the host conv runs at stride 1, then a fixed blur with the stride.
+
+    Returns (module argument or None, blur MACs, output (H, W)).
+    """
+    mode = sec.get_int("antialiasing", 0)
+    if not mode:
+        return None, 0, out_hw
+    size, pad = (2, 0) if mode == 2 else (3, 1)
+    out = tuple((n + 2 * pad - size) // s + 1 for n, s in zip(out_hw, stride))
+    return (size, pad, stride), filters * size * size * out_hw[0] * out_hw[1], out
+
+
 def plan_convolutional(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPlan:
     c, h, w = _image(sec, shape)
     _flag_unsupported(sec, "xnor", "binary", "sway", "rotate", "stretch", "stretch_sway",
                       "coordconv", "reverse")
     if sec.has("share_index"):
         raise unsupported(sec, "share_index (weights shared with another layer) is not supported")
-    filters, size, groups = sec.get_int("filters", 1), sec.get_int("size", 1), sec.get_int("groups", 1)
-    sy, sx = _conv_stride(sec)
-    dilation = 1 if size == 1 else sec.get_int("dilation", 1)  # AB ignores dilation for 1×1
-    _positive(sec, filters=filters, size=size, groups=groups, stride=min(sy, sx), dilation=dilation)
-    padding = size // 2 if sec.get_int("pad", 0) else sec.get_int("padding", 0)
-    if c % groups or filters % groups:
-        raise sec.error(f"groups={groups} must divide both the {c} input channels and filters={filters}",
-                        key="groups")
+    geo = _conv_geometry(sec, c)
+    filters, size, groups = geo["filters"], geo["size"], geo["groups"]
+    host = (1, 1) if sec.get_int("antialiasing", 0) else geo["stride"]
+    out_hw = (_conv_out(sec, h, geo["padding"], size, host[0], geo["dilation"]),
+              _conv_out(sec, w, geo["padding"], size, host[1], geo["dilation"]))
+    macs = filters * size * size * (c // groups) * out_hw[0] * out_hw[1]
+    antialias, blur_macs, out_hw = _antialias(sec, filters, out_hw, geo["stride"])
     bn = sec.get_int("batch_normalize", 0) != 0 or sec.get_int("cbn", 0) != 0
     load = _load_args(sec)
     if load["flipped"] and groups > 1:
         raise unsupported(sec, "flipped=1 with groups > 1")
-    anti = sec.get_int("antialiasing", 0)
-    host = (1, 1) if anti else (sy, sx)
-    out_h = _conv_out(sec, h, padding, size, host[0], dilation)
-    out_w = _conv_out(sec, w, padding, size, host[1], dilation)
-    macs = filters * size * size * (c // groups) * out_h * out_w
-    antialias = None
-    if anti:
-        blur_size, blur_pad = (2, 0) if anti == 2 else (3, 1)
-        antialias = (blur_size, blur_pad, (sy, sx))
-        macs += filters * blur_size * blur_size * out_h * out_w
-        out_h, out_w = (out_h + 2 * blur_pad - blur_size) // sy + 1, (out_w + 2 * blur_pad - blur_size) // sx + 1
-    args = dict(c_in=c, filters=filters, size=size, stride=(sy, sx), padding=padding, dilation=dilation,
-                groups=groups, bn=bn, activation=_activation(sec, "logistic"), antialias=antialias, **load)
-    floats = _conv_floats(sec, load, c // groups, filters, size, bn)
-    return LayerPlan(sec, sec.type, shape, (filters, out_h, out_w), floats=floats, macs=macs, args=args)
+    args = dict(geo, bn=bn, activation=_activation(sec, "logistic"), antialias=antialias, **load)
+    return LayerPlan(sec, sec.type, shape, (filters, *out_hw), macs=macs + blur_macs, args=args,
+                     floats=_conv_floats(sec, load, c // groups, filters, size, bn))
 
 
 def plan_deconvolutional(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPlan:
@@ -180,7 +195,8 @@ def plan_deconvolutional(sec: Section, shape: Shape, plans: list[LayerPlan]) -> 
     bn = sec.get_int("batch_normalize", 0) != 0
     args = dict(c_in=c, filters=filters, size=size, stride=stride, padding=padding, bn=bn,
                 activation=_activation(sec, "logistic"), **load)
-    floats = filters + (3 * filters if bn and not load["dontloadscales"] else 0) + c * filters * size * size
+    floats = filters + (3 * filters if bn and not load["dontloadscales"] else 0)
+    floats += c * filters * size * size
     return LayerPlan(sec, sec.type, shape, (filters, out_h, out_w), floats=floats,
                      macs=c * filters * size * size * h * w, args=args)
 
@@ -195,7 +211,8 @@ def plan_local(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPlan:
         (h - size) // stride + 1, (w - size) // stride + 1)
     im2col = ((h + 2 * pad - size) // stride + 1, (w + 2 * pad - size) // stride + 1)
     if im2col != (out_h, out_w) or min(out_h, out_w) < 1:
-        raise unsupported(sec, f"pad={pad} with size={size} (Darknet's local layer needs size 3 with pad=1)")
+        raise unsupported(sec, f"pad={pad} with size={size} (Darknet's [local] is only consistent "
+                               "for size 3 with pad=1, or pad=0)")
     locations = out_h * out_w
     weights = locations * filters * c * size * size
     args = dict(c_in=c, filters=filters, size=size, stride=stride, pad=pad,
@@ -213,7 +230,8 @@ def plan_connected(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerP
     load = _load_args(sec)
     floats = output + output * inputs + (3 * output if bn and not load["dontloadscales"] else 0)
     args = dict(inputs=inputs, output=output, bn=bn, activation=_activation(sec, "logistic"), **load)
-    return LayerPlan(sec, sec.type, shape, (output, 1, 1), floats=floats, macs=inputs * output, args=args)
+    return LayerPlan(sec, sec.type, shape, (output, 1, 1), floats=floats, macs=inputs * output,
+                     args=args)
 
 
 def plan_batchnorm(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPlan:
@@ -301,7 +319,8 @@ def plan_detection(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerP
     coords, classes = sec.get_int("coords", 1), sec.get_int("classes", 1)
     expected = side * side * ((1 + coords) * num + classes)
     if expected != numel(shape):
-        raise sec.error(f"expects side²·((1+coords)·num+classes) = {expected} inputs, got {numel(shape)}")
+        raise sec.error(f"expects side²·((1+coords)·num+classes) = {expected} inputs, "
+                        f"got {numel(shape)}")
     return LayerPlan(sec, sec.type, shape, numel(shape))
 
 
@@ -333,7 +352,8 @@ def plan_shortcut(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPl
     shapes = [plans[i].out_shape for i in refs]
     for index, frm in zip(refs, shapes):
         if isinstance(frm, int) or min(frm) <= 0:
-            raise sec.error(f"from layer {index} must output an image, not {numel(frm)} flat values", key="from")
+            raise sec.error(f"from layer {index} must output an image, not {numel(frm)} flat values",
+                            key="from")
         (c2, h2, w2), (c1, h1, w1) = prev, frm
         if len(refs) > 1 and frm[1:] != prev[1:]:
             raise unsupported(sec, "multi-input shortcut over different sizes")
@@ -351,12 +371,14 @@ def plan_reorg(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPlan:
     reverse, flatten = sec.get_int("reverse", 0) != 0, sec.get_int("flatten", 0) != 0
     _positive(sec, stride=stride)
     if extra:  # flat copy followed by `extra` zeros (checked before flatten, as Darknet)
-        return LayerPlan(sec, sec.type, shape, c * h * w + extra, args=dict(stride=stride, mode="extra", extra=extra))
+        args = dict(stride=stride, mode="extra", extra=extra)
+        return LayerPlan(sec, sec.type, shape, c * h * w + extra, args=args)
     s2 = stride * stride
     out = (c // s2, h * stride, w * stride) if reverse else (c * s2, h // stride, w // stride)
     if c % s2 or (not reverse and (h % stride or w % stride)) or min(out) < 1:
         raise sec.error(f"stride={stride} does not evenly reorganise a {c}×{h}×{w} input", key="stride")
-    mode = ("flatten_reverse" if reverse else "flatten") if flatten else ("reverse" if reverse else "normal")
+    mode = {(False, False): "normal", (False, True): "reverse", (True, False): "flatten",
+            (True, True): "flatten_reverse"}[(flatten, reverse)]
     return LayerPlan(sec, sec.type, shape, out, args=dict(stride=stride, mode=mode))
 
 
@@ -368,7 +390,8 @@ def plan_upsample(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPl
     out = (c, h * stride, w * stride) if stride > 0 else (c, h // -stride, w // -stride)
     if min(out) < 1:
         raise sec.error(f"stride={stride} leaves no output from a {h}×{w} input", key="stride")
-    return LayerPlan(sec, sec.type, shape, out, args=dict(stride=stride, scale=sec.get_float("scale", 1.0)))
+    args = dict(stride=stride, scale=sec.get_float("scale", 1.0))
+    return LayerPlan(sec, sec.type, shape, out, args=args)
 
 
 def plan_crop(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPlan:
@@ -396,7 +419,8 @@ def plan_scale_channels(sec: Section, shape: Shape, plans: list[LayerPlan]) -> L
     scale_wh = sec.get_int("scale_wh", 0) != 0
     need = frm[1] * frm[2] if scale_wh else frm[0]
     if numel(shape) != need:
-        raise sec.error(f"the layer before gives {numel(shape)} values, scaling layer {index} needs {need}")
+        raise sec.error(f"the layer before gives {numel(shape)} values, scaling layer {index} "
+                        f"needs {need}")
     args = dict(scale_wh=scale_wh, activation=_activation(sec, "linear"))
     return LayerPlan(sec, sec.type, shape, frm, refs=(index,), args=args)
 
@@ -405,7 +429,8 @@ def plan_sam(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPlan:
     index, frm = _from_image(sec, plans)
     if numel(shape) != numel(frm):
         raise sec.error(f"the layer before gives {numel(shape)} values, layer {index} {numel(frm)}")
-    return LayerPlan(sec, sec.type, shape, frm, refs=(index,), args=dict(activation=_activation(sec, "linear")))
+    args = dict(activation=_activation(sec, "linear"))
+    return LayerPlan(sec, sec.type, shape, frm, refs=(index,), args=args)
 
 
 PLANNERS: dict[str, Callable[[Section, Shape, list[LayerPlan]], LayerPlan]] = {
@@ -486,7 +511,8 @@ class DarknetNet(nn.Module):
         self._refs = [plan.refs for plan in plans[: self.output_index + 1]]
         last_use = {j: i for i, refs in enumerate(self._refs) for j in refs}
         self._keep = frozenset(last_use)
-        self._release = [[j for j, last in last_use.items() if last == i] for i in range(len(self._refs))]
+        self._release = [[j for j, last in last_use.items() if last == i]
+                         for i in range(len(self._refs))]
 
     @property
     def output_shape(self) -> Shape:
@@ -521,8 +547,8 @@ def _make_layer(plan: LayerPlan, bn_eps: str) -> nn.Module:
     return LAYER_CLASSES[plan.kind](info, **args)
 
 
-def build_network(sections: list[Section], *, name: str = "<cfg>", input_size: tuple[int, int] | None = None,
-                  bn_eps: str = "cpu") -> DarknetNet:
+def build_network(sections: list[Section], *, name: str = "<cfg>",
+                  input_size: tuple[int, int] | None = None, bn_eps: str = "cpu") -> DarknetNet:
     """Plans and instantiates the network (default torch init), in eval mode."""
     first, plans = plan_network(sections, input_size)
     return DarknetNet(sections, plans, first, name=name, bn_eps=bn_eps).eval()

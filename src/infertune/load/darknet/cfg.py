@@ -258,7 +258,8 @@ def parse_cfg(text: str, path: str = "<cfg>") -> list[Section]:
     if not drafts:
         raise cfg_error(path, 1, "no sections (a cfg starts with [net])")
     if drafts[0].type != "net":
-        raise cfg_error(path, drafts[0].line, f"first section must be [net] or [network], not {drafts[0].header}")
+        raise cfg_error(path, drafts[0].line,
+                        f"first section must be [net] or [network], not {drafts[0].header}")
     sections = []
     for position, draft in enumerate(drafts):
         if position and draft.type == "net":

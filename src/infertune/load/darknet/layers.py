@@ -142,7 +142,8 @@ class DarknetConv(_Loadable):
             y = self.bn(y)
         y = self.act(y)
         if hasattr(self, "blur"):
-            y = F.conv2d(y, self.blur, stride=self.blur_stride, padding=self.blur_pad, groups=self.conv.out_channels)
+            y = F.conv2d(y, self.blur, stride=self.blur_stride, padding=self.blur_pad,
+                         groups=self.conv.out_channels)
         return y
 
     def file_arrays(self, transpose: bool = False) -> list[FileArray]:

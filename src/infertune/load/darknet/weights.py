@@ -90,11 +90,12 @@ def _size_error(path: Path, header: WeightsHeader, expected: int, found: int, st
 def _fill(array: FileArray, values: np.ndarray) -> None:
     if array.stored_as is not None:
         values = values.reshape(array.stored_as).T
-    source = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+    source = torch.from_numpy(np.array(values, dtype=np.float32))  # a writable native copy
     array.tensor.copy_(source.reshape(array.tensor.shape))
 
 
-def read_weights(net: torch.nn.Module, path: str | Path, *, allow_partial: bool = False) -> WeightsHeader:
+def read_weights(net: torch.nn.Module, path: str | Path, *,
+                 allow_partial: bool = False) -> WeightsHeader:
     """Fills `net` (a DarknetNet) from a .weights file, in place.
 
     Args:
