@@ -2,7 +2,6 @@
 darknet, zoo, profile, export: torch + onnx + onnxruntime; e2e: the CLI)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,3 @@ def shared_cfg_dir() -> Path:
     if not SHARED_CFG.is_dir():
         pytest.skip(f"{SHARED_CFG} not present")
     return SHARED_CFG
-
-
-@pytest.fixture(autouse=True)
-def _quiet_threads(monkeypatch):
-    # Two cores here: keep torch from oversubscribing when tests run in parallel.
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))

@@ -42,8 +42,10 @@ def test_section_aliases(alias, canonical):
 
 
 def test_atoi_and_atof_follow_c():
-    assert [atoi(s) for s in ("12", "-3", "+4", "1.9", "7abc", "abc", "", "0x10")] == [12, -3, 4, 1, 7, 0, 0, 0]
-    assert [atof(s) for s in (".1", "-2.5e2", "3#x", "1e", "abc", "5.", "0x1p3")] == [0.1, -250.0, 3.0, 1.0, 0.0, 5.0, 8.0]
+    ints = ("12", "-3", "+4", "1.9", "7abc", "abc", "", "0x10")
+    assert [atoi(s) for s in ints] == [12, -3, 4, 1, 7, 0, 0, 0]
+    floats = (".1", "-2.5e2", "3#x", "1e", "abc", "5.", "0x1p3")
+    assert [atof(s) for s in floats] == [0.1, -250.0, 3.0, 1.0, 0.0, 5.0, 8.0]
     (_, route) = parse_cfg(NET + "[route]\nlayers=-1,\n")
     assert route.get_int_list("layers") == [-1, 0]  # Darknet counts commas: "" is atoi 0
 
@@ -67,7 +69,8 @@ def test_grammar_errors_name_file_and_line(text, message):
 
 
 def test_unknown_activation_is_an_error_naming_its_line():
-    with pytest.raises(DarknetCfgError, match=r"^n.cfg:7: layer 0 \[convolutional\]: unknown activation 'leakyy'$"):
+    message = r"^n.cfg:7: layer 0 \[convolutional\]: unknown activation 'leakyy'$"
+    with pytest.raises(DarknetCfgError, match=message):
         network_from_text(NET + "[convolutional]\nfilters=2\nactivation=leakyy\n", name="n.cfg")
     with pytest.raises(DarknetCfgError, match="unknown activation 'leaky#x'"):  # no inline comments
         network_from_text(NET + "[convolutional]\nactivation=leaky#x\n")
@@ -75,7 +78,8 @@ def test_unknown_activation_is_an_error_naming_its_line():
 
 @pytest.mark.parametrize("layers,message", [
     ("[softmax]\ngroups=5\n", r"n.cfg:6: layer 0 \[softmax\]: groups=5 does not divide the 192 input values"),
-    ("[softmax]\n[convolutional]\n", r"n.cfg:6: layer 1 \[convolutional\]: the layer before must output an image"),
+    ("[softmax]\n[convolutional]\n",
+     r"n.cfg:6: layer 1 \[convolutional\]: the layer before must output an image"),
     ("[shortcut]\nfrom=0\n", r"n.cfg:6: layer 0 \[shortcut\]: from=0 points to layer 0"),
     ("[convolutional]\nfilters=4\ngroups=2\n", r"n.cfg:7: layer 0 \[convolutional\]: groups=2 must divide"),
     ("[region]\nclasses=2\nnum=2\n", r"n.cfg:5: layer 0 \[region\]: expects 2×7 = 14 input channels"),
@@ -187,3 +191,13 @@ def test_read_cfg_errors_name_the_path(tmp_path):
     path.write_text(NET + "[conv]\nsizee=1\n")
     with pytest.raises(DarknetCfgError, match=f"^{path}:6: unknown key 'sizee' in \\[convolutional\\]$"):
         read_cfg(path)
+
+
+def test_parsing_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys; from infertune.load.darknet import parse_cfg, read_cfg; "
+            "parse_cfg('[net]\\n[conv]\\n'); print([m for m in ('torch', 'numpy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -109,7 +109,8 @@ def leaky(x: np.ndarray) -> np.ndarray:
     # from is larger (8x8 vs 4x4, strided) and has fewer channels (3 vs 5)
     ([CONV.format(f=3, k=3, s=1), CONV.format(f=5, k=3, s=2)], 0, 0.5, 2.0, "leaky"),
     # from is smaller (4x4 vs 8x8: added every 2nd pixel) and has more channels (6 vs 2)
-    ([CONV.format(f=6, k=3, s=2), "[upsample]\nstride=2", CONV.format(f=2, k=1, s=1)], 0, 0.25, -1.5, "linear"),
+    ([CONV.format(f=6, k=3, s=2), "[upsample]\nstride=2", CONV.format(f=2, k=1, s=1)],
+     0, 0.25, -1.5, "linear"),
     # equal shapes: plain prev + from
     ([CONV.format(f=4, k=3, s=1), CONV.format(f=4, k=3, s=1)], 0, 1.0, 1.0, "linear"),
 ])
@@ -204,7 +205,8 @@ def test_upsample_nearest_times_scale_and_negative_stride_sums():
     expected = np.zeros((1, 2, 3, 2))
     for j in range(3):
         for i in range(2):
-            expected[:, :, j, i] = x[:, :, 2 * j:2 * j + 2, 2 * i:2 * i + 2].astype(np.float64).sum(axis=(2, 3))
+            block = x[:, :, 2 * j:2 * j + 2, 2 * i:2 * i + 2].astype(np.float64)
+            expected[:, :, j, i] = block.sum(axis=(2, 3))
     np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL)
 
 
@@ -219,7 +221,8 @@ def test_route_absolute_relative_and_ab_groups():
     np.testing.assert_array_equal(outs[3], np.concatenate([outs[1], outs[0]], axis=1))
     np.testing.assert_array_equal(outs[4], np.concatenate([outs[3], outs[0]], axis=1))
     np.testing.assert_array_equal(outs[5], outs[1][:, 2:4])
-    np.testing.assert_array_equal(outs[6], np.concatenate([outs[2].reshape(2, -1), outs[0].reshape(2, -1)], 1))
+    flat = np.concatenate([outs[2].reshape(2, -1), outs[0].reshape(2, -1)], axis=1)
+    np.testing.assert_array_equal(outs[6], flat)
     assert net.out_shapes[3:] == [(7, 6, 6), (10, 6, 6), (2, 6, 6), 18 + 108]
 
 
@@ -239,7 +242,8 @@ def _bn_net(bn_eps: str, gamma, beta, mean, var):
     conv, bn = net.layers[0].conv, net.layers[0].bn
     with torch.no_grad():
         conv.weight.copy_(torch.eye(3).reshape(3, 3, 1, 1))  # the conv passes x through
-        for tensor, values in ((bn.weight, gamma), (bn.bias, beta), (bn.running_mean, mean), (bn.running_var, var)):
+        pairs = ((bn.weight, gamma), (bn.bias, beta), (bn.running_mean, mean), (bn.running_var, var))
+        for tensor, values in pairs:
             tensor.copy_(torch.tensor(values))
     return net
 
@@ -319,7 +323,8 @@ def test_default_activations_conv_connected_logistic_shortcut_linear():
 
 def test_connected_flattens_chw_and_applies_bn_then_activation():
     x = rand(2, 2, 3, 4)
-    text = net_text(2, 3, 4, "[connected]\noutput=5", "[connected]\noutput=3\nbatch_normalize=1\nactivation=relu")
+    text = net_text(2, 3, 4, "[connected]\noutput=5",
+                    "[connected]\noutput=3\nbatch_normalize=1\nactivation=relu")
     net, outs, y = run_layers(text, x)
     fc = net.layers[0].fc
     w, b = fc.weight.detach().double().numpy(), fc.bias.detach().double().numpy()
@@ -327,7 +332,8 @@ def test_connected_flattens_chw_and_applies_bn_then_activation():
     np.testing.assert_allclose(outs[0].reshape(2, 5), first, rtol=RTOL, atol=ATOL)
     layer = net.layers[1]
     w = layer.fc.weight.detach().double().numpy()
-    bn = {k: getattr(layer.bn, k).detach().double().numpy() for k in ("weight", "bias", "running_mean", "running_var")}
+    bn = {k: getattr(layer.bn, k).detach().double().numpy()
+          for k in ("weight", "bias", "running_mean", "running_var")}
     z = first @ w.T
     z = (z - bn["running_mean"]) / (np.sqrt(bn["running_var"]) + 1e-6) * bn["weight"] + bn["bias"]
     np.testing.assert_allclose(y, np.maximum(z, 0), rtol=RTOL, atol=ATOL)
@@ -472,7 +478,8 @@ def conv_loop(x: np.ndarray, weight: np.ndarray, stride: tuple[int, int], pad: i
             for xx in range(ow):
                 for ky in range(k):
                     for kx in range(k):
-                        pix = xp[:, g * cg:(g + 1) * cg, y * stride[0] + ky * dilation, xx * stride[1] + kx * dilation]
+                        row, col = y * stride[0] + ky * dilation, xx * stride[1] + kx * dilation
+                        pix = xp[:, g * cg:(g + 1) * cg, row, col]
                         out[:, f, y, xx] += pix @ weight[f, :, ky, kx]
     return out
 

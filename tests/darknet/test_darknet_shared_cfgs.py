@@ -74,3 +74,54 @@ def test_detector_shapes(shared_cfg_dir):
     _, plans = plan_network(read_cfg(shared_cfg_dir / "yolov2.cfg"), (416, 416))
     reorg = next(p for p in plans if p.kind == "reorg")
     assert (reorg.in_shape, reorg.out_shape) == ((64, 26, 26), (256, 13, 13))
+
+
+def _conv(filters: int, size: int, stride: int = 1, head: bool = False) -> str:
+    bn, act = ("", "linear") if head else ("batch_normalize=1\n", "leaky")
+    return f"[convolutional]\n{bn}filters={filters}\nsize={size}\nstride={stride}\npad=1\nactivation={act}"
+
+
+def _yolo(mask: str, num: int) -> str:
+    return f"[yolo]\nmask={mask}\nclasses=80\nnum={num}\nanchors=10,13,16,30,33,23,30,61,62,45,59,119"
+
+
+def yolov3_text(size: int) -> str:
+    """YOLOv3 (Darknet-53 body with residual shortcuts, 3 yolo heads, upsample + route),
+    generated here from the published architecture description."""
+    shortcut = "[shortcut]\nfrom=-3\nactivation=linear"
+    layers = [_conv(32, 3), _conv(64, 3, 2), _conv(32, 1), _conv(64, 3), shortcut]
+    for filters, repeats in ((128, 2), (256, 8), (512, 8), (1024, 4)):
+        layers += [_conv(filters, 3, 2)] + [_conv(filters // 2, 1), _conv(filters, 3), shortcut] * repeats
+
+    def head(f: int, mask: str) -> list[str]:
+        return [_conv(f, 1), _conv(2 * f, 3)] * 3 + [_conv(255, 1, head=True), _yolo(mask, 9)]
+
+    layers += head(512, "6,7,8") + ["[route]\nlayers=-4", _conv(256, 1), "[upsample]\nstride=2",
+                                    "[route]\nlayers=-1,61"]
+    layers += head(256, "3,4,5") + ["[route]\nlayers=-4", _conv(128, 1), "[upsample]\nstride=2",
+                                    "[route]\nlayers=-1,36"]
+    layers += head(128, "0,1,2")
+    return "\n".join([f"[net]\nwidth={size}\nheight={size}\nchannels=3", *layers]) + "\n"
+
+
+def yolov3_tiny_text() -> str:
+    pool = "[maxpool]\nsize=2\nstride={}"
+    layers = []
+    for filters in (16, 32, 64, 128, 256):
+        layers += [_conv(filters, 3), pool.format(2)]
+    layers += [_conv(512, 3), pool.format(1), _conv(1024, 3), _conv(256, 1), _conv(512, 3),
+               _conv(255, 1, head=True), _yolo("3,4,5", 6), "[route]\nlayers=-4", _conv(128, 1),
+               "[upsample]\nstride=2", "[route]\nlayers=-1,8", _conv(256, 3), _conv(255, 1, head=True),
+               _yolo("0,1,2", 6)]
+    return "\n".join(["[net]\nwidth=416\nheight=416\nchannels=3", *layers]) + "\n"
+
+
+@pytest.mark.parametrize("text,ops", [(yolov3_text(416), 65.86), (yolov3_text(608), 140.69),
+                                      (yolov3_tiny_text(), 5.56)])
+def test_yolov3_family_ops_match_published(text, ops):
+    """FORMAT.md §6 (yolo.md): exercises shortcut, route, upsample and yolo shape rules."""
+    from infertune.load.darknet import parse_cfg
+
+    _, plans = plan_network(parse_cfg(text))
+    conv_macs = sum(p.macs for p in plans if p.kind == "convolutional")
+    assert round(2 * conv_macs / 1e9, 2) == ops

@@ -92,6 +92,14 @@ def test_counts_agree_and_round_trip_is_exact(tmp_path):
     with torch.no_grad():
         dst.layers[2].bn.bias.copy_(src.layers[2].bn.bias)
         torch.testing.assert_close(dst(x), src(x), rtol=0, atol=0)
+    # the same payload behind an old 16-byte header (version 0.1, int32 seen) reads the same
+    old = tmp_path / "old.weights"
+    old.write_bytes(header(0, 1, 0, seen=42, wide=False) + path.read_bytes()[20:])
+    again = network_from_text(MIXED, name="mixed.cfg")
+    info = read_weights(again, old)
+    assert (info.header_bytes, info.seen, info.layers_loaded) == (16, 42, len(again.layers))
+    for (name, a), (_, b) in zip(dst.state_dict().items(), again.state_dict().items()):
+        assert name.endswith(("num_batches_tracked", "layers.2.bn.bias")) or torch.equal(a, b), name
 
 
 def test_conv_file_order_with_and_without_bn(tmp_path):
@@ -175,7 +183,8 @@ def test_size_mismatch_errors_say_expected_and_found(tmp_path):
 
 
 def test_partial_file_loads_whole_layers_only(tmp_path):
-    text = NET + "[conv]\nfilters=2\nsize=1\n[max]\nsize=2\nstride=2\n[conv]\nfilters=2\nsize=1\n[conv]\nfilters=1\nsize=1\n"
+    text = (NET + "[conv]\nfilters=2\nsize=1\n[max]\nsize=2\nstride=2\n"
+            "[conv]\nfilters=2\nsize=1\n[conv]\nfilters=1\nsize=1\n")
     net = network_from_text(text)
     third = net.layers[3].conv.weight.detach().clone()
     path = tmp_path / "net.conv.3"
@@ -215,7 +224,8 @@ def test_load_darknet_handle(tmp_path):
     handle = load_darknet(cfg, seed=5)
     assert torch.equal(torch.random.get_rng_state(), state)  # global RNG untouched
     again = load_darknet(cfg, seed=5)
-    assert all(torch.equal(a, b) for a, b in zip(handle.obj.state_dict().values(), again.obj.state_dict().values()))
+    pairs = zip(handle.obj.state_dict().values(), again.obj.state_dict().values())
+    assert all(torch.equal(a, b) for a, b in pairs)
     assert handle.format == "torch" and handle.name == "mixed.cfg" and handle.source == str(cfg)
     assert handle.input_spec.shape == ("batch", 3, 6, 6) and not handle.obj.training
     assert handle.meta == {"family": "darknet", "bn_eps": "cpu", "num_classes": 3, "preprocess": "darknet",

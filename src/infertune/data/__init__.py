@@ -6,7 +6,9 @@
 A dataset spec is ``sample`` (the built-in labelled digits), an image folder with one
 sub-folder per class (or images directly, unlabelled), or an ``.npz`` with ``x`` and ``y``.
 The word ``sample`` always means the built-in set; write ``./sample`` for a folder of
-that name.
+that name. ``sample:train`` and ``sample:val`` are its fixed 80/20 split (stratified, seed 0:
+4,000 and 1,000 digits): the trained reference models (`ref-small`, `ref-large`) learned from
+``sample:train`` only, so ``sample:val`` measures them on digits they never saw.
 """
 from __future__ import annotations
 
@@ -23,8 +25,14 @@ from .sources import ArraySource, decode_image, list_folder, read_labels_file, r
 DEFAULT_MAX_BYTES = 8 * 2**30
 _CHUNK = 64  # samples preprocessed at once: bounds the float temporaries of a batch
 
+# The built-in set's fixed split (see the module docstring); never change it: the shipped
+# reference models' recorded accuracies are measured on this exact `val` part.
+SAMPLE_PARTS = ("sample:train", "sample:val")
+SAMPLE_TRAIN_FRACTION = 0.8
+SAMPLE_SPLIT_SEED = 0
+
 __all__ = ["Dataset", "Preprocess", "PRESETS", "load_dataset", "split_calibration",
-           "resolve_preprocess", "DEFAULT_MAX_BYTES"]
+           "resolve_preprocess", "DEFAULT_MAX_BYTES", "SAMPLE_PARTS"]
 
 
 def load_dataset(spec: str, *, input_shape: tuple[int, int, int],
@@ -34,7 +42,8 @@ def load_dataset(spec: str, *, input_shape: tuple[int, int, int],
     """Loads and preprocesses a dataset into memory.
 
     Args:
-        spec: "sample", an image folder, or an .npz file.
+        spec: "sample" (or its fixed part "sample:train" / "sample:val"), an image folder,
+            or an .npz file.
         input_shape: the model's (C, H, W).
         preprocess: a preset name ("darknet", "imagenet", "none"), "preset,key=value,..."
             overrides, or a Preprocess.
@@ -52,10 +61,13 @@ def load_dataset(spec: str, *, input_shape: tuple[int, int, int],
     """
     shape, pre = _check_options(input_shape, preprocess, limit)
     label_names = read_labels_file(labels_file) if labels_file is not None else None
-    if spec == "sample":
+    if spec == "sample" or spec in SAMPLE_PARTS:
         if labels_file is not None:
             raise ConfigError("labels_file applies to image folders and .npz files, not 'sample'")
-        return _from_arrays(read_sample(shape[0]), spec, shape, pre, limit, seed, max_bytes)
+        source = read_sample(shape[0])
+        if spec != "sample":
+            source = sample_part(source, spec.partition(":")[2])
+        return _from_arrays(source, spec, shape, pre, limit, seed, max_bytes)
     path = Path(spec)
     if not path.exists():
         raise DataError("no such file or directory", path=spec)
@@ -83,6 +95,21 @@ def split_calibration(dataset: Dataset, n_calib: int, seed: int = 0) -> tuple[Da
     val = np.setdiff1d(np.arange(n), calib)
     return (dataset.subset(calib, f"calibration part: {len(calib)} (seed {seed})"),
             dataset.subset(val, f"validation part: {len(val)} (seed {seed})"))
+
+
+def sample_part(source: ArraySource, part: str) -> ArraySource:
+    """The "train" or "val" part of the built-in set (stratified 80/20, seed 0).
+
+    The split depends only on the labels, so it is the same at every input shape.
+    """
+    n = len(source.x)
+    n_train = int(round(SAMPLE_TRAIN_FRACTION * n))
+    train = choose(n, n_train, source.y, SAMPLE_SPLIT_SEED)
+    keep = train if part == "train" else np.setdiff1d(np.arange(n), train)
+    note = (f"part '{part}': {len(keep)} of {n} (fixed stratified {SAMPLE_TRAIN_FRACTION:.0%}/"
+            f"{1 - SAMPLE_TRAIN_FRACTION:.0%} split, seed {SAMPLE_SPLIT_SEED})")
+    return ArraySource(source.x[keep], source.y[keep], source.class_names,
+                       [source.ids[i] for i in keep], f"{source.description}; {note}")
 
 
 def _check_options(input_shape, preprocess, limit) -> tuple[tuple[int, int, int], Preprocess]:

@@ -22,6 +22,9 @@ class ZooEntry:
         description: one line for `infertune zoo`.
         cfg_text: for the Darknet family, a function (height, width, num_classes) -> cfg text,
             so that the architecture can also be written out as a Darknet .cfg.
+        weights: for a trained entry, the file name of its Darknet .weights shipped in
+            `infertune/zoo/weights/` (its record is the `.json` of the same stem); loading the
+            entry loads these instead of random weights. None: random weights from the seed.
     """
 
     name: str
@@ -32,6 +35,7 @@ class ZooEntry:
     preprocess: str
     description: str
     cfg_text: Callable[[int, int, int], str] | None = None
+    weights: str | None = None
 
 
 ZOO: Registry[ZooEntry] = Registry("zoo model")

@@ -75,6 +75,8 @@ def write_weights(net: "DarknetNet", path: str | Path, *, seen: int = 0) -> int:
 
 
 def _num_classes(net: "DarknetNet") -> int | None:
+    if net.output_index in net.head_indices:
+        return None  # a detector's raw head, not class scores
     shape = net.output_shape
     if isinstance(shape, int):
         return shape
@@ -94,7 +96,7 @@ def load_darknet(cfg_path: str | Path, weights_path: str | Path | None = None, *
     """Loads a Darknet cfg (and optionally its weights) as a "torch" ModelHandle.
 
     Without weights the network is randomly initialised from `seed`, leaving the global RNG
-    untouched. meta: family, bn_eps, num_classes (flat or C×1×1 output, else None),
+    untouched. meta: family, bn_eps, num_classes (flat or C×1×1 classifier output, else None),
     preprocess ("darknet"), weights_header (dict or None), layers_loaded.
     """
     import torch

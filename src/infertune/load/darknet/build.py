@@ -16,6 +16,7 @@ from .activations import check_activation
 from .cfg import Section
 from .layers import LAYER_CLASSES, LayerInfo, Shape
 
+DETECTION_HEADS = frozenset({"region", "yolo", "Gaussian_yolo", "detection"})
 # Layer types we parse but cannot run (recurrent, AB research layers).
 UNSUPPORTED_TYPES = frozenset({"rnn", "gru", "lstm", "crnn", "conv_lstm", "history", "iseg",
                                "implicit", "contrastive", "reorg3d", "local_avgpool"})
@@ -108,7 +109,9 @@ def _load_args(sec: Section) -> dict[str, Any]:
             "numload": max(sec.get_int("numload", 0), 0), "flipped": sec.get_int("flipped", 0) != 0}
 
 
-def _conv_floats(sec: Section, load: dict, c_per_group: int, filters: int, size: int, bn: bool) -> int:
+def _conv_floats(sec: Section, load: dict, c_per_group: int, filters: int, size: int,
+                 bn: bool) -> int:
+    """load_convolutional_weights: biases, [scales, mean, var], weights, for `numload` filters."""
     m = load["numload"] or filters
     if load["numload"] > filters:
         raise sec.error(f"numload={m} exceeds filters={filters}", key="numload")
@@ -116,7 +119,7 @@ def _conv_floats(sec: Section, load: dict, c_per_group: int, filters: int, size:
 
 
 def _conv_stride(sec: Section) -> tuple[int, int]:
-    """(stride_y, stride_x): AB's stride_x/stride_y override `stride` when both are ≥ 1."""
+    """(stride_y, stride_x): AB's stride_y/stride_x, each defaulting to `stride`."""
     sx, sy = sec.get_int("stride_x", -1), sec.get_int("stride_y", -1)
     stride = sec.get_int("stride", 1)
     return (sy if sy >= 1 else stride), (sx if sx >= 1 else stride)
@@ -142,6 +145,8 @@ def _conv_geometry(sec: Section, c: int) -> dict[str, Any]:
         raise sec.error(f"groups={groups} must divide both the {c} input channels and "
                         f"filters={filters}", key="groups")
     padding = size // 2 if sec.get_int("pad", 0) else sec.get_int("padding", 0)  # FORMAT §2.5
+    if padding < 0:
+        raise sec.error(f"padding={padding} must not be negative", key="padding")
     return dict(c_in=c, filters=filters, size=size, stride=(sy, sx), padding=padding,
                 dilation=dilation, groups=groups)
 
@@ -186,6 +191,8 @@ def plan_deconvolutional(sec: Section, shape: Shape, plans: list[LayerPlan]) -> 
     filters, size, stride = sec.get_int("filters", 1), sec.get_int("size", 1), sec.get_int("stride", 1)
     _positive(sec, filters=filters, size=size, stride=stride)
     padding = size // 2 if sec.get_int("pad", 0) else sec.get_int("padding", 0)
+    if padding < 0:
+        raise sec.error(f"padding={padding} must not be negative", key="padding")
     load = _load_args(sec)
     if load["numload"] or load["flipped"]:
         raise unsupported(sec, "numload/flipped on [deconvolutional]")
@@ -447,7 +454,7 @@ PLANNERS: dict[str, Callable[[Section, Shape, list[LayerPlan]], LayerPlan]] = {
 
 
 def input_shape(net: Section, input_size: tuple[int, int] | None = None) -> tuple[int, int, int]:
-    """(C, H, W) of the network input: [net] channels/height/width, H×W overridden by input_size."""
+    """(C, H, W) of the input: [net] channels/height/width, H×W overridden by input_size."""
     c, h, w = net.get_int("channels", 0), net.get_int("height", 0), net.get_int("width", 0)
     if input_size is not None:
         h, w = int(input_size[0]), int(input_size[1])
@@ -497,10 +504,12 @@ class DarknetNet(nn.Module):
         output_index: the last layer that is not [cost] (Darknet's network output).
         name, bn_eps: cfg name and batch-norm epsilon convention ("cpu" / "gpu").
         macs: multiply-accumulates per image of each layer (conv-like layers).
+        head_indices: [region]/[yolo]/[detection] layers (a detector's outputs; forward
+            returns only the last one).
     """
 
-    def __init__(self, sections: list[Section], plans: list[LayerPlan], input_size: tuple[int, int, int],
-                 *, name: str = "<cfg>", bn_eps: str = "cpu"):
+    def __init__(self, sections: list[Section], plans: list[LayerPlan],
+                 input_size: tuple[int, int, int], *, name: str = "<cfg>", bn_eps: str = "cpu"):
         super().__init__()
         self.layers = nn.ModuleList(_make_layer(plan, bn_eps) for plan in plans)
         self.net_section, self.sections = sections[0], [plan.section for plan in plans]
@@ -508,6 +517,7 @@ class DarknetNet(nn.Module):
         self.out_shapes = [plan.out_shape for plan in plans]
         self.macs = [plan.macs for plan in plans]
         self.output_index = max(i for i, plan in enumerate(plans) if plan.kind != "cost")
+        self.head_indices = [i for i, plan in enumerate(plans) if plan.kind in DETECTION_HEADS]
         self._refs = [plan.refs for plan in plans[: self.output_index + 1]]
         last_use = {j: i for i, refs in enumerate(self._refs) for j in refs}
         self._keep = frozenset(last_use)

@@ -157,7 +157,7 @@ class Section:
     """
 
     type: str
-    options: Mapping[str, str | None]
+    options: Mapping[str, str | None] = field(hash=False)
     line: int
     index: int
     path: str = field(default="<cfg>", compare=False)

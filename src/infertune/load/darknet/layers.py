@@ -45,10 +45,14 @@ class BatchNormCPU(nn.BatchNorm2d):
 
     Buffers hold the file's values unchanged; the denominator is expressed as a variance
     (sqrt(var)+1e-6)² with eps 0, so ONNX export still gives one BatchNormalization.
-    Always uses the running statistics (inference semantics).
+    Always uses the running statistics (inference semantics). Folding passes should use
+    `effective_std()`; `eps` is 0 so that generic sqrt(var + eps) code is the closer guess.
     """
 
     bn_eps = "cpu"
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, eps=0.0)
 
     def effective_std(self) -> Tensor:
         """Per-channel denominator: sqrt(running_var) + 1e-6."""
@@ -61,7 +65,8 @@ class BatchNormCPU(nn.BatchNorm2d):
 
 
 class BatchNormGPU(nn.BatchNorm2d):
-    """Darknet GPU / AlexeyAB batch norm: (x − mean) / sqrt(var + 1e-5) (= BatchNorm2d)."""
+    """Darknet GPU / AlexeyAB batch norm: (x − mean) / sqrt(var + 1e-5) (= BatchNorm2d),
+    always with the running statistics."""
 
     bn_eps = "gpu"
 

@@ -8,6 +8,7 @@ counts the floats it expects first and refuses a file of any other size (unless
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,15 +69,31 @@ def _floats(arrays: list[FileArray]) -> int:
     return sum(a.tensor.numel() for a in arrays)
 
 
-def _read_file(path: Path) -> bytes:
+def _open(path: Path):
+    """Opens the file read-only (it is never modified), as ModelFileErrors naming it."""
     if path.is_dir():
         raise ModelFileError("is a directory, not a .weights file", path=path)
     try:
-        return path.read_bytes()  # read-only: the file is never modified
+        return open(path, "rb")
     except FileNotFoundError:
         raise ModelFileError("no such file", path=path) from None
     except OSError as exc:
         raise ModelFileError(f"cannot read: {exc.strerror or exc}", path=path) from None
+
+
+def _fill_layers(per_layer: list[list[FileArray]], values: np.ndarray) -> int:
+    """Copies consecutive values into whole layers while they last; returns layers filled."""
+    offset, loaded = 0, 0
+    with torch.no_grad():
+        for arrays in per_layer:
+            if offset + _floats(arrays) > len(values):
+                break
+            for array in arrays:
+                count = array.tensor.numel()
+                _fill(array, values[offset:offset + count])
+                offset += count
+            loaded += 1
+    return loaded
 
 
 def _size_error(path: Path, header: WeightsHeader, expected: int, found: int, stray: int,
@@ -112,26 +129,19 @@ def read_weights(net: torch.nn.Module, path: str | Path, *,
             float count other than the cfg's (message: expected vs found).
     """
     path = Path(path)
-    data = _read_file(path)
-    header = parse_header(data, str(path))
-    found, stray = divmod(len(data) - header.header_bytes, 4)
-    per_layer = _layer_arrays(net, header.transpose)
-    expected = sum(_floats(arrays) for arrays in per_layer)
-    name = getattr(net, "name", "this cfg")
-    if stray or found > expected or (found < expected and not allow_partial):
-        raise _size_error(path, header, expected, found, stray, name)
-    values = np.frombuffer(data, dtype="<f4", count=found, offset=header.header_bytes)
-    offset, loaded = 0, 0
-    with torch.no_grad():
-        for arrays in per_layer:
-            need = _floats(arrays)
-            if offset + need > found:
-                break
-            for array in arrays:
-                count = array.tensor.numel()
-                _fill(array, values[offset:offset + count])
-                offset += count
-            loaded += 1
+    with _open(path) as file:
+        size = os.fstat(file.fileno()).st_size
+        header = parse_header(file.read(20), str(path))
+        found, stray = divmod(size - header.header_bytes, 4)
+        per_layer = _layer_arrays(net, header.transpose)
+        expected = sum(_floats(arrays) for arrays in per_layer)
+        if stray or found > expected or (found < expected and not allow_partial):
+            raise _size_error(path, header, expected, found, stray, getattr(net, "name", "this cfg"))
+        file.seek(header.header_bytes)
+        values = np.fromfile(file, dtype="<f4", count=found)  # one copy, streamed
+    if len(values) != found:
+        raise WeightsError(f"file shrank while reading ({len(values)} of {found} floats)", path=path)
+    loaded = _fill_layers(per_layer, values)
     return WeightsHeader(header.major, header.minor, header.revision, header.seen,
                          header.header_bytes, header.transpose, found, loaded)
 

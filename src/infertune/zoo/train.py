@@ -1,0 +1,192 @@
+"""Deterministic CPU training of the reference models (`infertune zoo train NAME`).
+
+What makes a run repeatable, and its limits:
+* Every random draw comes from `seed`: weight initialisation (torch's RNG, forked so the
+  caller's state is untouched), the epoch shuffles and the augmentation shifts (one seeded
+  `torch.Generator`). No data-loader workers, no dropout.
+* `torch.use_deterministic_algorithms(True)` and a fixed thread count (`TRAIN_THREADS` = 2):
+  oneDNN's CPU kernels split work (and so float sums) by thread, so the same machine type with
+  the same thread count gives bit-identical weights run after run, while another thread count
+  or another CPU (AVX2 vs AVX-512 kernels) changes the last bits of early updates, which SGD
+  then amplifies. Retraining elsewhere reproduces the *accuracy* within a point, not the
+  weights; that is the tolerance the tests use.
+* The validation part (`sample:val`) is never seen during training: no early stopping and no
+  model selection on it. It is evaluated once, at the end, for the record.
+
+Batch norm: our Darknet layers always normalise with running statistics (inference
+semantics), so training runs the same convs through `F.batch_norm` in training mode
+(eps 1e-5, momentum 0.1) and the running variance is then converted to Darknet's CPU
+convention (x − mean)/(sqrt(var) + 1e-6), so the saved network computes what was trained.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import ConfigError
+
+TRAIN_THREADS = 2
+TRAIN_BN_EPS = 1e-5
+DARKNET_CPU_EPS = 1e-6  # Darknet's CPU batch norm: (x - mean) / (sqrt(var) + 1e-6)
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one reference model is trained (AdamW with a one-cycle learning rate).
+
+    Attributes:
+        epochs: passes over `sample:train`. batch_size: images per step.
+        lr: peak learning rate. weight_decay: AdamW decoupled decay.
+        shift: augmentation: random translation of up to ±shift pixels (zero fill).
+    """
+
+    epochs: int
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    shift: int = 2
+
+
+RECIPES: dict[str, Recipe] = {
+    "ref-small": Recipe(epochs=8),
+    "ref-large": Recipe(epochs=8),
+}
+
+
+def default_out_dir() -> Path:
+    """Where `zoo train` writes by default: a user folder, never the shipped weights."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join("~", ".local", "share")
+    return Path(base).expanduser() / "infertune" / "zoo"
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, threads: int) -> Iterator[None]:
+    """Seeded RNG, deterministic algorithms and a fixed thread count, restored afterwards."""
+    import torch
+
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic)
+            torch.set_num_threads(was_threads)
+
+
+def train_forward(net, x):
+    """DarknetNet forward with batch norm in training mode (batch statistics).
+
+    Only chains of layers are supported (no route/shortcut): the reference models are.
+    """
+    import torch.nn.functional as F
+
+    for layer in net.layers:
+        bn = getattr(layer, "bn", None)
+        if bn is None:
+            x = layer(x)
+            continue
+        y = layer.conv(x)
+        y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                         training=True, momentum=0.1, eps=TRAIN_BN_EPS)
+        x = layer.act(y)
+    return x.flatten(1)
+
+
+def to_darknet_bn(net) -> None:
+    """Rewrites running variances so Darknet's CPU batch norm equals the trained one.
+
+    Trained: (x − m)/sqrt(v + 1e-5). Darknet CPU: (x − m)/(sqrt(v') + 1e-6), so
+    v' = (sqrt(v + 1e-5) − 1e-6)².
+    """
+    import torch
+
+    with torch.no_grad():
+        for layer in net.layers:
+            bn = getattr(layer, "bn", None)
+            if bn is not None:
+                std = torch.sqrt(bn.running_var + TRAIN_BN_EPS) - DARKNET_CPU_EPS
+                bn.running_var.copy_(std * std)
+
+
+def shifted(x, shift: int, generator):
+    """Each image translated by its own random (dy, dx) in [−shift, shift], zero-filled."""
+    import torch
+    import torch.nn.functional as F
+
+    if shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (shift, shift, shift, shift))
+    offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=generator)
+    rows = offsets[:, 0, None] + torch.arange(h)[None, :]  # n × h
+    cols = offsets[:, 1, None] + torch.arange(w)[None, :]  # n × w
+    index = torch.arange(n)[:, None, None, None]
+    chan = torch.arange(x.shape[1])[None, :, None, None]
+    return padded[index, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def predict(net, x, batch_size: int = 256):
+    """Eval-mode logits of a float32 N×C×H×W numpy array, as a float32 numpy array."""
+    import numpy as np
+    import torch
+
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            outs.append(net(torch.from_numpy(x[start:start + batch_size])).numpy())
+    return np.concatenate(outs).astype(np.float32)
+
+
+def load_parts(preprocess: str, input_size: tuple[int, int]):
+    """(train, val) Datasets: the fixed parts of the built-in set at the model's input."""
+    from ..data import load_dataset
+
+    shape = (3, *input_size)
+    return (load_dataset("sample:train", input_shape=shape, preprocess=preprocess),
+            load_dataset("sample:val", input_shape=shape, preprocess=preprocess))
+
+
+def fit(net, train, recipe: Recipe, generator, budget_s: float, progress) -> dict[str, Any]:
+    """Trains `net` in place; returns epochs done, last-epoch loss/accuracy, stopped_early."""
+    import torch
+    import torch.nn.functional as F
+
+    x_all, y_all = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    steps = -(-len(x_all) // recipe.batch_size)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr,
+                                                   total_steps=recipe.epochs * steps)
+    start, stats = time.perf_counter(), {"epochs_done": 0, "stopped_early": False}
+    for epoch in range(recipe.epochs):
+        order = torch.randperm(len(x_all), generator=generator)
+        loss_sum, correct = 0.0, 0
+        for i in range(steps):
+            rows = order[i * recipe.batch_size:(i + 1) * recipe.batch_size]
+            x, y = shifted(x_all[rows], recipe.shift, generator), y_all[rows]
+            logits = train_forward(net, x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += float(loss.detach()) * len(rows)
+            correct += int((logits.argmax(1) == y).sum())
+            progress.advance(epoch, loss_sum / min((i + 1) * recipe.batch_size, len(x_all)))
+        stats.update(epochs_done=epoch + 1, train_loss=loss_sum / len(x_all),
+                     train_top1=correct / len(x_all))
+        if time.perf_counter() - start > budget_s and epoch + 1 < recipe.epochs:
+            stats["stopped_early"] = True
+            break
+    return stats
