@@ -113,3 +113,17 @@ def test_artifact_bytes_counts_companions_and_folders(tmp_path):
     assert artifact_bytes(tmp_path / "ir" / "m.xml") == 100
     assert artifact_bytes(tmp_path / "ir") == 100
     assert artifact_bytes("") is None and artifact_bytes(tmp_path / "absent") is None
+
+
+def test_peak_rss_is_the_childs_own_not_the_parents():
+    # Linux keeps ru_maxrss across fork+exec: a parent that once held 600 MiB would make
+    # every child look as big. VmHWM belongs to the child's own memory map.
+    import numpy as np
+
+    ballast = np.ones(600 * 2**20 // 8)  # touched: 600 MiB resident in this process
+    try:
+        small = _measure(factory("sleep", ms=0.1))
+    finally:
+        del ballast
+    assert small["status"] == "ok"
+    assert small["peak_rss_mb"] < 400, small["peak_rss_mb"]

@@ -51,7 +51,9 @@ def test_ort_opener_matches_numpy(tiny_onnx):
 
 
 def test_ort_opener_session_options():
-    from infertune.measure.ort_opener import ort, session_options
+    import onnxruntime as ort
+
+    from infertune.runtimes.onnxruntime import session_options
 
     so = session_options({"threads": 2})
     assert so.intra_op_num_threads == 2 and so.inter_op_num_threads == 1

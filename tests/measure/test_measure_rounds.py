@@ -73,7 +73,7 @@ def test_make_job_is_json_ready_and_complete():
     job = make_job(SessionFactory("onnxruntime", "m.onnx"), input_shape=spec, threads=2,
                    throughput=[1, 8])
     assert job["input"] == {"shape": [3, 32, 48], "dtype": "float32", "seed": 0}
-    assert job["session"]["module"] == "infertune.measure.ort_opener"
+    assert job["session"]["module"] == "infertune.runtimes.onnxruntime"
     assert job["threads"] == 2 and job["throughput"] == [1, 8]
     assert job["timing"] == {"warmup": 10, "min_runs": 50, "min_seconds": 5.0,
                              "max_runs": 1_000_000}

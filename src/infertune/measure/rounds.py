@@ -40,8 +40,14 @@ def make_job(factory: SessionFactory, *, input_shape: InputSpec | Sequence[int],
              timing: TimingConfig = TimingConfig(),
              throughput_timing: TimingConfig = THROUGHPUT_TIMING, threads: int | None = None,
              memory_cap_mb: float | None = None, max_batch: int = 256, device: str = "cpu",
-             energy: bool = True, overhead: bool = True, seed: int = 0) -> dict[str, Any]:
-    """The JSON job the worker runs (its fields are documented in worker.py)."""
+             energy: bool = True, overhead: bool = True, seed: int = 0,
+             parity: dict[str, Any] | None = None, e2e: dict[str, Any] | None = None,
+             speed: bool = True) -> dict[str, Any]:
+    """The JSON job the worker runs (its fields are documented in worker.py).
+
+    A factory whose options name a "device" (a GPU runtime) overrides `device`, so that
+    one comparison can hold CPU and GPU runtimes and each reads its own energy counter.
+    """
     if throughput != "auto" and isinstance(throughput, str):
         raise ConfigError(f"throughput must be a list of batch sizes or 'auto', not {throughput!r}")
     if memory_cap_mb is None and throughput == "auto":
@@ -54,8 +60,9 @@ def make_job(factory: SessionFactory, *, input_shape: InputSpec | Sequence[int],
             "throughput": "auto" if throughput == "auto" else [int(b) for b in throughput],
             "timing": timing.to_dict(), "throughput_timing": throughput_timing.to_dict(),
             "threads": int(threads or default_threads()), "memory_cap_mb": memory_cap_mb,
-            "max_batch": int(max_batch), "device": device, "energy": energy,
-            "overhead": overhead}
+            "max_batch": int(max_batch), "device": str(factory.options.get("device", device)),
+            "energy": energy, "overhead": overhead, "parity": parity, "e2e": e2e,
+            "speed": bool(speed)}
 
 
 def default_timeout_s(job: dict[str, Any]) -> float:
@@ -63,8 +70,8 @@ def default_timeout_s(job: dict[str, Any]) -> float:
     big model) plus three times every phase's minimum duration."""
     n_batches = (job["max_batch"].bit_length() if job["throughput"] == "auto"
                  else len(job["throughput"]))
-    return 300.0 + 3 * (job["timing"]["min_seconds"]
-                        + n_batches * job["throughput_timing"]["min_seconds"])
+    phases = job["timing"]["min_seconds"] * (2 if job.get("e2e") else 1)
+    return 300.0 + 3 * (phases + n_batches * job["throughput_timing"]["min_seconds"])
 
 
 def measure(factory: SessionFactory, *, timeout_s: float | None = None,

@@ -8,6 +8,8 @@ A runtime plugs in by registering an *opener* under its name in `OPENERS`:
     def open_openvino(artifact: str, options: Mapping[str, Any]) -> Session:
         ...
 
+    open_openvino.preload = ("openvino",)   # optional: imported in the child's import phase
+
 and by naming the module that performs that registration in `OPENER_MODULES` (or in the
 job's `SessionFactory.module`). The harness measures in a *fresh* child interpreter, so a
 registration made in the parent process is invisible there: the child re-imports the module
@@ -56,7 +58,12 @@ OPENERS: Registry[Opener] = Registry("runtime")
 # Where the child finds each runtime's opener. A runtime that lives elsewhere adds its line
 # here, or passes `module=` in its SessionFactory (third-party and test runtimes do that).
 OPENER_MODULES: dict[str, str] = {
-    "onnxruntime": "infertune.measure.ort_opener",
+    "torch": "infertune.runtimes.torch_eager",
+    "torchscript": "infertune.runtimes.torchscript",
+    "compile": "infertune.runtimes.torch_compile",
+    "onnxruntime": "infertune.runtimes.onnxruntime",
+    "openvino": "infertune.runtimes.openvino",
+    "tensorrt": "infertune.runtimes.tensorrt",
 }
 
 TESTING_MODULE = "infertune.measure.testing_runtimes"

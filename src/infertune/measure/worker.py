@@ -10,22 +10,32 @@ Job (JSON on stdin; rounds.make_job builds it):
     memory_cap_mb, max_batch    limits of the "auto" search
     device             "cpu" or "cuda[:i]" (chooses the energy counter)
     energy, overhead   whether to read energy / run the overhead probe
+    parity             optional {"path": .npz of inputs + reference outputs, "rel_tolerance",
+                       "why"}: the opened artifact must reproduce them (parity.py)
+    speed              false for a check-only job (no latency/throughput phases)
+    e2e                optional {"images", "preprocess", "shape"}: image-file-to-label timing
+                       next to the model-only latency (e2e.py; batch 1)
     result_path        where the result is written, after every phase (absent: printed
                        on stdout at the end, for replaying a job by hand)
 
-Phases, in order: import (the opener's module, with its framework), open + first call
-(cold start), latency (warm-up + timed loop, energy around it, peak RSS after it),
-throughput, overhead probe. The result is rewritten after each, so the parent keeps the
+Phases, in order: import (the opener's module, with its framework: the modules an opener
+names in its `preload` attribute are imported here, so that their import time is not
+charged to the cold start), open + first call (cold start), parity (if asked), latency
+(warm-up + timed loop, energy around it, peak RSS after it), e2e (if asked), throughput,
+overhead probe. The result is rewritten after each, so the parent keeps the
 finished phases of a child that crashes or hangs later.
 
-Peak RSS is `getrusage(RUSAGE_SELF).ru_maxrss`, the kernel's high-water mark of this
-process: it catches a spike of any duration at no cost to the timed loop, where polling
-with psutil would miss short spikes (one inference's activations) and steal CPU from the
-runtime on a 2-core machine.
+Peak RSS is the kernel's high-water mark of this process's memory map, `VmHWM` in
+/proc/self/status: it catches a spike of any duration at no cost to the timed loop, where
+polling with psutil would miss short spikes (one inference's activations) and steal CPU from
+the runtime on a 2-core machine. Not `getrusage().ru_maxrss`: Linux carries that figure
+across fork+exec, so a child started by a parent holding a 1 GB model would report the
+parent's peak, not its own (seen here: every child reported the pytest process's 785 MB).
 """
 from __future__ import annotations
 
 import faulthandler
+import importlib
 import json
 import os
 import resource
@@ -36,14 +46,21 @@ from typing import Any
 import numpy as np
 
 from ..errors import RuntimeUnavailable
-from . import energy, stats, timing
+from . import energy, parity, stats, timing
 from .isolate import THREAD_VARS, empty_result, write_result
 from .session import SessionFactory, get_opener
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far, in MiB."""
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's peak resident set size so far, in MiB (see the module docstring)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10  # kB
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # no /proc: macOS, BSD
     return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10  # bytes vs KiB
 
 
@@ -149,23 +166,54 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300]
 
 
+def _import(factory: SessionFactory, res: dict[str, Any]):
+    t0 = time.perf_counter_ns()
+    opener = get_opener(factory.runtime, factory.module)
+    for module in getattr(opener, "preload", ()):  # the framework, imported lazily otherwise
+        importlib.import_module(module)
+    res["import_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    return opener
+
+
+def _parity(session, job: dict[str, Any], res: dict[str, Any]) -> None:
+    res["parity"] = parity.run_check(session, job["parity"])
+    if not res["parity"]["passed"]:
+        raise parity.ParityError(res["parity"]["message"])
+
+
+def _e2e(session, job: dict[str, Any], res: dict[str, Any]) -> None:
+    from .e2e import run_e2e
+
+    p50 = res["latency_ms"]["p50"] if res.get("latency_ms") else None
+    res["e2e"] = run_e2e(session, job["e2e"], timing.TimingConfig.from_dict(job["timing"]), p50)
+
+
+def _speed(session, x, job: dict[str, Any], prog: Progress) -> None:
+    prog.phase("latency")
+    latency = _latency(session, x, job, prog.res)
+    if job.get("e2e"):
+        prog.phase("e2e")
+        _e2e(session, job, prog.res)
+    prog.phase("throughput")
+    _throughput(session, job, prog.res, latency)
+    if job.get("overhead", True):
+        prog.phase("overhead")
+        prog.res["harness_overhead_us"] = timing.overhead_probe()["p50_us"]
+
+
 def _phases(job: dict[str, Any], prog: Progress) -> None:
     res = prog.res
     factory = SessionFactory.from_dict(job["session"])
     res["thread_env"] = {var: os.environ.get(var) for var in THREAD_VARS}
     prog.phase("import")
-    t0 = time.perf_counter_ns()
-    opener = get_opener(factory.runtime, factory.module)
-    res["import_ms"] = (time.perf_counter_ns() - t0) / 1e6
+    opener = _import(factory, res)
     prog.phase("open")
     session, x = _cold_start(factory, opener, job, res)
-    prog.phase("latency")
-    latency = _latency(session, x, job, res)
-    prog.phase("throughput")
-    _throughput(session, job, res, latency)
-    if job.get("overhead", True):
-        prog.phase("overhead")
-        res["harness_overhead_us"] = timing.overhead_probe()["p50_us"]
+    if job.get("parity"):
+        prog.phase("parity")
+        _parity(session, job, res)
+    if job.get("speed", True):
+        _speed(session, x, job, prog)
     prog.phase("close")
     session.close()
 

@@ -190,3 +190,122 @@ def fit(net, train, recipe: Recipe, generator, budget_s: float, progress) -> dic
             stats["stopped_early"] = True
             break
     return stats
+
+
+class EpochProgress:
+    """A rich progress bar on stderr: one task per run, advanced per step, loss shown."""
+
+    def __init__(self, name: str, epochs: int, steps: int, enabled: bool = True):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._steps = steps
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                             TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(),
+                             console=Console(stderr=True), disable=not enabled, transient=False)
+        self._task = self._bar.add_task(f"training {name}", total=epochs * steps, epoch=1,
+                                        epochs=epochs, loss=float("nan"))
+
+    def __enter__(self) -> "EpochProgress":
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def advance(self, epoch: int, loss: float) -> None:
+        self._bar.update(self._task, advance=1, epoch=epoch + 1, loss=loss)
+
+
+def trainable(name: str):
+    """The zoo entry of a trainable reference model, or a ConfigError naming them."""
+    from . import ZOO
+
+    if name not in RECIPES:
+        raise ConfigError(f"only the reference models can be trained, not {name!r}; "
+                          f"choose one of: {', '.join(RECIPES)}")
+    return ZOO.get(name)
+
+
+def train_reference(name: str, out_dir: str | Path | None = None, *, epochs: int | None = None,
+                    seed: int = 0, threads: int = TRAIN_THREADS, time_budget_s: float = 900.0,
+                    progress: bool = True) -> dict[str, Any]:
+    """Trains a reference model and writes NAME.cfg, NAME.weights and NAME.json to `out_dir`.
+
+    Args:
+        name: "ref-small" or "ref-large".
+        out_dir: output folder; default `default_out_dir()` (never the shipped weights).
+        epochs: instead of the recipe's (a shorter run for tests).
+        seed: seeds initialisation, shuffling and augmentation.
+        threads: torch threads (part of what makes the run repeatable; module docstring).
+        time_budget_s: stop after the epoch that passes this (recorded as stopped_early).
+        progress: show a progress bar on stderr.
+
+    Returns:
+        The record written to NAME.json, plus `files` (the three paths).
+    """
+    import torch
+
+    entry = trainable(name)
+    recipe = RECIPES[name] if epochs is None else replace(RECIPES[name], epochs=int(epochs))
+    if recipe.epochs < 1 or threads < 1:
+        raise ConfigError("epochs and threads must be at least 1")
+    train, val = load_parts(entry.preprocess, entry.input_size)
+    start = time.perf_counter()
+    with deterministic(seed, threads):
+        net = entry.build(entry.num_classes, entry.input_size)
+        generator = torch.Generator().manual_seed(seed)
+        steps = -(-len(train) // recipe.batch_size)
+        with EpochProgress(name, recipe.epochs, steps, enabled=progress) as bar:
+            stats = fit(net, train, recipe, generator, time_budget_s, bar)
+        to_darknet_bn(net)
+        logits = predict(net, val.x)
+    seconds = time.perf_counter() - start
+    record = make_record(entry, net, recipe, stats, val, logits, seed=seed, threads=threads,
+                         seconds=seconds, train_description=train.description)
+    files = write_outputs(Path(out_dir) if out_dir else default_out_dir(), entry, net, record)
+    return {**record, "files": files}
+
+
+def make_record(entry, net, recipe: Recipe, stats: dict, val, logits, *, seed: int,
+                threads: int, seconds: float, train_description: str) -> dict[str, Any]:
+    """The JSON record of a training run (see `train_reference`)."""
+    import numpy as np
+    import torch
+
+    from ..metrics import classification_report
+
+    report = classification_report(logits, val.y, class_names=val.class_names)
+    keep = ("n", "top1", "top1_ci", "top5", "top5_ci", "f1_macro", "f1_macro_ci")
+    return {
+        "name": entry.name, "input": [3, *entry.input_size], "num_classes": entry.num_classes,
+        "val": {"data": "sample:val", "description": val.description,
+                **{k: report[k] for k in keep}},
+        "train": {"data": "sample:train", "description": train_description,
+                  **{k: stats[k] for k in ("train_loss", "train_top1") if k in stats},
+                  "note": "last epoch, running over augmented batches"},
+        "macs": int(sum(net.macs)), "params": int(sum(p.numel() for p in net.parameters())),
+        "recipe": {**asdict(recipe), "optimizer": "AdamW, one-cycle learning rate",
+                   "loss": "cross-entropy on logits"},
+        "seed": seed, "threads": threads, "epochs_done": stats["epochs_done"],
+        "stopped_early": stats["stopped_early"], "train_seconds": round(seconds, 2),
+        "versions": {"torch": torch.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}",
+    }
+
+
+def write_outputs(out: Path, entry, net, record: dict[str, Any]) -> dict[str, str]:
+    """Writes NAME.weights, NAME.cfg and NAME.json (each atomically; the record last)."""
+    from .._atomic import write_text
+    from ..load.darknet import write_weights
+
+    stem = out / entry.name
+    paths = {"weights": f"{stem}.weights", "cfg": f"{stem}.cfg", "record": f"{stem}.json"}
+    record["weights_bytes"] = write_weights(net, paths["weights"])
+    record["weights_sha256"] = hashlib.sha256(Path(paths["weights"]).read_bytes()).hexdigest()
+    height, width = entry.input_size
+    write_text(paths["cfg"], entry.cfg_text(height, width, entry.num_classes))
+    write_text(paths["record"], json.dumps(record, indent=2) + "\n")
+    return paths

@@ -1,0 +1,188 @@
+"""What every runtime provides, the registry that lists them, and helpers they share.
+
+A runtime is two things:
+- a `Runtime` object in `RUNTIMES` (parent side): `available()` says, without importing the
+  framework, whether it can run here and why not; `build()` turns a ModelHandle into an
+  artifact on disk; `options(batch)` are the opener options for a measurement.
+- an *opener* in `infertune.measure.session.OPENERS` (child side): it opens the artifact
+  in the fresh measuring process (`opener` below registers it, with the modules to import
+  in the child's import phase so that their import time is not charged to the cold start).
+
+Frameworks are imported only inside functions: `import infertune.runtimes` must stay cheap,
+and a runtime whose library is missing must still be listable with its reason.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..errors import InfertuneError
+from ..measure.session import OPENERS, Opener
+from ..registry import Registry
+from ..types import ModelHandle
+
+
+class ArtifactError(InfertuneError):
+    """A runtime could not build, save or reload its artifact (a failed result, not a crash)."""
+
+
+class Incompatible(ArtifactError):
+    """The runtime cannot take this kind of model at all (e.g. torch.compile on TorchScript)."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a runtime's outputs may be from the reference's, and why.
+
+    Attributes:
+        rel: the largest accepted max |diff|, as a fraction of max(1, max |reference|).
+        why: the reason for this bound (what differs between the runtime and the reference).
+    """
+
+    rel: float
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rel": self.rel, "why": self.why}
+
+
+# FP32 runtimes that reorder float operations (other convolution algorithms, fused and
+# blocked kernels, different summation order) differ from PyTorch by rounding that grows with
+# depth: ~1e-6..1e-5 relative on a ResNet-50. 1e-3 of the output's magnitude leaves a
+# 100x margin and still catches a wrong op, a wrong layout or a silent low-precision path
+# (BF16 rounds at ~4e-3 relative per op).
+FP32_REORDERED = Tolerance(1e-3, "FP32 with other kernels and summation order than PyTorch "
+                                 "eager: rounding differences only (~1e-5 relative); a wrong "
+                                 "op or a silent BF16/FP16 path is 10x or more beyond it")
+
+
+class Runtime:
+    """Base of every runtime (subclasses set the class attributes and `build`).
+
+    Attributes:
+        name: registry key and opener name ("onnxruntime").
+        accepts: ModelHandle formats it can build from.
+        requires: importable modules it needs (checked with find_spec: nothing imported).
+        install: what to install when they are missing.
+        tolerance: parity tolerance against the float reference, with its reason.
+        description: one line for listings.
+    """
+
+    name: str = ""
+    accepts: tuple[str, ...] = ("torch",)
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    tolerance: Tolerance = FP32_REORDERED
+    description: str = ""
+
+    def available(self) -> tuple[bool, str | None]:
+        """(True, None), or (False, why not) without importing the framework."""
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            hint = f" ({self.install})" if self.install else ""
+            return False, f"{', '.join(missing)} not installed{hint}"
+        return self.hardware_available()
+
+    def hardware_available(self) -> tuple[bool, str | None]:
+        """Whether the hardware it needs is here (a GPU runtime overrides this)."""
+        return True, None
+
+    def incompatible(self, handle: ModelHandle) -> str | None:
+        """Why this runtime cannot take `handle`, or None."""
+        if handle.format not in self.accepts:
+            return (f"{self.name} runs {' or '.join(self.accepts)} models; this model is "
+                    f"{handle.format}")
+        return None
+
+    def build(self, handle: ModelHandle, workdir: str | Path, *,
+              input_size: tuple[int, int] | None = None, threads: int | None = None) -> Path:
+        """Writes the artifact for `handle` under `workdir` and returns its path.
+
+        Raises:
+            ArtifactError: it cannot be built or does not load back (Incompatible: never can).
+            UnsupportedModel: the ONNX export it needs failed.
+        """
+        raise NotImplementedError
+
+    def options(self, batch: int | None) -> dict[str, Any]:
+        """Opener options for a measurement at `batch` (None: several batch sizes)."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        ok, reason = self.available()
+        return {"name": self.name, "accepts": list(self.accepts), "available": ok,
+                "reason": reason, "tolerance": self.tolerance.to_dict(),
+                "description": self.description}
+
+
+RUNTIMES: Registry[Runtime] = Registry("runtime")
+
+
+def register(runtime: Runtime) -> Runtime:
+    """Adds a runtime object to RUNTIMES under its name."""
+    RUNTIMES.add(runtime.name, runtime)
+    return runtime
+
+
+def opener(name: str, *, preload: Sequence[str] = ()) -> Callable[[Opener], Opener]:
+    """Registers an opener in OPENERS; `preload` = modules the child imports before opening."""
+
+    def decorator(fn: Opener) -> Opener:
+        fn.preload = tuple(preload)  # type: ignore[attr-defined]
+        OPENERS.add(name, fn)
+        return fn
+
+    return decorator
+
+
+def workdir_for(workdir: str | Path, name: str) -> Path:
+    path = Path(workdir) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def onnx_artifact(handle: ModelHandle, workdir: str | Path,
+                  input_size: tuple[int, int] | None = None) -> Path:
+    """The model as ONNX under `workdir`, exported (and checked against it) once and shared
+    by the runtimes that start from ONNX (ONNX Runtime, OpenVINO, TensorRT)."""
+    from ..export import export_onnx
+
+    path = workdir_for(workdir, "onnx") / "model.onnx"
+    if not path.exists():
+        export_onnx(handle, path, input_size=input_size)
+    return path
+
+
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would use, or None."""
+    import os
+
+    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def nvidia_gpus() -> tuple[str, ...]:
+    """Names of the NVIDIA GPUs nvidia-smi lists (empty without one or without nvidia-smi)."""
+    from ..measure.fingerprint import gpu_info
+
+    return tuple(g.get("name", "?") for g in (gpu_info() or []))
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300]}" if lines else type(exc).__name__
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Intra-op threads of this process's torch (the measured thread count)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))

@@ -1,0 +1,145 @@
+"""OpenVINO on the CPU: the model exported to ONNX, converted to OpenVINO IR (.xml + .bin,
+FP32 weights: compress_to_fp16=False), compiled by the CPU plugin.
+
+Precision, the trap: on a CPU with AVX-512 BF16 or AMX the CPU plugin *silently* runs BF16
+unless told otherwise (Darknet19_448 here: 50 ms "default" vs 108-123 ms FP32). An FP32
+figure therefore sets INFERENCE_PRECISION_HINT=f32 explicitly (option "precision", default
+"f32"; "default" leaves the plugin's choice), and the session reads back from the compiled
+model what really runs: the compiled INFERENCE_PRECISION_HINT and the histogram of the
+execution graph's per-node runtime precisions, both in `session_info`.
+
+Performance hint: LATENCY for batch 1 (one stream using every thread), THROUGHPUT for larger
+batches. Under THROUGHPUT the plugin makes several streams that only help when several
+requests run at once, so a batch is split into one chunk per optimal infer request and the
+chunks run concurrently on an AsyncInferQueue; `run` returns when all are done (this is how
+OpenVINO's own benchmark_app reaches its throughput, here within one call).
+
+Absolute imports: this module is `infertune.runtimes.openvino`; `import openvino` is the library.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping
+
+from infertune.runtimes.base import (ArtifactError, Runtime, first_line, onnx_artifact, opener,
+                                     register, workdir_for)
+
+PRECISIONS = ("f32", "bf16", "f16", "default")
+
+
+def to_ir(onnx_path: Path, out: Path) -> Path:
+    """Converts an ONNX file to IR at `out` (.xml; .bin beside it) and reads it back."""
+    import openvino as ov
+
+    try:
+        model = ov.convert_model(str(onnx_path))
+        ov.save_model(model, str(out), compress_to_fp16=False)
+        ov.Core().read_model(str(out))
+    except Exception as exc:
+        raise ArtifactError(f"OpenVINO conversion failed: {first_line(exc)}") from None
+    return out
+
+
+def compile_config(options: Mapping[str, Any]) -> dict[str, Any]:
+    """CPU plugin properties for the options (module docstring)."""
+    precision = options.get("precision", "f32")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    batch = options.get("batch")
+    hint = options.get("hint") or ("THROUGHPUT" if batch and int(batch) > 1 else "LATENCY")
+    config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+    if options.get("threads"):
+        config["INFERENCE_NUM_THREADS"] = int(options["threads"])
+    if precision != "default":
+        config["INFERENCE_PRECISION_HINT"] = precision
+    return config
+
+
+def runtime_precisions(compiled) -> dict[str, int]:
+    """How many nodes of the execution graph run in each precision (read from the plugin)."""
+    counts: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "runtimePrecision" in info:
+            counts[str(info["runtimePrecision"].astype(str))] += 1
+    return dict(counts)
+
+
+def _type_name(value: Any) -> str:
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+
+class OpenVinoSession:
+    """A compiled model; batches split over concurrent requests under THROUGHPUT."""
+
+    def __init__(self, artifact: str, options: Mapping[str, Any]):
+        import openvino as ov
+
+        self._ov = ov
+        self.options = dict(options)
+        self.config = compile_config(options)
+        core = ov.Core()
+        self._compiled = core.compile_model(core.read_model(artifact), "CPU", self.config)
+        self._request = self._compiled.create_infer_request()
+        self._n = 1
+        if self.config["PERFORMANCE_HINT"] == "THROUGHPUT":
+            self._n = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._queue = ov.AsyncInferQueue(self._compiled, self._n) if self._n > 1 else None
+        self._chunks: list = []
+        if self._queue is not None:
+            self._queue.set_callback(self._collect)
+
+    def _collect(self, request, index: int) -> None:
+        self._chunks[index] = [request.get_output_tensor(i).data.copy()
+                               for i in range(len(self._compiled.outputs))]
+
+    def run(self, x):
+        import numpy as np
+
+        if self._queue is None or x.shape[0] < 2:
+            result = self._request.infer({0: x})
+            return [result[port] for port in self._compiled.outputs]
+        parts = np.array_split(x, min(self._n, x.shape[0]))
+        self._chunks = [None] * len(parts)
+        for i, part in enumerate(parts):
+            self._queue.start_async({0: part}, userdata=i)
+        self._queue.wait_all()
+        return [np.concatenate(outs) for outs in zip(*self._chunks)]
+
+    def close(self) -> None:
+        self._queue = self._request = self._compiled = None
+
+    def describe(self) -> dict[str, Any]:
+        c = self._compiled
+        return {"device": "CPU", "requested_precision": self.options.get("precision", "f32"),
+                "inference_precision": _type_name(c.get_property("INFERENCE_PRECISION_HINT")),
+                "runtime_precisions": runtime_precisions(c),
+                "performance_hint": str(c.get_property("PERFORMANCE_HINT")),
+                "num_streams": int(c.get_property("NUM_STREAMS")), "infer_requests": self._n,
+                "inference_num_threads": int(c.get_property("INFERENCE_NUM_THREADS")),
+                "openvino": self._ov.__version__}
+
+
+class OpenVinoRuntime(Runtime):
+    name = "openvino"
+    accepts = ("torch", "onnx")
+    requires = ("openvino", "onnx", "onnxruntime")  # the ONNX export is checked with ORT
+    install = "pip install openvino"
+    description = "OpenVINO CPU plugin, FP32 requested explicitly (LATENCY/THROUGHPUT hint)"
+
+    def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
+        source = onnx_artifact(handle, workdir, input_size)
+        return to_ir(source, workdir_for(workdir, self.name) / "model.xml")
+
+    def options(self, batch: int | None) -> dict[str, Any]:
+        return {"precision": "f32", "batch": batch}
+
+
+register(OpenVinoRuntime())
+
+
+@opener("openvino", preload=("numpy", "openvino"))
+def open_openvino(artifact: str, options: Mapping[str, Any]) -> OpenVinoSession:
+    """Compiles the IR for the CPU with the options' precision, hint and threads."""
+    return OpenVinoSession(artifact, options)

@@ -1,0 +1,107 @@
+"""torch.compile with the inductor backend, weights frozen: what PyTorch offers for CPU serving.
+
+The artifact is the eager runtime's ExportedProgram (torch_eager.py says why); compiling
+happens where it would happen in a deployment: in the serving process, on the first call at
+each input shape. So the session times that first call per shape and reports it as
+`compile_ms` (in `session_info`, lifted into the result), apart from the steady-state
+latency; the harness's cold start (open + first call) therefore *includes* the compile,
+which is what a fresh serving process pays.
+
+Settings, and why:
+- `freezing=True`: weights become constants, so inductor folds BatchNorm into convolutions
+  and picks weight layouts ahead of time (55 vs 69 ms on Darknet19_448 here, one run).
+- `dynamic=False`: every measurement runs one batch size, and a shape-specialised kernel is
+  what a fixed-batch server would run.
+- a fresh inductor cache folder per process (unless the option `fresh_cache` is false):
+  otherwise the second round would reuse the first's compiled kernels and report a compile
+  time, and a cold start, that a new machine never sees.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from .base import (Incompatible, Runtime, Tolerance, cxx_compiler, opener, register,
+                   set_torch_threads)
+from .torch_eager import TorchSession, is_script_module, load_module, program_artifact
+
+
+class TorchCompile(Runtime):
+    name = "compile"
+    accepts = ("torch",)
+    requires = ("torch",)
+    install = "pip install torch"
+    # Inductor fuses ops into generated C++ loops with its own vectorised reductions and,
+    # frozen, folds BatchNorm: the float summation order differs from eager's kernels.
+    tolerance = Tolerance(1e-3, "generated C++ kernels with their own summation order, "
+                                "BatchNorm folded: FP32 rounding differences only")
+    description = "torch.compile (inductor, freezing) on the torch.export program"
+
+    def hardware_available(self) -> tuple[bool, str | None]:
+        if cxx_compiler() is None:
+            return False, "torch.compile's CPU backend needs a C++ compiler (g++ or clang++)"
+        return True, None
+
+    def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
+        if is_script_module(handle.obj):
+            raise Incompatible("torch.compile needs an nn.Module; this model is TorchScript")
+        set_torch_threads(threads)
+        return program_artifact(handle, workdir, input_size)
+
+    def options(self, batch: int | None) -> dict[str, Any]:
+        return {"freezing": True, "fresh_cache": True}
+
+
+register(TorchCompile())
+
+
+class CompiledSession(TorchSession):
+    """A compiled module; the first call at each input shape is timed as its compile."""
+
+    def __init__(self, module, options: Mapping[str, Any], info: dict[str, Any],
+                 cache_dir: str | None):
+        super().__init__(module, options, info)
+        self.compile_ms: dict[str, float] = {}
+        self._cache_dir = cache_dir
+
+    def run(self, x):
+        key = "x".join(str(d) for d in x.shape)
+        if key in self.compile_ms:
+            return super().run(x)
+        t0 = time.perf_counter_ns()
+        out = super().run(x)
+        self.compile_ms[key] = (time.perf_counter_ns() - t0) / 1e6
+        return out
+
+    def close(self) -> None:
+        super().close()
+        if self._cache_dir:
+            shutil.rmtree(self._cache_dir, ignore_errors=True)
+
+    def describe(self) -> dict[str, Any]:
+        first = next(iter(self.compile_ms.values()), None)
+        return {**super().describe(), "compile_ms": first, "compile_ms_by_shape": dict(self.compile_ms),
+                "compile_note": "first call at a shape: compile plus one inference"}
+
+
+@opener("compile", preload=("numpy", "torch", "torch._inductor.config"))
+def open_compile(artifact: str, options: Mapping[str, Any]) -> CompiledSession:
+    """Loads the program and wraps it in torch.compile (compiled lazily at the first call)."""
+    import torch
+    import torch._inductor.config as inductor_config
+
+    set_torch_threads(options.get("threads"))
+    cache = None
+    if options.get("fresh_cache", True):
+        cache = tempfile.mkdtemp(prefix="infertune-inductor-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # read by inductor at compile time
+    inductor_config.freezing = bool(options.get("freezing", True))
+    mode = options.get("mode")  # None = inductor's default; "max-autotune" is slower to build
+    compiled = torch.compile(load_module(artifact), backend="inductor", mode=mode, dynamic=False)
+    info = {"artifact_kind": "torch.export program", "backend": "inductor", "mode": mode or "default",
+            "freezing": inductor_config.freezing, "inductor_cache": "fresh" if cache else "shared"}
+    return CompiledSession(compiled, options, info, cache)

@@ -1,0 +1,139 @@
+"""PyTorch eager, FP32, in inference mode: the baseline every other runtime is compared with.
+
+The artifact is an ExportedProgram saved with `torch.export.save` (`model.pt2`), exported
+with a dynamic batch dimension. Why this and not the alternatives:
+- `torch.save(module)` pickles the class and needs arbitrary code to load (our loaders refuse
+  such pickles, rightly); a state dict plus "how to rebuild it" would depend on the source
+  (zoo name, cfg file, user code) still being there and importable in the child.
+- The exported program is self-contained, loads without the model's Python code, and runs
+  op by op with the same ATen kernels as the module: on Darknet19_448 its outputs are
+  bit-identical to the module's and its latency is the same (101 vs 103 ms, one run here).
+`torch.export.load` may fall back to unpickling; that is acceptable here only because the
+file is one infertune has just written into its own private work folder, never user input.
+
+A TorchScript source (a ScriptModule cannot be exported) is saved with `torch.jit.save`
+instead (`model.ts`), unfrozen, and run as TorchScript's interpreter runs it.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..types import ModelHandle
+from .base import (ArtifactError, Runtime, Tolerance, first_line, opener, register,
+                   set_torch_threads, workdir_for)
+
+# Exporting at batch 1 would let torch.export specialise the batch to the constant 1
+# (0/1 specialisation); an example batch of 2 keeps it symbolic.
+_EXAMPLE_BATCH = 2
+
+
+def is_script_module(module: Any) -> bool:
+    import torch
+
+    return isinstance(module, torch.jit.ScriptModule)
+
+
+def example_input(handle: ModelHandle, batch: int = _EXAMPLE_BATCH,
+                  input_size: tuple[int, int] | None = None):
+    import torch
+
+    spec = handle.input_spec if input_size is None else handle.input_spec.with_hw(*input_size)
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn((batch, *spec.chw), generator=generator)
+
+
+def export_program(handle: ModelHandle, out: Path,
+                   input_size: tuple[int, int] | None = None) -> Path:
+    """Saves `handle` as an ExportedProgram with a dynamic batch dimension at `out`."""
+    import torch
+
+    x = example_input(handle, input_size=input_size)
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.export(handle.obj, (x,), dynamic_shapes=({0: batch},))
+        torch.export.save(program, str(out))
+    except Exception as exc:
+        raise ArtifactError(f"torch.export cannot export this model with a dynamic batch: "
+                            f"{first_line(exc)}") from None
+    return out
+
+
+def program_artifact(handle: ModelHandle, workdir: str | Path,
+                     input_size: tuple[int, int] | None = None) -> Path:
+    """The shared eager artifact (torch and compile start from the same file)."""
+    folder = workdir_for(workdir, "torch")
+    if is_script_module(handle.obj):
+        import torch
+
+        out = folder / "model.ts"
+        if not out.exists():
+            torch.jit.save(handle.obj, str(out))
+        return out
+    out = folder / "model.pt2"
+    return out if out.exists() else export_program(handle, out, input_size)
+
+
+def load_module(artifact: str):
+    """The runnable module of a .pt2 (ExportedProgram) or .ts (TorchScript) artifact."""
+    import torch
+
+    if artifact.endswith(".ts"):
+        return torch.jit.load(artifact, map_location="cpu").eval()
+    return torch.export.load(artifact).module()
+
+
+class TorchEager(Runtime):
+    name = "torch"
+    accepts = ("torch",)
+    requires = ("torch",)
+    install = "pip install torch"
+    # Same ATen kernels on the same inputs as the reference module: differences, if any, are
+    # in the last bits (a changed summation order in a fused op).
+    tolerance = Tolerance(1e-5, "the same ATen kernels as the reference module, op by op: "
+                                "only last-bit rounding may differ")
+    description = "PyTorch eager FP32 (inference mode), from a torch.export program"
+
+    def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
+        set_torch_threads(threads)
+        return program_artifact(handle, workdir, input_size)
+
+
+register(TorchEager())
+
+
+class TorchSession:
+    """A torch module run on numpy batches under inference_mode; outputs as numpy arrays."""
+
+    def __init__(self, module, options: Mapping[str, Any], info: dict[str, Any]):
+        import torch
+
+        from ..profile.torch_counts import tensors_in
+
+        self._torch, self._tensors_in = torch, tensors_in
+        self._module = module
+        self.options = dict(options)
+        self.info = info
+
+    def run(self, x):
+        with self._torch.inference_mode():
+            out = self._module(self._torch.from_numpy(x))
+        return [t.numpy() for t in self._tensors_in(out)]
+
+    def close(self) -> None:
+        self._module = None
+
+    def describe(self) -> dict[str, Any]:
+        torch = self._torch
+        return {**self.info, "torch": torch.__version__, "intra_op_threads": torch.get_num_threads()}
+
+
+@opener("torch", preload=("numpy", "torch"))
+def open_torch(artifact: str, options: Mapping[str, Any]) -> TorchSession:
+    """Loads the eager artifact and runs it op by op."""
+    set_torch_threads(options.get("threads"))
+    kind = "TorchScript (unfrozen)" if artifact.endswith(".ts") else "torch.export program"
+    return TorchSession(load_module(artifact), options, {"artifact_kind": kind, "mode": "eager"})
