@@ -44,9 +44,61 @@ def zoo_list(names: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for name in names or ZOO.names():
         entry = ZOO.get(name)
-        prof = profile_model(load_model(name))
+        handle = load_model(name)
+        prof = profile_model(handle)
+        recorded = handle.meta.get("recorded_accuracy") or {}
         rows.append({"name": name, "family": entry.family, "input_size": list(entry.input_size),
                      "num_classes": entry.num_classes, "params": prof["params"],
                      "macs": prof["macs"], "preprocess": entry.preprocess,
-                     "description": entry.description})
+                     "description": entry.description, "weights": handle.meta.get("weights"),
+                     "recorded_top1": recorded.get("top1")})
     return rows
+
+
+def bench(model: str | ModelHandle, *, runtimes: str | list[str] = "all",
+          batches: str | list[int] = (1,), threads: int | None = None, rounds: int = 3,
+          min_runs: int = 50, min_seconds: float = 5.0, e2e: str | None = None,
+          input_size: tuple[int, int] | None = None, progress=None,
+          **load_options: Any) -> dict[str, Any]:
+    """Builds, checks and times `model` on each runtime, interleaved in rounds.
+
+    Args:
+        runtimes: "all" (every registered runtime; unavailable ones reported with the
+            reason) or names ("torch,onnxruntime" or a list). The first is the baseline.
+        batches: batch sizes ("1,8" or [1, 8]) or "auto" (latency at 1, throughput search).
+        threads: intra-op threads for every runtime (default: physical cores).
+        rounds, min_runs, min_seconds: rounds of A B C ...; per measurement at least
+            min_runs timed calls and min_seconds of timed time.
+        e2e: an image file or folder: also time image file -> class label at batch 1.
+        progress: called with one line of text per step (the CLI prints it to stderr).
+
+    Returns:
+        {"machine", "model", "threads", "rounds", "batches", "timing", "runtimes", "e2e",
+         "results"}: one result per runtime and batch (see infertune.bench_results).
+    """
+    from .bench import run_bench
+
+    return run_bench(model, runtimes=runtimes, batches=batches, threads=threads, rounds=rounds,
+                     min_runs=min_runs, min_seconds=min_seconds, e2e=e2e,
+                     input_size=input_size, progress=progress, **load_options)
+
+
+def evaluate(model: str | ModelHandle, data: str, *, reference: str | ModelHandle | None = None,
+             **options: Any) -> dict[str, Any]:
+    """Accuracy on `data` (with labels), fidelity to `reference` and the paired comparison.
+
+    Options: labels_file, preprocess, limit, seed, skip_bad, batch_size, threads, runtime,
+    input_size and the model-loading options (see infertune.evaluate.evaluate).
+    """
+    from .evaluate import evaluate as _evaluate
+
+    return _evaluate(model, data, reference=reference, **options)
+
+
+def zoo_train(name: str, *, out: str | None = None, epochs: int | None = None, seed: int = 0,
+              progress: bool = True) -> dict[str, Any]:
+    """Trains reference model `name` on `sample:train`; writes NAME.cfg/.weights/.json to
+    `out` (default: a user folder, never the shipped weights) and returns the record."""
+    from .zoo.train import train_reference
+
+    return train_reference(name, out, epochs=epochs, seed=seed, progress=progress)

@@ -67,9 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = [_json_flag()]
     model = [_model_options(), *common]
 
-    p = sub.add_parser("zoo", parents=common, help="list the built-in architectures")
+    p = sub.add_parser("zoo", parents=common, help="list the built-in architectures",
+                       epilog="`infertune zoo train NAME` trains a reference model "
+                              "(see `infertune zoo train --help`)")
     p.add_argument("names", nargs="*", help="only these entries")
     p.set_defaults(run=cmd_zoo)
+    _add_zoo_train(sub, common)
+    _add_eval(sub, model)
 
     p = sub.add_parser("profile", parents=model, help="params, MACs, bytes per layer and in total")
     p.add_argument("model", help=MODEL_HELP)
@@ -82,7 +86,145 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("bench", parents=model,
+                       help="time the model on each runtime, side by side (interleaved rounds)")
+    _bench_flags(p)
+    p.set_defaults(run=cmd_bench)
     return parser
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return value
+
+
+def _bench_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--runtime", default="all", metavar="LIST",
+                   help="comma-separated runtimes (torch, torchscript, compile, onnxruntime, "
+                        "openvino, tensorrt) or 'all' (default); the first is the baseline")
+    p.add_argument("--batch", default="1", metavar="SIZES",
+                   help="batch sizes, e.g. 1,8,32, or 'auto' (latency at 1 and a throughput "
+                        "search for the best batch); default 1")
+    p.add_argument("--threads", type=positive_int,
+                   help="intra-op threads for every runtime (default: physical cores)")
+    p.add_argument("--rounds", type=positive_int, default=3,
+                   help="interleaved rounds A B C A B C ... (default 3)")
+    p.add_argument("--min-runs", type=positive_int, default=50,
+                   help="at least this many timed calls per measurement (default 50)")
+    p.add_argument("--min-seconds", type=non_negative_float, default=5.0,
+                   help="and at least this many seconds of timed calls (default 5)")
+    p.add_argument("--e2e", metavar="IMAGE_OR_FOLDER",
+                   help="also time image file -> class label (decode + preprocess + model + "
+                        "argmax) at batch 1, next to the model-only time")
+
+
+def cmd_bench(args: argparse.Namespace) -> Any:
+    from . import api
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    result = api.bench(args.model, runtimes=args.runtime, batches=args.batch,
+                       threads=args.threads, rounds=args.rounds, min_runs=args.min_runs,
+                       min_seconds=args.min_seconds, e2e=args.e2e, input_size=args.input_size,
+                       progress=progress, **load_options(args))
+    if not args.json:
+        from .render import bench_table
+
+        bench_table(result)
+    return result
+
+
+# `infertune zoo train NAME` is parsed by a subcommand named "zoo-train" (not listed in the
+# help): `zoo` itself takes optional positional names, which argparse cannot mix with nested
+# subcommands, so the two words are joined before parsing. `infertune zoo NAME...` still lists.
+ZOO_TRAIN = "zoo-train"
+
+
+def zoo_train_argv(argv: list[str]) -> list[str]:
+    """["zoo", "train", ...] -> ["zoo-train", ...]; anything else unchanged."""
+    return [ZOO_TRAIN, *argv[2:]] if argv[:2] == ["zoo", "train"] else argv
+
+
+def _add_zoo_train(sub, common: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(ZOO_TRAIN, parents=common, prog="infertune zoo train",
+                       description="Train a reference model (ref-small, ref-large) on the sample "
+                                   "set's train part, deterministically on the CPU.")
+    p.add_argument("name", help="ref-small or ref-large")
+    p.add_argument("--out", help="output folder for NAME.cfg, NAME.weights, NAME.json (default: "
+                                 "~/.local/share/infertune/zoo; the shipped weights are replaced "
+                                 "only if --out points at them)")
+    p.add_argument("--epochs", type=int, help="instead of the recipe's epochs")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and "
+                                                       "augmentation (default 0)")
+    p.set_defaults(run=cmd_zoo_train)
+
+
+def _add_eval(sub, model: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("eval", parents=model, help="accuracy (with labels) and fidelity to a "
+                                                   "reference model, with 95%% intervals",
+                       description="--seed also seeds the --limit sample choice.")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--data", required=True, help="'sample' (or sample:val, the part the "
+                   "reference models never trained on), an image folder, or an .npz (x, y)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line (index = line)")
+    p.add_argument("--preprocess", help="preset (darknet, imagenet, none) or "
+                                        "'preset,key=value,...' (default: the model's)")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate N samples (stratified)")
+    p.add_argument("--skip-bad", action="store_true", help="leave bad samples out, listed")
+    p.add_argument("--batch-size", type=int, default=64, help="inference batch (default 64)")
+    p.add_argument("--reference", metavar="MODEL",
+                   help="the original model: adds fidelity and the paired top-1 comparison")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    p.add_argument("--runtime", help="run the model on this runtime (see `infertune bench`) "
+                                     "instead of in-process torch / ONNX Runtime")
+    p.set_defaults(run=cmd_eval)
+
+
+def cmd_zoo_train(args: argparse.Namespace) -> Any:
+    from . import api
+
+    result = api.zoo_train(args.name, out=args.out, epochs=args.epochs, seed=args.seed,
+                           progress=True)  # on stderr: stdout stays pure JSON
+    if not args.json:
+        from .render import make_console
+        from .render_eval import train_summary
+
+        train_summary(result, make_console())
+    return result
+
+
+def cmd_eval(args: argparse.Namespace) -> Any:
+    from . import api
+
+    result = api.evaluate(args.model, args.data, reference=args.reference,
+                          labels_file=args.labels, preprocess=args.preprocess, limit=args.limit,
+                          skip_bad=args.skip_bad, batch_size=args.batch_size,
+                          threads=args.threads, runtime=args.runtime,
+                          input_size=args.input_size, **load_options(args))
+    if not args.json:
+        from .render import make_console
+        from .render_eval import eval_table
+
+        eval_table(result, make_console())
+    return result
 
 
 def cmd_zoo(args: argparse.Namespace) -> Any:
@@ -122,7 +264,7 @@ def cmd_export(args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(zoo_train_argv(sys.argv[1:] if argv is None else list(argv)))
     run: Callable[[argparse.Namespace], Any] = args.run
     try:
         result = run(args)

@@ -35,12 +35,15 @@ def _shape(shape: Any) -> str:
 
 
 def zoo_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
-    table = Table(title="infertune zoo (random weights unless a checkpoint is given)")
-    for col in ("name", "input", "classes", "params", "MACs", "preprocess", "description"):
+    table = Table(title="infertune zoo (random weights unless trained or a checkpoint is given)")
+    for col in ("name", "input", "classes", "params", "MACs", "preprocess", "weights", "description"):
         table.add_column(col, justify="right" if col in ("params", "MACs", "classes") else "left")
     for r in rows:
+        weights = r.get("weights") or "random"
+        if r.get("recorded_top1") is not None:
+            weights = f"{weights} ({100 * r['recorded_top1']:.1f}% val top-1)"
         table.add_row(r["name"], _shape(r["input_size"]), str(r["num_classes"]), human(r["params"]),
-                      human(r["macs"]), r["preprocess"], r["description"])
+                      human(r["macs"]), r["preprocess"], weights, r["description"])
     (console or make_console()).print(table)
 
 
@@ -79,3 +82,108 @@ def export_summary(result: dict[str, Any], console: Console | None = None) -> No
         if result.get(key) is not None:
             parts.append(f"{key} {result[key]}")
     console.print(" · ".join(parts))
+
+
+# --------------------------------------------------------------------------- bench
+
+BENCH_COLUMNS = ("runtime", "batch", "p50 ms", "p90 ms", "p99 ms", "img/s", "peak RSS",
+                 "artifact", "cold start", "speedup (IQR)", "status")
+
+
+def _num(value: Any, fmt: str = "{:.1f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def _speedup(row: dict[str, Any]) -> str:
+    s = row.get("speedup")
+    if not s:
+        return "–"
+    if s["n"] < 2:
+        return f"{s['median']:.2f}×"
+    return f"{s['median']:.2f}× ({s['q1']:.2f}–{s['q3']:.2f})"
+
+
+def _throughput(row: dict[str, Any]) -> str:
+    ips = row.get("throughput_ips") or {}
+    value = ips.get(str(row["batch"])) if len(ips) <= 1 else ips.get(str(row.get("best_batch")))
+    text = _num(value)
+    return text if len(ips) <= 1 or value is None else f"{text} @{row['best_batch']}"
+
+
+def bench_rows(result: dict[str, Any]) -> list[list[str]]:
+    """The table's cells, one list per result row (shared by the terminal and Markdown)."""
+    rows = []
+    for r in result["results"]:
+        lat = r.get("latency_ms") or {}
+        rows.append([r["label"] or r["runtime"], str(r["batch"]), _num(lat.get("p50"), "{:.2f}"),
+                     _num(lat.get("p90"), "{:.2f}"), _num(lat.get("p99"), "{:.2f}"),
+                     _throughput(r), _num(r.get("peak_rss_mb"), "{:.0f} MiB"),
+                     _num(r.get("artifact_mb"), "{:.1f} MiB"),
+                     _num(r.get("cold_start_ms"), "{:.0f} ms"), _speedup(r),
+                     r.get("status") or "–"])
+    return rows
+
+
+def bench_notes(result: dict[str, Any]) -> list[str]:
+    """One line per fact a reader needs beside the numbers: setup, precision, failures."""
+    cpu = result["machine"].get("cpu", {})
+    notes = [f"{result['threads']} thread(s) for every runtime · {result['rounds']} interleaved "
+             f"round(s) · {cpu.get('model')} ({cpu.get('physical_cores')} cores) · speedup = "
+             "median of per-round p50 ratios vs the first runtime (IQR across rounds)"]
+    for r in result["results"]:
+        info, tag = r.get("session_info") or {}, f"{r['runtime']} b{r['batch']}"
+        if info.get("inference_precision"):
+            notes.append(f"{tag}: precision that ran {info['inference_precision']} (requested "
+                         f"{info.get('requested_precision')}; nodes by precision "
+                         f"{info.get('runtime_precisions')})")
+        if r.get("compile_ms") is not None:
+            notes.append(f"{tag}: compile {r['compile_ms'] / 1e3:.1f} s (first call; inside "
+                         "the cold start)")
+        if r.get("status") not in ("ok", None) and r.get("reason"):
+            notes.append(f"{tag}: {r['status']}: {r['reason']}")
+        notes += [f"{tag}: {w}" for w in r.get("warnings") or []]
+    return notes
+
+
+def bench_e2e_rows(result: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for r in result["results"]:
+        e2e = r.get("e2e")
+        if e2e and e2e.get("latency_ms"):
+            rows.append([r["runtime"], _num(e2e["model_only_p50_ms"], "{:.2f}"),
+                         _num(e2e["latency_ms"]["p50"], "{:.2f}"),
+                         _num(e2e.get("added_p50_ms"), "{:.2f}")])
+    return rows
+
+
+def bench_table(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or make_console()
+    table = Table(title=f"bench of {result['model'].get('name')} "
+                        f"(input {_shape(result['model']['input']['shape'])})")
+    for col in BENCH_COLUMNS:
+        table.add_column(col, justify="left" if col in ("runtime", "status") else "right")
+    for cells in bench_rows(result):
+        table.add_row(*cells)
+    console.print(table)
+    e2e = bench_e2e_rows(result)
+    if e2e:
+        t = Table(title=f"image file → label, batch 1 "
+                        f"({result['e2e']['preprocess']} preprocessing)")
+        for col in ("runtime", "model p50 ms", "end-to-end p50 ms", "added ms"):
+            t.add_column(col, justify="left" if col == "runtime" else "right")
+        for cells in e2e:
+            t.add_row(*cells)
+        console.print(t)
+    for note in bench_notes(result):
+        console.print(f"note: {note}", highlight=False, markup=False)
+
+
+def bench_markdown(result: dict[str, Any]) -> str:
+    """The same table as Markdown (benchmarks/ writes it; the README quotes it)."""
+    lines = ["| " + " | ".join(BENCH_COLUMNS) + " |",
+             "| " + " | ".join("---" if c in ("runtime", "status") else "---:"
+                               for c in BENCH_COLUMNS) + " |"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in bench_rows(result)]
+    lines.append("")
+    lines += [f"- {note}" for note in bench_notes(result)]
+    return "\n".join(lines) + "\n"

@@ -28,12 +28,31 @@ def load_zoo(name: str, opts: "LoadOptions") -> ModelHandle:
     height, width = opts.input_size or entry.input_size
     num_classes = opts.num_classes or entry.num_classes
     module = seeded(opts.seed, entry.build, num_classes, (height, width)).eval()
+    meta = {"family": entry.family, "num_classes": num_classes, "preprocess": entry.preprocess,
+            "weights": "random", "seed": opts.seed, "zoo": name}
+    if entry.weights is not None:
+        meta.update(_trained(entry, module, num_classes))
     return ModelHandle(
         format="torch",
         obj=module,
         input_spec=InputSpec(shape=("batch", 3, height, width)),
         name=name,
         source=name,
-        meta={"family": entry.family, "num_classes": num_classes, "preprocess": entry.preprocess,
-              "weights": "random", "seed": opts.seed, "zoo": name},
+        meta=meta,
     )
+
+
+def _trained(entry, module, num_classes: int) -> dict:
+    """Loads a trained entry's shipped weights into `module`; the meta that says so."""
+    from ..zoo.reference import load_trained
+
+    if num_classes != entry.num_classes:
+        raise ConfigError(f"{entry.name} is trained for {entry.num_classes} classes; its head "
+                          f"cannot have {num_classes}")
+    record = load_trained(entry, module)
+    val = record.get("val", {})
+    return {"weights": "trained", "seed": record.get("seed"),
+            "recorded_accuracy": {k: val.get(k) for k in ("data", "n", "top1", "top1_ci",
+                                                          "top5", "top5_ci")},
+            "record": {k: record.get(k) for k in ("macs", "params", "epochs_done",
+                                                  "train_seconds", "weights_sha256")}}

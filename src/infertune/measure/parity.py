@@ -76,7 +76,8 @@ def _shape_problem(reference: list, got: list) -> str | None:
         return f"{len(got)} outputs where the reference has {len(reference)}"
     for ref, out in zip(reference, got):
         if np.shape(ref) != np.shape(out):
-            return f"output shape {list(np.shape(out))} where the reference has {list(np.shape(ref))}"
+            return (f"output shape {list(np.shape(out))} where the reference has "
+                    f"{list(np.shape(ref))}")
     return None
 
 

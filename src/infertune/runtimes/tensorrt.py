@@ -41,7 +41,8 @@ def build_engine(onnx_path: Path, out: Path, chw: tuple[int, int, int]) -> Path:
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise ArtifactError(f"TensorRT cannot parse the ONNX model: {errors[:300]}")
     config = builder.create_builder_config()
-    config.clear_flag(trt.BuilderFlag.TF32)  # TF32 matmuls would make this a reduced-precision figure
+    # TF32 matmuls would make this a reduced-precision figure, not an FP32 one.
+    config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
     name = network.get_input(0).name
     profile.set_shape(name, (1, *chw), (OPT_BATCH, *chw), (MAX_BATCH, *chw))
@@ -65,7 +66,8 @@ class TensorRtRuntime(Runtime):
     def available(self) -> tuple[bool, str | None]:
         # The GPU first: without one, whether the package is installed does not matter.
         if not nvidia_gpus():
-            return False, "TensorRT needs an NVIDIA GPU: none found (no nvidia-smi or no GPU listed)"
+            return False, ("TensorRT needs an NVIDIA GPU: none found (no nvidia-smi or no "
+                           "GPU listed)")
         return super().available()
 
     def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
@@ -101,7 +103,8 @@ class TensorRtSession:
         self._context = self._engine.create_execution_context()
         self._stream = torch.cuda.Stream()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        self._inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self._inputs = [n for n in names
+                        if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self._outputs = [n for n in names if n not in self._inputs]
 
     def run(self, x):

@@ -84,7 +84,8 @@ class CompiledSession(TorchSession):
 
     def describe(self) -> dict[str, Any]:
         first = next(iter(self.compile_ms.values()), None)
-        return {**super().describe(), "compile_ms": first, "compile_ms_by_shape": dict(self.compile_ms),
+        return {**super().describe(), "compile_ms": first,
+                "compile_ms_by_shape": dict(self.compile_ms),
                 "compile_note": "first call at a shape: compile plus one inference"}
 
 
@@ -102,6 +103,7 @@ def open_compile(artifact: str, options: Mapping[str, Any]) -> CompiledSession:
     inductor_config.freezing = bool(options.get("freezing", True))
     mode = options.get("mode")  # None = inductor's default; "max-autotune" is slower to build
     compiled = torch.compile(load_module(artifact), backend="inductor", mode=mode, dynamic=False)
-    info = {"artifact_kind": "torch.export program", "backend": "inductor", "mode": mode or "default",
+    info = {"artifact_kind": "torch.export program", "backend": "inductor",
+            "mode": mode or "default",
             "freezing": inductor_config.freezing, "inductor_cache": "fresh" if cache else "shared"}
     return CompiledSession(compiled, options, info, cache)

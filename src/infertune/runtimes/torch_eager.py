@@ -71,7 +71,9 @@ def program_artifact(handle: ModelHandle, workdir: str | Path,
 
         out = folder / "model.ts"
         if not out.exists():
-            torch.jit.save(handle.obj, str(out))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.13
+                torch.jit.save(handle.obj, str(out))
         return out
     out = folder / "model.pt2"
     return out if out.exists() else export_program(handle, out, input_size)
@@ -82,7 +84,9 @@ def load_module(artifact: str):
     import torch
 
     if artifact.endswith(".ts"):
-        return torch.jit.load(artifact, map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.13
+            return torch.jit.load(artifact, map_location="cpu").eval()
     return torch.export.load(artifact).module()
 
 
@@ -128,7 +132,8 @@ class TorchSession:
 
     def describe(self) -> dict[str, Any]:
         torch = self._torch
-        return {**self.info, "torch": torch.__version__, "intra_op_threads": torch.get_num_threads()}
+        return {**self.info, "torch": torch.__version__,
+                "intra_op_threads": torch.get_num_threads()}
 
 
 @opener("torch", preload=("numpy", "torch"))

@@ -6,5 +6,6 @@ from . import darknet_family  # noqa: E402,F401  (registers darknet19, darknet19
 from . import resnet  # noqa: E402,F401
 from . import mobilenet  # noqa: E402,F401
 from . import shufflenet  # noqa: E402,F401
+from . import reference  # noqa: E402,F401  (ref-small, ref-large: trained, weights shipped)
 
 __all__ = ["ZOO", "ZooEntry", "register"]

@@ -21,11 +21,18 @@ Design choices, and why:
 """
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelFileError
 from .darknet_family import DarknetArch, avgpool, conv, maxpool, pairs
 from .registry import ZooEntry, register
 
 INPUT_SIZE = (32, 32)
 NUM_CLASSES = 10
+WEIGHTS_DIR = Path(__file__).parent / "weights"  # shipped as package data (pyproject.toml)
 
 
 def logits_head(num_classes: int) -> list[str]:
@@ -59,6 +66,42 @@ ARCHS: tuple[DarknetArch, ...] = (
     DarknetArch("ref-large", large_body, INPUT_SIZE,
                 "trained reference: 8-conv Darknet-19-like digit classifier (sample:train), 32x32"),
 )  # fmt: skip
+
+
+def read_record(entry: ZooEntry) -> dict[str, Any]:
+    """The JSON record shipped next to a trained entry's weights.
+
+    Raises:
+        ModelFileError: the record is missing or unreadable (a broken installation).
+    """
+    path = WEIGHTS_DIR / f"{Path(entry.weights or entry.name).stem}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"cannot read the record of {entry.name} ({exc.__class__.__name__}); "
+                             "reinstall infertune or retrain with `infertune zoo train`",
+                             path=path) from None
+
+
+def load_trained(entry: ZooEntry, net) -> dict[str, Any]:
+    """Fills `net` with the entry's shipped weights, checked against its record; returns it.
+
+    Raises:
+        ModelFileError: missing files, or weights whose SHA-256 is not the recorded one
+            (weights and record from different training runs).
+    """
+    from ..load.darknet import read_weights
+
+    record = read_record(entry)
+    path = WEIGHTS_DIR / str(entry.weights)
+    if not path.is_file():
+        raise ModelFileError(f"the trained weights of {entry.name} are missing", path=path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != record.get("weights_sha256"):
+        raise ModelFileError(f"the weights of {entry.name} do not match its record "
+                             "(different training runs)", path=path)
+    read_weights(net, path)
+    return record
 
 
 def _register_all() -> None:

@@ -1,0 +1,293 @@
+"""`infertune eval`: accuracy against labels, fidelity to a reference model, and the paired
+comparison of the two, on the same preprocessed samples.
+
+Flow: load the model → load the data at the model's input shape with its preprocessing
+preset (`--preprocess`, else the model's `meta["preprocess"]`, else the reference's, else
+"darknet") → batched inference → metrics (infertune.metrics).
+
+Inference runs in this process: a torch model under `torch.inference_mode` with `threads`
+intra-op threads, an ONNX file with ONNX Runtime's CPU provider; with `runtime` the model is
+built into that runtime's artifact (infertune.runtimes) and run through its session. The
+reference always runs in-process (it is the float original).
+
+Names: `accuracy` needs labels; `fidelity` is agreement with the reference model's outputs
+(never called accuracy); `comparison` is candidate − reference top-1 on the same samples
+with a paired bootstrap interval and McNemar's p-value (what an accuracy budget is tested
+against).
+
+JSON: the result holds only finite numbers. A non-finite float (an SQNR of +inf for identical
+outputs) is written as null, with a sibling `<key>_nonfinite` = "inf", "-inf" or "nan" that
+says which; strict JSON parsers reject Infinity and NaN, and a string in a numeric field
+would surprise every consumer that does arithmetic on it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from typing import Any, Callable
+
+from .errors import ConfigError, DataError, RuntimeUnavailable, UnsupportedModel
+from .load import load_model
+from .types import ModelHandle
+
+DEFAULT_PREPROCESS = "darknet"
+
+
+def evaluate(model: str | ModelHandle, data: str, *, reference: str | ModelHandle | None = None,
+             labels_file: str | None = None, preprocess: str | None = None,
+             limit: int | None = None, seed: int = 0, skip_bad: bool = False,
+             batch_size: int = 64, threads: int | None = None, runtime: str | None = None,
+             input_size: tuple[int, int] | None = None, **load_options: Any) -> dict[str, Any]:
+    """Evaluates `model` on `data` (see the module docstring); returns JSON-ready data.
+
+    Args:
+        model, reference: model sources (see load_model); the reference is optional.
+        data: "sample" (or "sample:val"), an image folder, or an .npz.
+        labels_file, limit, skip_bad: as in load_dataset; `seed` seeds `limit` (and the
+            random weights of a zoo architecture without trained weights).
+        preprocess: a preset or "preset,key=value" (default: the model's own).
+        batch_size, threads: inference batch and intra-op threads (default: all cores).
+        runtime: a runtime name from infertune.runtimes (default: in-process torch/ORT).
+
+    Raises:
+        ConfigError: bad options, a class-count mismatch, or no labels and no reference.
+        DataError: unreadable data or labels out of the model's range.
+    """
+    if batch_size < 1 or (threads is not None and threads < 1):
+        raise ConfigError("batch size and threads must be at least 1")
+    threads = threads or os.cpu_count() or 1
+    handle = load_model(model, seed=seed, input_size=input_size, **load_options)
+    ref = (load_model(reference, seed=seed, input_size=input_size, **load_options)
+           if reference is not None else None)
+    pre, pre_from = choose_preprocess(preprocess, handle, ref)
+    with tempfile.TemporaryDirectory(prefix="infertune-eval-") as workdir:
+        runner = open_runner(handle, runtime, threads, batch_size, workdir)
+        try:
+            k = output_classes(runner, handle)
+            ds = load_dataset_for(data, handle, pre, k, labels_file=labels_file, limit=limit,
+                                  seed=seed, skip_bad=skip_bad)
+            if not ds.labelled and ref is None:
+                raise ConfigError(f"no labels in {data}: pass --reference MODEL to measure fidelity")
+            start = time.perf_counter()
+            logits = run_batches(runner, ds.x, runner.batch or batch_size)
+            seconds = time.perf_counter() - start
+        finally:
+            runner.close()
+    ref_logits = reference_logits(ref, ds, data, preprocess, pre, threads, batch_size,
+                                  labels_file=labels_file, limit=limit, seed=seed,
+                                  skip_bad=skip_bad) if ref is not None else None
+    result = assemble(handle, ref, ds, pre, pre_from, logits, ref_logits)
+    result.update(runtime=runner.name, threads=threads, batch_size=runner.batch or batch_size,
+                  inference_s=round(seconds, 4))
+    return json_safe(result)
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+def choose_preprocess(preprocess: str | None, handle: ModelHandle, ref: ModelHandle | None):
+    """(Preprocess, where it came from): the flag, the model, the reference, or the default."""
+    from .data import resolve_preprocess
+
+    if preprocess:
+        return resolve_preprocess(preprocess), "--preprocess"
+    for label, h in (("model", handle), ("reference", ref)):
+        if h is not None and h.meta.get("preprocess"):
+            return resolve_preprocess(h.meta["preprocess"]), label
+    return resolve_preprocess(DEFAULT_PREPROCESS), "default"
+
+
+def load_dataset_for(data: str, handle: ModelHandle, pre, k: int, **options: Any):
+    """The dataset at the model's input shape, checked against its K output classes."""
+    from .data import load_dataset
+
+    ds = load_dataset(data, input_shape=handle.input_spec.chw, preprocess=pre, num_classes=k,
+                      **options)
+    if ds.labelled and len(ds.class_names) != k:
+        hint = ("" if options.get("labels_file") else
+                "; pass --labels FILE to map the data's classes to the model's outputs")
+        raise ConfigError(f"{data} has {len(ds.class_names)} classes but {handle.name} outputs "
+                          f"{k} scores{hint}")
+    return ds
+
+
+# --------------------------------------------------------------------------- inference
+
+
+class Runner:
+    """Runs batches of one model: `run(x) -> raw outputs`; `batch` is a fixed batch or None."""
+
+    def __init__(self, name: str, run: Callable, close: Callable[[], None] = lambda: None,
+                 batch: int | None = None):
+        self.name, self.run, self.close, self.batch = name, run, close, batch
+
+
+def open_runner(handle: ModelHandle, runtime: str | None, threads: int, batch_size: int,
+                workdir: str) -> Runner:
+    """A Runner for the model: in-process torch/ORT, or the named runtime's session."""
+    static = handle.input_spec.shape[0]
+    fixed = static if isinstance(static, int) else None  # a model exported at one batch size
+    if runtime is not None:
+        return runtime_runner(handle, runtime, threads, fixed or batch_size, workdir)
+    if handle.format == "onnx":
+        from .measure.session import get_opener
+
+        session = get_opener("onnxruntime")(str(handle.path), {"threads": threads})
+        return Runner("onnxruntime (in-process)", session.run, session.close, fixed)
+    return torch_runner(handle.obj, threads, fixed)
+
+
+def torch_runner(module, threads: int, fixed: int | None) -> Runner:
+    """Runs a torch module under inference_mode with `threads` threads (restored on close)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+
+    def run(x):
+        with torch.inference_mode():
+            return module(torch.from_numpy(x))
+
+    return Runner("torch (in-process)", run, lambda: torch.set_num_threads(before), fixed)
+
+
+def runtime_runner(handle: ModelHandle, name: str, threads: int, batch: int,
+                   workdir: str) -> Runner:
+    """Builds the runtime's artifact and opens its session here; full batches only."""
+    from .measure.session import SessionFactory
+    from .runtimes import RUNTIMES
+
+    rt = RUNTIMES.get(name)
+    ok, why = rt.available()
+    if not ok:
+        raise RuntimeUnavailable(f"runtime {name} is not available here: {why}")
+    why = rt.incompatible(handle)
+    if why:
+        raise ConfigError(why)
+    artifact = rt.build(handle, workdir, threads=threads)
+    session = SessionFactory(name, str(artifact), options=rt.options(batch)).open(threads=threads)
+    return Runner(name, session.run, session.close, batch)
+
+
+def first_output(out: Any, n: int):
+    """The first output as float32 N×K numpy (N×K×1×1 flattened); else UnsupportedModel."""
+    import numpy as np
+
+    while isinstance(out, (list, tuple, dict)):
+        out = list(out.values())[0] if isinstance(out, dict) else out[0]
+    arr = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
+    arr = arr.astype(np.float32, copy=False)
+    if arr.ndim == 4 and arr.shape[2:] == (1, 1):
+        arr = arr.reshape(arr.shape[0], -1)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise UnsupportedModel(f"eval needs a classifier whose output is N×K scores; this "
+                               f"model outputs shape {tuple(arr.shape)} for {n} images")
+    return arr
+
+
+def output_classes(runner: Runner, handle: ModelHandle) -> int:
+    """K, the number of scores per image, from one forward pass on zeros."""
+    import numpy as np
+
+    n = runner.batch or 1
+    x = np.zeros((n, *handle.input_spec.chw), dtype=np.float32)
+    return int(first_output(runner.run(x), n).shape[1])
+
+
+def run_batches(runner: Runner, x, batch_size: int):
+    """N×K float32 outputs over consecutive batches; a fixed-batch runner gets the last
+    batch padded with zeros (the padding rows are dropped)."""
+    import numpy as np
+
+    outs = []
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        n = len(batch)
+        if runner.batch and n < runner.batch:
+            batch = np.concatenate([batch, np.zeros((runner.batch - n, *batch.shape[1:]),
+                                                    dtype=batch.dtype)])
+        outs.append(first_output(runner.run(np.ascontiguousarray(batch)), len(batch))[:n])
+    return np.concatenate(outs)
+
+
+def reference_logits(ref: ModelHandle, ds, data: str, preprocess: str | None, pre,
+                     threads: int, batch_size: int, **options: Any):
+    """The reference's outputs on the same samples (re-read if its input differs)."""
+    ref_pre, _ = choose_preprocess(preprocess, ref, None)
+    if ref.input_spec.chw != tuple(ds.x.shape[1:]) or ref_pre != pre:
+        from .data import load_dataset
+
+        other = load_dataset(data, input_shape=ref.input_spec.chw, preprocess=ref_pre, **options)
+        if other.ids != ds.ids:
+            raise DataError("the reference model's input differs and the same samples could "
+                            "not be read again for it", path=data)
+        ds = other
+    with tempfile.TemporaryDirectory(prefix="infertune-eval-") as workdir:
+        runner = open_runner(ref, None, threads, batch_size, workdir)
+        try:
+            return run_batches(runner, ds.x, runner.batch or batch_size)
+        finally:
+            runner.close()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def describe_model(handle: ModelHandle, k: int) -> dict[str, Any]:
+    meta = handle.meta
+    return {"name": handle.name, "source": handle.source, "format": handle.format,
+            "input": list(handle.input_spec.chw), "num_classes": k,
+            "weights": meta.get("weights"), "recorded_accuracy": meta.get("recorded_accuracy")}
+
+
+def assemble(handle, ref, ds, pre, pre_from: str, logits, ref_logits) -> dict[str, Any]:
+    """The result dict (before JSON sanitising): accuracy, fidelity, comparison, notes."""
+    from .metrics import classification_report, compare_top1, fidelity
+
+    k, notes = logits.shape[1], []
+    result: dict[str, Any] = {
+        "model": describe_model(handle, k),
+        "reference": describe_model(ref, ref_logits.shape[1]) if ref is not None else None,
+        "data": ds.describe(), "preprocess": {**pre.to_dict(), "from": pre_from},
+        "accuracy": None, "fidelity": None, "comparison": None}
+    if ds.labelled:
+        result["accuracy"] = classification_report(logits, ds.y, class_names=ds.class_names)
+    if ref_logits is not None:
+        if ref_logits.shape != logits.shape:
+            raise ConfigError(f"the reference outputs {ref_logits.shape[1]} scores per image, "
+                              f"the model {k}: they cannot be compared")
+        result["fidelity"] = {**fidelity(ref_logits, logits), "reference": ref.name,
+                              "note": "agreement with the reference model, not accuracy"}
+        if ds.labelled:
+            result["comparison"] = {**compare_top1(ref_logits, logits, ds.y),
+                                    "baseline_model": ref.name, "candidate_model": handle.name}
+        if looks_like_probabilities(ref_logits):
+            notes.append("the reference outputs look like probabilities (softmax): cosine and "
+                         "SQNR compare probabilities, not logits")
+    result["notes"] = notes
+    return result
+
+
+def looks_like_probabilities(out) -> bool:
+    """Rows non-negative and summing to 1 (a softmax head)."""
+    import numpy as np
+
+    return bool((out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
+
+
+def json_safe(obj: Any) -> Any:
+    """A copy with non-finite floats replaced by null plus `<key>_nonfinite` (module docstring)."""
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                out[key] = None
+                out[f"{key}_nonfinite"] = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+            else:
+                out[key] = json_safe(value)
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [None if isinstance(v, float) and not math.isfinite(v) else json_safe(v) for v in obj]
+    return obj

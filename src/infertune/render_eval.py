@@ -1,0 +1,127 @@
+"""Terminal rendering of `infertune eval` and `infertune zoo train` results (rich, stdout).
+
+Pure presentation: every number shown is in the result dict that --json prints. Fractions
+are shown as percentages with their 95% intervals in brackets.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+MAX_CONFUSION_CLASSES = 20  # a wider matrix does not fit a terminal
+MAX_PER_CLASS_ROWS = 20  # beyond this, only the classes with the lowest F1
+
+
+def pct(value: float | None, ci: list[float] | None = None) -> str:
+    """0.9712, [0.96, 0.98] -> '97.12% [96.00, 98.00]'."""
+    if value is None:
+        return "–"
+    text = f"{100 * value:.2f}%"
+    return f"{text} [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else text
+
+
+def accuracy_table(acc: dict[str, Any]) -> Table:
+    """Top-1/top-5 and the macro/weighted averages, each with its interval."""
+    table = Table(title=f"accuracy on {acc['n']} labelled samples (95% intervals)")
+    for col in ("metric", "value [95% CI]"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    table.add_row("top-1", pct(acc["top1"], acc["top1_ci"]))
+    table.add_row(f"top-{acc.get('top5_k', 5)}", pct(acc["top5"], acc["top5_ci"]))
+    for avg in ("macro", "weighted"):
+        for metric in ("precision", "recall", "f1"):
+            key = f"{metric}_{avg}"
+            table.add_row(f"{metric} ({avg})", pct(acc[key], acc[f"{key}_ci"]))
+    return table
+
+
+def per_class_table(acc: dict[str, Any]) -> Table:
+    """Per-class P/R/F1/support; the worst MAX_PER_CLASS_ROWS by F1 when there are more."""
+    rows = acc["per_class"]
+    title = "per class"
+    if len(rows) > MAX_PER_CLASS_ROWS:
+        rows = sorted(rows, key=lambda r: (r["f1"], r["index"]))[:MAX_PER_CLASS_ROWS]
+        title = f"per class: the {MAX_PER_CLASS_ROWS} lowest F1 of {len(acc['per_class'])}"
+    table = Table(title=title)
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for r in rows:
+        table.add_row(str(r["class"]), pct(r["precision"]), pct(r["recall"]), pct(r["f1"]),
+                      str(r["support"]))
+    return table
+
+
+def confusion_table(acc: dict[str, Any]) -> Table:
+    """Rows: true class; columns: predicted class (counts)."""
+    names = {r["index"]: str(r["class"]) for r in acc["per_class"]}
+    labels = [names.get(i, str(i)) for i in acc["labels"]]
+    table = Table(title="confusion matrix (rows: true, columns: predicted)")
+    table.add_column("true \\ pred", justify="left")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(labels, acc["confusion"]):
+        table.add_row(label, *(str(v) if v else "·" for v in row))
+    return table
+
+
+def fidelity_lines(fid: dict[str, Any]) -> list[str]:
+    sqnr = fid.get("sqnr_db")
+    sqnr_text = f"{sqnr:.1f} dB" if sqnr is not None else f"{fid.get('sqnr_db_nonfinite', '?')} dB"
+    return [f"fidelity to {fid['reference']} on {fid['n']} samples (agreement, not accuracy):",
+            f"  top-1 agreement {pct(fid['top1_agreement'], fid['top1_agreement_ci'])}"
+            f" · cosine {fid['cosine']:.6f} (min {fid['cosine_min']:.6f})"
+            f" · SQNR {sqnr_text} · max |diff| {fid['max_abs']:.3g}"]
+
+
+def comparison_lines(cmp: dict[str, Any]) -> list[str]:
+    lo, hi = cmp["delta_ci"]
+    return [f"paired comparison on the same {cmp['n']} samples ({cmp['candidate_model']} − "
+            f"{cmp['baseline_model']}):",
+            f"  top-1 {pct(cmp['candidate'])} vs {pct(cmp['baseline'])}: "
+            f"Δ {100 * cmp['delta']:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}] · "
+            f"only candidate right {cmp['n01']}, only reference right {cmp['n10']} · "
+            f"McNemar p = {cmp['p_value']:.3g}"]
+
+
+def eval_table(result: dict[str, Any], console: Console) -> None:
+    """The whole eval result: header, accuracy, per class, confusion, fidelity, comparison."""
+    model, data = result["model"], result["data"]
+    console.print(f"{model['name']} ({model['format']}, weights {model.get('weights') or '?'}) "
+                  f"on {data['description']}", highlight=False, markup=False)
+    console.print(f"runtime {result['runtime']} · {result['threads']} thread(s) · batch "
+                  f"{result['batch_size']} · preprocessing '{result['preprocess']['name']}' "
+                  f"(from {result['preprocess']['from']})", highlight=False, markup=False)
+    acc = result.get("accuracy")
+    if acc:
+        console.print(accuracy_table(acc))
+        console.print(per_class_table(acc))
+        if len(acc["labels"]) <= MAX_CONFUSION_CLASSES:
+            console.print(confusion_table(acc))
+    lines = []
+    if result.get("fidelity"):
+        lines += fidelity_lines(result["fidelity"])
+    if result.get("comparison"):
+        lines += comparison_lines(result["comparison"])
+    recorded = model.get("recorded_accuracy")
+    if recorded and recorded.get("top1") is not None:
+        lines.append(f"recorded when trained: top-1 {pct(recorded['top1'], recorded['top1_ci'])} "
+                     f"on {recorded.get('data')} ({recorded.get('n')} samples)")
+    lines += [f"note: {n}" for n in result.get("notes", [])]
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
+def train_summary(record: dict[str, Any], console: Console) -> None:
+    """One block: where the files went and what the trained model scored."""
+    val = record["val"]
+    console.print(
+        f"trained {record['name']}: {record['epochs_done']} epochs in {record['train_seconds']:.1f} s "
+        f"({record['threads']} threads, seed {record['seed']}"
+        f"{', stopped early by the time budget' if record['stopped_early'] else ''})\n"
+        f"  val top-1 {pct(val['top1'], val['top1_ci'])} · top-5 {pct(val['top5'])} on "
+        f"{val['n']} held-out digits ({val['data']})\n"
+        f"  {record['params']:,} params · {record['macs']:,} MACs · "
+        f"{record['weights_bytes']:,} bytes of weights\n"
+        + "\n".join(f"  wrote {path}" for path in record.get("files", {}).values()),
+        highlight=False, markup=False)
