@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", type=Path, default=None, help="results file stem (default: "
                    "benchmarks/results/runtimes-<machine>)")
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="measure nothing: rewrite the .md beside a saved results JSON")
     return p.parse_args(argv)
 
 
@@ -61,11 +63,23 @@ def markdown(result: dict, args: argparse.Namespace, meta: dict) -> str:
             f"--batch {args.batch} --rounds {args.rounds}` on {cpu['model']} "
             f"({cpu['physical_cores']} cores), {versions}. Load average before/after: "
             f"{meta['load_before']} / {meta['load_after']}; wall time {meta['wall_s']:.0f} s.", ""]
-    return "\n".join(head) + bench_markdown(result)
+    return "\n".join(head) + "\n" + bench_markdown(result)
+
+
+def rerender(path: Path) -> dict:
+    """Rewrites the .md of a saved run (after a change to the table's rendering)."""
+    result = json.loads(path.read_text())
+    meta = result["benchmark"]
+    args = parse_args([*meta["argv"], "--out", str(path.with_suffix(""))])
+    _atomic.write_text(path.with_suffix(".md"), markdown(result, args, meta))
+    print(markdown(result, args, meta))
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.render:
+        return rerender(args.render)
     load_before = [round(v, 2) for v in os.getloadavg()]
     t0 = time.monotonic()
     result = api.bench(args.model, runtimes=args.runtime, batches=args.batch,

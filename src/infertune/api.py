@@ -102,3 +102,42 @@ def zoo_train(name: str, *, out: str | None = None, epochs: int | None = None, s
     from .zoo.train import train_reference
 
     return train_reference(name, out, epochs=epochs, seed=seed, progress=progress)
+
+
+def apply(model: str | ModelHandle, passes: list, *, out: str, runtime: str | None = None,
+          data: str | None = None, calib_size: int = 128, threads: int | None = None,
+          input_size: tuple[int, int] | None = None, **load_options: Any) -> dict[str, Any]:
+    """Applies passes ("NAME[:key=value,...]" or (name, options)) in order, builds the
+    artifact for `runtime`, checks it against the input model and writes it to `out`
+    (see infertune.apply.run_apply)."""
+    from .apply import run_apply
+
+    return run_apply(model, passes, out=out, runtime=runtime, data=data, calib_size=calib_size,
+                     threads=threads, input_size=input_size, **load_options)
+
+
+def list_items(kind: str) -> list[dict[str, Any]]:
+    """`infertune list passes|runtimes|formats`, without importing absent frameworks."""
+    from .listing import list_items as _list_items
+
+    return _list_items(kind)
+
+
+def sensitivity(model: str | ModelHandle, data: str, *, limit: int | None = None,
+                out: str | None = None, method: str = "minmax", per_channel: bool = True,
+                **options: Any) -> dict[str, Any]:
+    """Ranks the quantizable layers by the output error each causes quantized alone (INT8,
+    ONNX Runtime); writes the ranking as JSON to `out` when given.
+
+    Options: preprocess, threads, seed, input_size and the model-loading options
+    (see infertune.passes.sensitivity.run).
+    """
+    from .errors import ConfigError
+    from .passes.sensitivity import SensitivityConfig, run
+
+    try:
+        config = SensitivityConfig(method=method, per_channel=per_channel)
+    except ValueError as exc:
+        raise ConfigError(f"sensitivity: {exc}") from None
+    return run(model, data, limit=limit, out=out, config=config, **options)
+

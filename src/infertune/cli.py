@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_zoo)
     _add_zoo_train(sub, common)
     _add_eval(sub, model)
+    _add_apply(sub, model)
+    _add_list(sub, common)
+    _add_sensitivity(sub, model)
 
     p = sub.add_parser("profile", parents=model, help="params, MACs, bytes per layer and in total")
     p.add_argument("model", help=MODEL_HELP)
@@ -204,10 +207,9 @@ def cmd_zoo_train(args: argparse.Namespace) -> Any:
     result = api.zoo_train(args.name, out=args.out, epochs=args.epochs, seed=args.seed,
                            progress=True)  # on stderr: stdout stays pure JSON
     if not args.json:
-        from .render import make_console
         from .render_eval import train_summary
 
-        train_summary(result, make_console())
+        train_summary(result)
     return result
 
 
@@ -220,10 +222,9 @@ def cmd_eval(args: argparse.Namespace) -> Any:
                           threads=args.threads, runtime=args.runtime,
                           input_size=args.input_size, **load_options(args))
     if not args.json:
-        from .render import make_console
-        from .render_eval import eval_table
+        from .render import eval_table
 
-        eval_table(result, make_console())
+        eval_table(result)
     return result
 
 
@@ -258,6 +259,94 @@ def cmd_export(args: argparse.Namespace) -> Any:
         from .render import export_summary
 
         export_summary(result)
+    return result
+
+
+def _add_apply(sub, model: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("apply", parents=model, help="apply passes in order and write the "
+                                                    "artifact for one runtime",
+                       description="Passes run in the order given; the artifact is checked "
+                                   "against the input model before it is written.")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--pass", dest="passes", action="append", required=True,
+                   metavar="NAME[:key=value,...]", help="a pass and its options (repeatable; "
+                   "see `infertune list passes`)")
+    p.add_argument("--runtime", help="runtime whose artifact to write (default: onnxruntime for "
+                                     "an ONNX result, else torchscript)")
+    p.add_argument("--data", help="data for passes that need it (calibration) and for the "
+                                  "parity check: 'sample', an image folder or an .npz")
+    p.add_argument("--calib-size", type=positive_int, default=128,
+                   help="calibration samples taken from --data (default 128)")
+    p.add_argument("--threads", type=positive_int, help="threads for building and checking")
+    p.add_argument("--out", required=True, help="output file (IR: FILE.xml and FILE.bin)")
+    p.set_defaults(run=cmd_apply)
+
+
+def cmd_apply(args: argparse.Namespace) -> Any:
+    from . import api
+
+    result = api.apply(args.model, args.passes, out=args.out, runtime=args.runtime,
+                       data=args.data, calib_size=args.calib_size, threads=args.threads,
+                       input_size=args.input_size, **load_options(args))
+    if not args.json:
+        from .render_apply import apply_summary
+
+        apply_summary(result)
+    return result
+
+
+def _add_list(sub, common: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("list", parents=common, help="list passes (with options), runtimes "
+                                                   "(with availability) or model formats")
+    p.add_argument("what", choices=("passes", "runtimes", "formats"))
+    p.set_defaults(run=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> Any:
+    from . import api
+
+    rows = api.list_items(args.what)
+    if not args.json:
+        from .render_apply import list_table
+
+        list_table(args.what, rows)
+    return rows
+
+
+def _add_sensitivity(sub, model: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sensitivity", parents=model,
+                       help="rank layers by the output error each causes quantized alone (INT8)",
+                       description="Each Conv/Gemm/MatMul is quantized alone (ONNX Runtime, "
+                                   "QDQ, calibrated once) and the output SQNR and top-1 "
+                                   "agreement with the float model are measured on samples "
+                                   "other than the calibration ones; lowest SQNR first.")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--data", required=True, help="'sample' (or sample:val), an image folder, "
+                                                 "or an .npz (x[, y])")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="use N samples: the first up to 128 calibrate, the next up to 64 "
+                        "measure (default 192)")
+    p.add_argument("--method", choices=("minmax", "percentile", "entropy"), default="minmax",
+                   help="activation calibration (default minmax)")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales "
+                                                             "(default per channel)")
+    p.add_argument("--preprocess", help="preset or 'preset,key=value,...' (default: the model's)")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+    p.add_argument("--out", metavar="FILE", help="also write the ranking as JSON (atomically)")
+    p.set_defaults(run=cmd_sensitivity)
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> Any:
+    from . import api
+
+    result = api.sensitivity(args.model, args.data, limit=args.limit, out=args.out,
+                             method=args.method, per_channel=not args.per_tensor,
+                             preprocess=args.preprocess, threads=args.threads,
+                             input_size=args.input_size, **load_options(args))
+    if not args.json:
+        from .render import sensitivity_table
+
+        sensitivity_table(result)
     return result
 
 

@@ -62,26 +62,33 @@ def evaluate(model: str | ModelHandle, data: str, *, reference: str | ModelHandl
     ref = (load_model(reference, seed=seed, input_size=input_size, **load_options)
            if reference is not None else None)
     pre, pre_from = choose_preprocess(preprocess, handle, ref)
+    data_options = dict(labels_file=labels_file, limit=limit, seed=seed, skip_bad=skip_bad)
+    ds, logits, run_info = model_outputs(handle, data, pre, runtime, threads, batch_size,
+                                         need_labels=ref is None, **data_options)
+    ref_logits = reference_logits(ref, ds, data, preprocess, pre, threads, batch_size,
+                                  **data_options) if ref is not None else None
+    result = assemble(handle, ref, ds, pre, pre_from, logits, ref_logits)
+    result.update(run_info, threads=threads)
+    return json_safe(result)
+
+
+def model_outputs(handle: ModelHandle, data: str, pre, runtime: str | None, threads: int,
+                  batch_size: int, *, need_labels: bool, **data_options: Any):
+    """(dataset, N×K outputs, {runtime, batch_size, inference_s}) of the evaluated model."""
     with tempfile.TemporaryDirectory(prefix="infertune-eval-") as workdir:
         runner = open_runner(handle, runtime, threads, batch_size, workdir)
         try:
             k = output_classes(runner, handle)
-            ds = load_dataset_for(data, handle, pre, k, labels_file=labels_file, limit=limit,
-                                  seed=seed, skip_bad=skip_bad)
-            if not ds.labelled and ref is None:
+            ds = load_dataset_for(data, handle, pre, k, **data_options)
+            if need_labels and not ds.labelled:
                 raise ConfigError(f"no labels in {data}: pass --reference MODEL to measure fidelity")
             start = time.perf_counter()
             logits = run_batches(runner, ds.x, runner.batch or batch_size)
             seconds = time.perf_counter() - start
         finally:
             runner.close()
-    ref_logits = reference_logits(ref, ds, data, preprocess, pre, threads, batch_size,
-                                  labels_file=labels_file, limit=limit, seed=seed,
-                                  skip_bad=skip_bad) if ref is not None else None
-    result = assemble(handle, ref, ds, pre, pre_from, logits, ref_logits)
-    result.update(runtime=runner.name, threads=threads, batch_size=runner.batch or batch_size,
-                  inference_s=round(seconds, 4))
-    return json_safe(result)
+    return ds, logits, {"runtime": runner.name, "batch_size": runner.batch or batch_size,
+                        "inference_s": round(seconds, 4)}
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -266,6 +273,9 @@ def assemble(handle, ref, ds, pre, pre_from: str, logits, ref_logits) -> dict[st
         if looks_like_probabilities(ref_logits):
             notes.append("the reference outputs look like probabilities (softmax): cosine and "
                          "SQNR compare probabilities, not logits")
+    if handle.meta.get("family") == "reference" and ds.source == "sample":
+        notes.append(f"{handle.name} was trained on sample:train, 4/5 of these digits: "
+                     "--data sample:val measures it on the 1,000 it never saw")
     result["notes"] = notes
     return result
 

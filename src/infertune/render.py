@@ -124,24 +124,41 @@ def bench_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _row_notes(r: dict[str, Any]) -> list[str]:
+    info, notes = r.get("session_info") or {}, []
+    if info.get("inference_precision"):
+        notes.append(f"precision that ran {info['inference_precision']} (requested "
+                     f"{info.get('requested_precision')}; nodes by precision "
+                     f"{info.get('runtime_precisions')})")
+    if r.get("compile_ms") is not None:
+        notes.append(f"compile {r['compile_ms'] / 1e3:.1f} s (first call; inside the cold start)")
+    if r.get("status") not in ("ok", None) and r.get("reason"):
+        notes.append(f"{r['status']}: {r['reason']}")
+    if r.get("noisy_rounds"):  # one line, not one per round: the rounds' CVs are in the JSON
+        notes.append(f"latency CV > 10% in {r['noisy_rounds']} of {r['rounds']} round(s): the "
+                     "machine was noisy; the per-round ratios (speedup) are the figure to trust")
+    notes += [w for w in r.get("warnings") or [] if not w.startswith("latency CV")]
+    return notes
+
+
 def bench_notes(result: dict[str, Any]) -> list[str]:
-    """One line per fact a reader needs beside the numbers: setup, precision, failures."""
+    """One line per fact a reader needs beside the numbers: setup, precision, failures.
+
+    A fact that holds for every batch size of a runtime is printed once, under its name.
+    """
     cpu = result["machine"].get("cpu", {})
     notes = [f"{result['threads']} thread(s) for every runtime · {result['rounds']} interleaved "
              f"round(s) · {cpu.get('model')} ({cpu.get('physical_cores')} cores) · speedup = "
              "median of per-round p50 ratios vs the first runtime (IQR across rounds)"]
+    by_note: dict[tuple[str, str], list[str]] = {}
     for r in result["results"]:
-        info, tag = r.get("session_info") or {}, f"{r['runtime']} b{r['batch']}"
-        if info.get("inference_precision"):
-            notes.append(f"{tag}: precision that ran {info['inference_precision']} (requested "
-                         f"{info.get('requested_precision')}; nodes by precision "
-                         f"{info.get('runtime_precisions')})")
-        if r.get("compile_ms") is not None:
-            notes.append(f"{tag}: compile {r['compile_ms'] / 1e3:.1f} s (first call; inside "
-                         "the cold start)")
-        if r.get("status") not in ("ok", None) and r.get("reason"):
-            notes.append(f"{tag}: {r['status']}: {r['reason']}")
-        notes += [f"{tag}: {w}" for w in r.get("warnings") or []]
+        for note in _row_notes(r):
+            by_note.setdefault((r["runtime"], note), []).append(str(r["batch"]))
+    batches = {str(r["batch"]) for r in result["results"]}
+    for (runtime, note), seen in by_note.items():
+        tag = runtime if set(seen) == batches and len(batches) > 1 else \
+            f"{runtime} b{','.join(seen)}"
+        notes.append(f"{tag}: {note}")
     return notes
 
 
@@ -187,3 +204,40 @@ def bench_markdown(result: dict[str, Any]) -> str:
     lines.append("")
     lines += [f"- {note}" for note in bench_notes(result)]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- eval
+
+def eval_table(result: dict[str, Any], console: Console | None = None) -> None:
+    """`infertune eval` results (drawn by render_eval.py, which keeps this module short)."""
+    from .render_eval import eval_table as draw
+
+    draw(result, console)
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+def sensitivity_table(result: dict[str, Any], console: Console | None = None) -> None:
+    """`infertune sensitivity`: layers ranked most sensitive first."""
+    console = console or make_console()
+    data = result["data"]
+    t = Table(title=f"INT8 sensitivity per layer ({result['method']}, "
+                    f"{'per-channel' if result['per_channel'] else 'per-tensor'}; "
+                    f"{data['note']})")
+    for col in ("rank", "layer", "op", "SQNR dB", "top-1 agree", "cosine"):
+        t.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for row in result["layers"] + [{"rank": "all", "layer": "(every layer quantized)", "op": "",
+                                    **result["all_quantized"]}]:
+        t.add_row(str(row["rank"]), row["layer"], row["op"], _db(row),
+                  _num(row.get("top1_agreement"), "{:.3f}"), _num(row.get("cosine"), "{:.5f}"))
+    console.print(t)
+    console.print(f"ranked by {result['ranked_by']}", highlight=False, markup=False)
+    if result.get("out"):
+        console.print(f"written: {result['out']}", highlight=False, markup=False)
+
+
+def _db(row: dict[str, Any]) -> str:
+    if row.get("sqnr_db") is None:
+        return "∞" if row.get("sqnr_db_nonfinite") == "inf" else "n/a"
+    return f"{row['sqnr_db']:.1f}"
+

@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .render import make_console
+
 MAX_CONFUSION_CLASSES = 20  # a wider matrix does not fit a terminal
 MAX_PER_CLASS_ROWS = 20  # beyond this, only the classes with the lowest F1
 
@@ -84,8 +86,9 @@ def comparison_lines(cmp: dict[str, Any]) -> list[str]:
             f"McNemar p = {cmp['p_value']:.3g}"]
 
 
-def eval_table(result: dict[str, Any], console: Console) -> None:
+def eval_table(result: dict[str, Any], console: Console | None = None) -> None:
     """The whole eval result: header, accuracy, per class, confusion, fidelity, comparison."""
+    console = console or make_console()
     model, data = result["model"], result["data"]
     console.print(f"{model['name']} ({model['format']}, weights {model.get('weights') or '?'}) "
                   f"on {data['description']}", highlight=False, markup=False)
@@ -112,8 +115,9 @@ def eval_table(result: dict[str, Any], console: Console) -> None:
         console.print(line, highlight=False, markup=False)
 
 
-def train_summary(record: dict[str, Any], console: Console) -> None:
+def train_summary(record: dict[str, Any], console: Console | None = None) -> None:
     """One block: where the files went and what the trained model scored."""
+    console = console or make_console()
     val = record["val"]
     console.print(
         f"trained {record['name']}: {record['epochs_done']} epochs in {record['train_seconds']:.1f} s "

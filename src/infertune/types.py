@@ -5,8 +5,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 # Formats a ModelHandle can be in. "torch" holds an nn.Module (eager, TorchScript or
-# imported Darknet); "onnx" holds a path to an .onnx file.
-MODEL_FORMATS = ("torch", "onnx")
+# imported Darknet); "onnx" holds a path to an .onnx file; "openvino" a path to an OpenVINO
+# IR .xml (its .bin beside it): what NNCF's quantizer produces, runnable by OpenVINO only.
+MODEL_FORMATS = ("torch", "onnx", "openvino")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ class ModelHandle:
     def __post_init__(self) -> None:
         if self.format not in MODEL_FORMATS:
             raise ValueError(f"unknown model format {self.format!r}")
-        if self.format == "onnx" and not self.path:
-            raise ValueError("an onnx ModelHandle needs a path")
+        if self.format in ("onnx", "openvino") and not self.path:
+            raise ValueError(f"an {self.format} ModelHandle needs a path")
         if self.format == "torch" and self.obj is None:
             raise ValueError("a torch ModelHandle needs the module in obj")
 

@@ -13,13 +13,21 @@ from infertune.measure.testing_runtimes import factory
 def test_check_within_and_beyond_tolerance():
     ref = [[np.array([[1.0, -2.0, 4.0]])]]
     ok = check(ref, [[np.array([[1.0, -2.0, 4.001]])]], rel=1e-3, why="fp32")
-    # tolerance = 1e-3 x max(1, max|ref| = 4) = 4e-3 >= the 1e-3 difference
+    # tolerance = 1e-3 x max|ref| (4) = 4e-3 >= the 1e-3 difference
     assert ok["passed"] and ok["max_abs_diff"] == pytest.approx(1e-3)
     assert ok["tolerance"] == pytest.approx(4e-3) and ok["why"] == "fp32"
     bad = check(ref, [[np.array([[1.0, -2.0, 4.01]])]], rel=1e-3)
-    assert not bad["passed"] and "max |diff| 0.01 > tolerance 0.004" in bad["message"]
+    assert not bad["passed"] and "max |diff| 0.01 (tolerance 0.004)" in bad["message"]
     flipped = check(ref, [[-ref[0][0]]], rel=1e-3)
-    assert flipped["cosine"] == pytest.approx(-1.0)
+    assert not flipped["passed"] and flipped["cosine"] == pytest.approx(-1.0)
+
+
+def test_small_outputs_are_held_to_a_relative_bound():
+    # Softmax-sized outputs: an absolute 1e-3 would let this 100% error pass.
+    ref = [[np.full((1, 4), 1e-3)]]
+    bad = check(ref, [[np.full((1, 4), 2e-3)]], rel=1e-3)
+    assert not bad["passed"] and bad["tolerance"] == pytest.approx(1e-6)
+    assert check(ref, [[np.full((1, 4), 1e-3 + 1e-9)]], rel=1e-3)["passed"]
 
 
 def test_check_shapes_and_nan():

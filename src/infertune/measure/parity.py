@@ -6,11 +6,11 @@ compares (`check`). Checking in the child means the very file that is timed, rel
 fresh process, is the one checked: an artifact that does not load back, or that computes
 something else, becomes a failed result with the numbers, never a crash of the parent.
 
-The criterion is max |output − reference| <= rel × max(1, max |reference|): relative to
-the output's magnitude, because float rounding differences grow with it, with a floor of
-`rel` so that near-zero outputs (softmax probabilities) are not held to an impossible bound.
-The cosine of the flattened outputs is reported next to it (a sign flip or a permutation
-shows up there even when magnitudes are small). numpy only; no ML framework.
+The criterion is max |output − reference| <= rel × max |reference| (rounding differences
+scale with the output: a softmax's probabilities of ~1e-3 must not be compared with an
+absolute 1e-3, which would let a 100% error pass; a floor of 1e-6 keeps an all-zero
+output checkable) *and* cosine >= 1 − rel over the flattened outputs (a sign flip or a
+permutation shows there even where magnitudes are small). numpy only; no ML framework.
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import os
 from typing import Any, Sequence
 
 import numpy as np
+
+
+_FLOOR = 1e-6  # the magnitude below which outputs count as zero for the tolerance
 
 
 class ParityError(Exception):
@@ -87,7 +90,8 @@ def check(references: Sequence[list], outputs: Sequence[list], rel: float,
 
     Args:
         references, outputs: per input, the list of output arrays.
-        rel: the tolerance as a fraction of max(1, max |reference|).
+        rel: the tolerance as a fraction of max |reference| (floor 1e-6), and 1 − the
+            lowest accepted cosine.
         why: the reason for this tolerance, kept with the numbers.
 
     Returns:
@@ -108,11 +112,13 @@ def check(references: Sequence[list], outputs: Sequence[list], rel: float,
     diff = float(np.max(np.abs(ref - got))) if ref.size else 0.0
     norms = float(np.linalg.norm(ref) * np.linalg.norm(got))
     cosine = float(ref @ got / norms) if norms > 0 else 1.0
-    tolerance = rel * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
-    out.update(max_abs_diff=diff, cosine=cosine, tolerance=tolerance, passed=diff <= tolerance)
+    tolerance = rel * max(_FLOOR, float(np.max(np.abs(ref))) if ref.size else 1.0)
+    out.update(max_abs_diff=diff, cosine=cosine, tolerance=tolerance,
+               passed=diff <= tolerance and cosine >= 1.0 - rel)
     if not out["passed"]:
-        out["message"] = (f"outputs differ from the reference: max |diff| {diff:.3g} > "
-                          f"tolerance {tolerance:.3g} (cosine {cosine:.6f})")
+        out["message"] = (f"outputs differ from the reference: max |diff| {diff:.3g} "
+                          f"(tolerance {tolerance:.3g}), cosine {cosine:.6f} (at least "
+                          f"{1.0 - rel:.6f} needed)")
     return out
 
 

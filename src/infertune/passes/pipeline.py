@@ -11,7 +11,11 @@ from .base import PASSES, PassContext, PassResult, config_from_options, workfile
 
 
 def model_bytes(model: ModelHandle) -> int:
-    """Bytes the model's weights take: parameters + buffers (torch), file + external data (onnx)."""
+    """Bytes the model's weights take: parameters + buffers (torch), file + external data (onnx),
+    .xml + .bin (openvino)."""
+    if model.format == "openvino":
+        return sum(os.path.getsize(p) for p in (str(model.path), str(model.path)[:-4] + ".bin")
+                   if os.path.exists(p))
     if model.format == "onnx":
         path = str(model.path)
         extra = path + ".data"

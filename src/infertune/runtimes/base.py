@@ -39,7 +39,8 @@ class Tolerance:
     """How far a runtime's outputs may be from the reference's, and why.
 
     Attributes:
-        rel: the largest accepted max |diff|, as a fraction of max(1, max |reference|).
+        rel: the largest accepted max |diff|, as a fraction of max |reference|; the
+            cosine must also be at least 1 − rel (measure/parity.py).
         why: the reason for this bound (what differs between the runtime and the reference).
     """
 
@@ -96,6 +97,9 @@ class Runtime:
         if handle.format not in self.accepts:
             return (f"{self.name} runs {' or '.join(self.accepts)} models; this model is "
                     f"{handle.format}")
+        only = handle.meta.get("runtime_only")  # set by passes that emit runtime-specific ops
+        if only and only != self.name:
+            return f"this model only runs on {only} (a pass wrote {only}-specific ops)"
         return None
 
     def build(self, handle: ModelHandle, workdir: str | Path, *,

@@ -14,6 +14,12 @@ requests run at once, so a batch is split into one chunk per optimal infer reque
 chunks run concurrently on an AsyncInferQueue; `run` returns when all are done (this is how
 OpenVINO's own benchmark_app reaches its throughput, here within one call).
 
+A candidate can carry its precision: a pass that wants OpenVINO to run it in f16 or bf16
+(the fp16/bf16 passes, target openvino) sets `meta["inference_precision"]` on the handle;
+`build` stores it in the IR's runtime info (`infertune/inference_precision`) and the session
+requests that precision instead of the options' one. A handle of format "openvino" (an IR,
+e.g. from NNCF's quantizer) is copied as it is.
+
 Absolute imports: this module is `infertune.runtimes.openvino`; `import openvino` is the library.
 """
 from __future__ import annotations
@@ -28,12 +34,19 @@ from infertune.runtimes.base import (ArtifactError, Runtime, first_line, onnx_ar
 PRECISIONS = ("f32", "bf16", "f16", "default")
 
 
-def to_ir(onnx_path: Path, out: Path) -> Path:
-    """Converts an ONNX file to IR at `out` (.xml; .bin beside it) and reads it back."""
+PRECISION_KEY = ["infertune", "inference_precision"]
+
+
+def to_ir(onnx_path: Path, out: Path, precision: str | None = None) -> Path:
+    """Converts an ONNX file (or copies an IR .xml) to IR at `out` (.xml; .bin beside it),
+    with the requested inference precision in its runtime info, and reads it back."""
     import openvino as ov
 
     try:
-        model = ov.convert_model(str(onnx_path))
+        model = (ov.Core().read_model(str(onnx_path)) if str(onnx_path).endswith(".xml")
+                 else ov.convert_model(str(onnx_path)))
+        if precision:
+            model.set_rt_info(precision, PRECISION_KEY)
         ov.save_model(model, str(out), compress_to_fp16=False)
         ov.Core().read_model(str(out))
     except Exception as exc:
@@ -54,6 +67,12 @@ def compile_config(options: Mapping[str, Any]) -> dict[str, Any]:
     if precision != "default":
         config["INFERENCE_PRECISION_HINT"] = precision
     return config
+
+
+def artifact_precision(model) -> str | None:
+    """The inference precision stored in an IR by `build` (module docstring), or None."""
+    return model.get_rt_info(PRECISION_KEY).astype(str) if model.has_rt_info(PRECISION_KEY) \
+        else None
 
 
 def runtime_precisions(compiled) -> dict[str, int]:
@@ -77,10 +96,13 @@ class OpenVinoSession:
         import openvino as ov
 
         self._ov = ov
-        self.options = dict(options)
-        self.config = compile_config(options)
         core = ov.Core()
-        self._compiled = core.compile_model(core.read_model(artifact), "CPU", self.config)
+        model = core.read_model(artifact)
+        self.options = dict(options)
+        if artifact_precision(model):
+            self.options["precision"] = artifact_precision(model)
+        self.config = compile_config(self.options)
+        self._compiled = core.compile_model(model, "CPU", self.config)
         self._request = self._compiled.create_infer_request()
         self._n = 1
         if self.config["PERFORMANCE_HINT"] == "THROUGHPUT":
@@ -123,14 +145,16 @@ class OpenVinoSession:
 
 class OpenVinoRuntime(Runtime):
     name = "openvino"
-    accepts = ("torch", "onnx")
+    accepts = ("torch", "onnx", "openvino")
     requires = ("openvino", "onnx", "onnxruntime")  # the ONNX export is checked with ORT
     install = "pip install openvino"
     description = "OpenVINO CPU plugin, FP32 requested explicitly (LATENCY/THROUGHPUT hint)"
 
     def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
-        source = onnx_artifact(handle, workdir, input_size)
-        return to_ir(source, workdir_for(workdir, self.name) / "model.xml")
+        source = (Path(handle.path) if handle.format == "openvino"
+                  else onnx_artifact(handle, workdir, input_size))
+        return to_ir(source, workdir_for(workdir, self.name) / "model.xml",
+                     handle.meta.get("inference_precision"))
 
     def options(self, batch: int | None) -> dict[str, Any]:
         return {"precision": "f32", "batch": batch}

@@ -87,7 +87,14 @@ def load_module(artifact: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.13
             return torch.jit.load(artifact, map_location="cpu").eval()
-    return torch.export.load(artifact).module()
+    try:
+        return torch.export.load(artifact).module()
+    except RuntimeError:
+        # A PT2E-quantized program (int8_static engine=torch) is made of quantized_decomposed
+        # ops, registered only by this import (18 ms: not paid by float programs).
+        import torch.ao.quantization.fx._decomposed  # noqa: F401
+
+        return torch.export.load(artifact).module()
 
 
 class TorchEager(Runtime):

@@ -55,7 +55,7 @@ class Recipe:
 
 
 # Measured here (2 threads, seed 0): ref-small 98.6% val top-1 in ~20-30 s (seeds 0-3 gave
-# 98.3-99.1%); ref-large 99.3% in ~55 s. One thread instead of two: 98.5%, other weights.
+# 98.3-99.1%); ref-large 99.3% in ~55-70 s. One thread instead of two: 98.5%, other weights.
 RECIPES: dict[str, Recipe] = {
     "ref-small": Recipe(epochs=20),
     "ref-large": Recipe(epochs=12),

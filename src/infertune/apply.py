@@ -1,0 +1,239 @@
+"""`infertune apply`: passes in order, then the artifact for one runtime, checked against the
+input model before it is written.
+
+    infertune apply darknet19 --pass fold_bn --pass channels_last --runtime torchscript --out m.pt
+
+Steps: validate the pass list (names and options, before anything is loaded) → load the
+model → (with --data) read a calibration part for passes that need data → `apply_passes` →
+`RUNTIMES.get(R).build(...)` in a private work folder → open the artifact here and compare
+its outputs with the *input* model's on the same inputs → copy the artifact to --out
+atomically (OpenVINO IR: the .bin first, then the .xml that names it).
+
+The parity check reports and never blocks: exact passes must stay within the tolerance
+(`passed`), lossy ones (FP16, INT8) are expected to leave it, and their numbers are the point.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from ._atomic import atomic_path
+from .errors import ConfigError, RuntimeUnavailable
+from .types import ModelHandle
+
+# Inputs of the parity check: this many batches of this size (held-out data with --data,
+# seeded standard-normal values without).
+PARITY_BATCHES = 2
+PARITY_BATCH = 2
+# Exact rewrites (folding, merging) round differently from the original: ~1e-6 relative per
+# rewritten layer. 1e-4 of the output's magnitude leaves a wide margin for deep models and
+# still catches a wrong fold (a wrong epsilon convention on small variances moves outputs by
+# ~1e-3 relative; a wrong weight by far more).
+PASS_REL = 1e-4
+
+
+def run_apply(model: str | ModelHandle, passes: Sequence[str | tuple[str, Any]], *, out: str,
+              runtime: str | None = None, data: str | None = None, calib_size: int = 128,
+              threads: int | None = None, input_size: tuple[int, int] | None = None,
+              **load_options: Any) -> dict[str, Any]:
+    """Applies `passes` to `model`, builds the artifact for `runtime` and writes it to `out`.
+
+    Args:
+        passes: "NAME[:key=value,...]" strings or (name, options) pairs, applied in order.
+        runtime: a registered runtime; default onnxruntime for an ONNX result, else torchscript.
+        data: dataset spec for passes that need data (calibration) and for the parity inputs.
+        calib_size: samples in the calibration part.
+
+    Returns:
+        {"source", "model", "passes", "final_format", "runtime", "artifact", "parity",
+         "bytes_before", "bytes_after"}: plain data; `passes` holds one report per step,
+        the bytes are the weights of the input and the final model.
+
+    Raises:
+        ConfigError: unknown pass/option/runtime, a pass that needs data without it, bad out.
+        RuntimeUnavailable: the runtime cannot run here.
+    """
+    from .load import load_model
+
+    steps = parse_steps(passes)
+    target = check_out(out)
+    if runtime is not None:
+        _runtime(runtime)  # unknown names fail before anything is loaded
+    handle = load_model(model, input_size=input_size, **load_options)
+    seed = int(load_options.get("seed") or 0)
+    with tempfile.TemporaryDirectory(prefix="infertune-apply-") as tmp:
+        return apply_in(Path(tmp), handle, steps, target, runtime=runtime, data=data,
+                        calib_size=calib_size, threads=threads, seed=seed)
+
+
+def apply_in(work: Path, handle: ModelHandle, steps: list, target: Path, *, runtime: str | None,
+             data: str | None, calib_size: int, threads: int | None, seed: int) -> dict[str, Any]:
+    """run_apply's steps, in its private work folder `work`."""
+    from .passes import PassContext, apply_passes, model_bytes
+
+    calib, held_out = load_calibration(handle, data, calib_size, seed) if data else (None, None)
+    ctx = PassContext(workdir=work / "passes", calibration=calib, reference=handle, seed=seed,
+                      threads=threads)
+    final, reports = apply_passes(handle, steps, ctx)
+    name = runtime or ("onnxruntime" if final.format == "onnx" else "torchscript")
+    artifact = build_artifact(final, name, work / "build", threads)
+    check_suffix(target, artifact, name)
+    parity = check_parity(handle, name, artifact, parity_inputs(handle, held_out, seed), threads)
+    files = deliver(artifact, target)
+    return {"source": handle.source, "model": handle.describe(), "passes": reports,
+            "final_format": final.format, "runtime": name,
+            "artifact": {"path": str(target), "files": files,
+                         "bytes": sum(Path(f).stat().st_size for f in files)},
+            "parity": parity, "bytes_before": model_bytes(handle), "bytes_after": model_bytes(final)}
+
+
+def parse_steps(passes: Sequence[str | tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Pass arguments → validated (name, Config) steps; ConfigError for any bad one."""
+    from .passes import parse_pass_arg, resolve_steps
+
+    if not passes:
+        raise ConfigError("give at least one --pass NAME (see `infertune list passes`)")
+    return resolve_steps([parse_pass_arg(p) if isinstance(p, str) else p for p in passes])
+
+
+def check_out(out: str | None) -> Path:
+    if not out:
+        raise ConfigError("--out FILE is required")
+    target = Path(out)
+    if target.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name")
+    return target
+
+
+# Suffixes that name one kind of artifact: writing another kind under them would mislead.
+KNOWN_SUFFIXES = (".onnx", ".xml", ".engine", ".pt", ".pt2", ".ts")
+
+
+def check_suffix(target: Path, artifact: Path, runtime: str) -> None:
+    """Refuses e.g. a TorchScript file written as `model.onnx` (other suffixes are accepted)."""
+    suffix = target.suffix.lower()
+    if suffix in KNOWN_SUFFIXES and suffix != artifact.suffix:
+        raise ConfigError(f"--out {target.name}: the {runtime} artifact is a {artifact.suffix} "
+                          f"file; name it *{artifact.suffix} or pick the runtime with --runtime")
+
+
+def _runtime(name: str):
+    from .runtimes import RUNTIMES
+
+    return RUNTIMES.get(name)
+
+
+def load_calibration(handle: ModelHandle, data: str, calib_size: int, seed: int):
+    """(calibration part, held-out part) of `data`, read at the model's input shape with its
+    preprocessing preset; the held-out part feeds the parity check."""
+    from .data import load_dataset, split_calibration
+
+    if calib_size < 1:
+        raise ConfigError(f"--calib-size must be at least 1, not {calib_size}")
+    need = calib_size + PARITY_BATCHES * PARITY_BATCH
+    ds = load_dataset(data, input_shape=handle.input_spec.chw,
+                      preprocess=handle.meta.get("preprocess", "darknet"), limit=need, seed=seed)
+    if len(ds) < 2:
+        raise ConfigError(f"--data {data}: {len(ds)} sample(s); calibration needs at least 2")
+    return split_calibration(ds, min(calib_size, len(ds) - 1), seed)
+
+
+def build_artifact(model: ModelHandle, name: str, workdir: Path, threads: int | None) -> Path:
+    """The runtime's artifact for `model`; refused with the reason when it cannot run it."""
+    rt = _runtime(name)
+    ok, why = rt.available()
+    if not ok:
+        raise RuntimeUnavailable(f"runtime {name} is not available here: {why}")
+    why = rt.incompatible(model)
+    if why:
+        raise ConfigError(f"runtime {name} cannot take the result: {why}")
+    return Path(rt.build(model, workdir, threads=threads))
+
+
+def parity_inputs(handle: ModelHandle, held_out: Any, seed: int) -> list:
+    """Float32 batches for the parity check: held-out samples when there are enough."""
+    import numpy as np
+
+    n = PARITY_BATCHES * PARITY_BATCH
+    if held_out is not None and len(held_out) >= n:
+        x = np.ascontiguousarray(held_out.x[:n], dtype=np.float32)
+    else:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((n, *handle.input_spec.chw)).astype(np.float32)
+    return [x[i:i + PARITY_BATCH] for i in range(0, n, PARITY_BATCH)]
+
+
+def reference_outputs(handle: ModelHandle, inputs: list) -> list[list]:
+    """The input model's outputs (torch in-process, ONNX with ONNX Runtime) as numpy arrays."""
+    from .measure.parity import as_arrays
+
+    if handle.format == "onnx":
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(handle.path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return [as_arrays(session.run(None, {name: x})) for x in inputs]
+    import torch
+
+    from .profile.torch_counts import tensors_in
+
+    with torch.inference_mode():
+        return [as_arrays([t.float().numpy() for t in tensors_in(handle.obj(torch.from_numpy(x)))])
+                for x in inputs]
+
+
+def check_parity(handle: ModelHandle, name: str, artifact: Path, inputs: list,
+                 threads: int | None) -> dict[str, Any]:
+    """Opens the artifact here and compares it with the input model (measure.parity.check)."""
+    import numpy as np
+
+    from .measure.parity import as_arrays, check
+    from .measure.session import SessionFactory
+    from .metrics.fidelity import sqnr_db
+
+    rt = _runtime(name)
+    references = reference_outputs(handle, inputs)
+    session = SessionFactory(name, str(artifact), options=rt.options(PARITY_BATCH)).open(
+        threads=threads)
+    try:
+        outputs = [as_arrays(session.run(x)) for x in inputs]
+    finally:
+        session.close()
+    rel = max(rt.tolerance.rel, PASS_REL)
+    why = (f"the larger of {name}'s own tolerance ({rt.tolerance.why}) and {PASS_REL:g} for "
+           "rewritten weights; lossy passes (FP16, INT8) are expected to exceed it")
+    result = check(references, outputs, rel, why)
+    if result.get("max_abs_diff") is not None:
+        ref = np.concatenate([a.ravel() for r in references for a in r])
+        got = np.concatenate([a.ravel() for o in outputs for a in o])
+        sqnr = sqnr_db(ref[None], got[None])
+        result["sqnr_db"] = None if math.isinf(sqnr) else sqnr  # inf: identical outputs
+    return result
+
+
+def artifact_files(artifact: Path) -> list[Path]:
+    """The files that make up an artifact: IR is .xml + .bin; ONNX may have `<name>.data`."""
+    extra = [artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else \
+        [artifact.parent / f"{artifact.name}.data"]
+    return [p for p in extra if p.exists()] + [artifact]
+
+
+def deliver(artifact: Path, target: Path) -> list[str]:
+    """Copies the artifact's files next to `target`, each atomically, the main file last (so
+    it never names a missing companion). ONNX external data keeps its file name, which the
+    model refers to; IR's .bin takes the stem of `target`, where OpenVINO looks for it."""
+    written = []
+    for src in artifact_files(artifact):
+        if src == artifact:
+            dest = target
+        elif src.suffix == ".bin":
+            dest = target.with_suffix(".bin")
+        else:
+            dest = target.parent / src.name
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(src, tmp)
+        written.append(str(dest))
+    return written

@@ -1,0 +1,119 @@
+"""`mixed_precision`: static INT8 with some layers kept float.
+
+`keep=K` keeps the K layers that are most sensitive to quantization (ranked by
+`sensitivity.analyze` on the calibration data: the output error with each layer alone
+quantized); `keep=name1+name2` keeps the named layers. Names are node names of the
+pre-processed ONNX graph, as `infertune sensitivity` prints them. `optimize` picks K.
+
+The engines do the excluding: ONNX Runtime's `nodes_to_exclude` (engine ort) and NNCF's
+`ignored_scope` (engine nncf; the ONNX names are mapped to the OpenVINO ops converted from
+them). Everything else is int8_static with the same options.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..errors import ConfigError
+from ..types import ModelHandle
+from .base import PassContext, PassResult, register_pass
+from ._checks import check_literals
+from .int8_static import Int8StaticConfig, Method, quantize
+
+
+@dataclass(frozen=True)
+class MixedPrecisionConfig:
+    """Which layers stay float, and how the rest is quantized.
+
+    Attributes:
+        keep: ("K",) for the K most sensitive layers, or layer names (`keep=a+b` on the CLI).
+        engine: ort (ONNX Runtime, QDQ) or nncf (NNCF, OpenVINO IR).
+        method, per_channel, activations, preset, samples: as in int8_static.
+        eval_samples: samples the sensitivity ranking measures output error on (keep=K).
+    """
+
+    keep: tuple[str, ...] = ("1",)
+    engine: Literal["ort", "nncf"] = "ort"
+    method: Method = "minmax"
+    per_channel: bool = True
+    activations: Literal["int8", "uint8"] = "int8"
+    preset: Literal["performance", "mixed"] = "performance"
+    samples: int = 128
+    eval_samples: int = 64
+
+    def __post_init__(self) -> None:
+        if isinstance(self.keep, (str, int)):
+            object.__setattr__(self, "keep", (str(self.keep),))
+        object.__setattr__(self, "keep", tuple(str(k) for k in self.keep))
+        check_literals(self)
+        if not self.keep:
+            raise ValueError("keep needs a count K or layer names")
+        if any(k.isdigit() for k in self.keep) and len(self.keep) > 1:
+            raise ValueError(f"keep is a count K or layer names, not both: {'+'.join(self.keep)}")
+        if self.eval_samples < 1:
+            raise ValueError("eval_samples must be at least 1")
+        self.static()  # the quantization options are validated as int8_static's
+
+    @property
+    def count(self) -> int | None:
+        """K when keep is a count, else None."""
+        return int(self.keep[0]) if self.keep[0].isdigit() else None
+
+    def static(self) -> Int8StaticConfig:
+        return Int8StaticConfig(method=self.method, per_channel=self.per_channel,
+                                engine=self.engine, activations=self.activations,
+                                preset=self.preset, samples=self.samples)
+
+
+@register_pass("mixed_precision", config=MixedPrecisionConfig, accepts=("torch", "onnx"),
+               needs_data=True,
+               description="static INT8 keeping the K most sensitive (or the named) layers "
+                           "float (ORT nodes_to_exclude, NNCF ignored_scope)")
+def apply(model: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext) -> PassResult:
+    """Quantizes all but the kept layers; the input is untouched."""
+    from . import _ort_quant as q
+    from .int8_static import as_onnx
+
+    source, _ = as_onnx(model, ctx)
+    prepped, _prep = q.prepare(source, ctx)
+    layers = [l["layer"] for l in q.weighted_layers(prepped)]
+    keep, ranking = kept_layers(source, config, ctx, layers)
+    if len(keep) >= len(layers):
+        return PassResult(model, False, f"keeping {len(keep)} of {len(layers)} layers float "
+                                        "leaves nothing to quantize", {"kept": keep})
+    result = quantize(source, config.static(), ctx, keep)
+    details = {**result.details, "keep": list(config.keep), "exported_to_onnx": source is not model}
+    if ranking is not None:
+        details["sensitivity"] = [{k: r[k] for k in ("rank", "layer", "sqnr_db", "top1_agreement")}
+                                  for r in ranking["layers"]]
+    return PassResult(result.model if result.applied else model, result.applied, result.reason,
+                      details)
+
+
+def kept_layers(source: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext,
+                layers: list[str]) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
+    """The kept layers with reasons, and the sensitivity ranking when one was computed."""
+    if config.count is None:
+        check_names(config.keep, layers)
+        return [{"layer": n, "reason": "named in keep"} for n in config.keep], None
+    if config.count == 0:
+        return [], None
+    from .sensitivity import SensitivityConfig, analyze, most_sensitive
+
+    sens = SensitivityConfig(method=config.method, per_channel=config.per_channel,
+                             activations=config.activations, samples=config.samples,
+                             eval_samples=config.eval_samples)
+    ranking = analyze(source, ctx, sens)
+    return most_sensitive(ranking, config.count), ranking
+
+
+def check_names(names: tuple[str, ...], layers: list[str]) -> None:
+    """ConfigError for a name that is not a quantizable layer (with the closest one)."""
+    for name in names:
+        if name not in layers:
+            close = difflib.get_close_matches(name, layers, n=1)
+            hint = (f"; did you mean {close[0]!r}?" if close else
+                    f"; layers: {', '.join(layers[:8])}{' ...' if len(layers) > 8 else ''}")
+            raise ConfigError(f"pass mixed_precision: {name!r} is not a quantizable layer of "
+                              f"this model{hint} (names as `infertune sensitivity` prints them)")

@@ -1,0 +1,178 @@
+"""int8_static and int8_dynamic: structure (Q/DQ and integer ops where expected, layers kept
+float with reasons), numerics against the float model, the input untouched, bad configs.
+
+Thresholds. INT8 with per-channel weights keeps ~40-45 dB of output SQNR on these tiny
+models (measured: 42-46 dB for min-max, percentile and entropy; 51 dB dynamic): 8 bits give
+~50 dB on a signal that fills its range, less on peaky activations, and each layer adds its
+noise. SQNR_INT8 = 25 dB leaves a 15 dB margin for other kernels and calibration while a
+broken quantization (outputs zeroed: 0 dB; a wrong scale: < 10 dB) is far below it. Top-1
+agreement is checked at >= 0.9 of 32 samples (one flipped decision per ~10 is what 25 dB
+would allow on near-tied random logits).
+"""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from infertune.errors import ConfigError
+from infertune.passes import PassContext, apply_passes
+
+from precision_helpers import (WEIGHTED, agreement, apply, as_onnx, context, darknet,
+                               file_hash, images, op_count, outputs, sqnr_db, state_hash,
+                               tiny, weight_producer)
+
+SQNR_INT8 = 25.0
+AGREEMENT = 0.9
+X = images(32, seed=7)
+
+
+@pytest.fixture
+def onnx_model(tmp_path):
+    return as_onnx(tiny(), tmp_path)
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
+def test_static_ort_structure_and_numerics(onnx_model, tmp_path, method):
+    before = file_hash(onnx_model.path)
+    out, report = apply(onnx_model, "int8_static", context(tmp_path), method=method)
+    assert report["applied"] and out.format == "onnx" and out.path != onnx_model.path
+    for layer in WEIGHTED:  # every weight goes through DequantizeLinear (stored as int8)
+        assert weight_producer(out.path, layer) == "DequantizeLinear"
+    # one Q per quantized activation tensor (input, 2 conv inputs, linear input at least),
+    # one DQ per Q plus one per weight: DQ = Q + 3 (weights) + biases quantized to int32
+    q, dq = op_count(out.path, "QuantizeLinear"), op_count(out.path, "DequantizeLinear")
+    assert q >= 4 and dq >= q + len(WEIGHTED)
+    assert report["qdq"] == {"QuantizeLinear": q, "DequantizeLinear": dq}
+    assert sorted(report["quantized"]) == sorted(WEIGHTED)
+    ref, got = outputs(onnx_model, X), outputs(out, X)
+    assert sqnr_db(ref, got) >= SQNR_INT8
+    assert agreement(ref, got) >= AGREEMENT
+    assert file_hash(onnx_model.path) == before  # the input model is untouched
+
+
+def test_per_tensor_weights_have_one_scale(onnx_model, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    scales = {}
+    for per_channel in (True, False):
+        out, _ = apply(onnx_model, "int8_static", context(tmp_path), per_channel=per_channel)
+        proto = onnx.load(out.path)
+        inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+        conv = next(n for n in proto.graph.node if n.name == "/3/Conv")
+        dq = next(n for n in proto.graph.node if n.output[0] == conv.input[1])
+        scales[per_channel] = inits[dq.input[1]].size
+    assert scales == {True: 16, False: 1}  # 16 output channels of /3/Conv
+
+
+def test_torch_model_is_exported_and_left_untouched(tmp_path):
+    model = tiny()
+    before = state_hash(model.obj)
+    out, report = apply(model, "int8_static", context(tmp_path))
+    assert out.format == "onnx" and report["exported_to_onnx"] is True
+    assert state_hash(model.obj) == before
+    assert sqnr_db(outputs(model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def test_softmax_is_kept_float(tmp_path):
+    model = as_onnx(tiny(softmax=True), tmp_path)
+    out, report = apply(model, "int8_static", context(tmp_path))
+    kept = {k["layer"]: k["reason"] for k in report["kept_float"]}
+    softmax = [n for n in kept if "Softmax" in n]
+    assert softmax and "1/256" in kept[softmax[0]]
+    assert agreement(outputs(model, X), outputs(out, X)) >= AGREEMENT
+
+
+def test_darknet_maxpool_padding_is_kept_float(tmp_path):
+    """Darknet pads max-pools with -FLT_MAX: calibrated, that range zeroes every activation."""
+    model = darknet(tmp_path)
+    out, report = apply(model, "int8_static", context(tmp_path))
+    assert any(k["layer"].endswith("Pad") and "FLT_MAX" in k["reason"]
+               for k in report["kept_float"])
+    assert report["preprocess"]["removed_ops"].get("BatchNormalization") == 1  # folded first
+    assert sqnr_db(outputs(model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def test_needs_calibration_data(onnx_model, tmp_path):
+    with pytest.raises(ConfigError, match="needs data"):
+        apply_passes(onnx_model, [("int8_static", {})], PassContext(workdir=tmp_path))
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"method": "foo"}, "method must be one of minmax, percentile, entropy"),
+    ({"engine": "bar"}, "engine must be one of ort, nncf, torch"),
+    ({"engine": "nncf", "method": "entropy"}, "engine nncf calibrates with minmax or percentile"),
+    ({"engine": "torch", "per_channel": "false"}, "per channel only"),
+    ({"activations": "uint8", "engine": "nncf"}, "engine ort only"),
+    ({"samples": "0"}, "samples must be at least 1"),
+    ({"method": "entropy", "bins": "9"}, "unknown option 'bins'"),
+])
+def test_bad_static_configs(onnx_model, tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_passes(onnx_model, [("int8_static", options)], context(tmp_path))
+
+
+def test_static_nncf(onnx_model, tmp_path):
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    out, report = apply(onnx_model, "int8_static", context(tmp_path), engine="nncf")
+    assert out.format == "openvino" and out.path.endswith(".xml")
+    assert sorted(report["quantized"]) == sorted(WEIGHTED)
+    assert report["fake_quantize"] >= 3  # activations: the input of each weighted layer
+    assert report["bytes_after"] > 0
+    assert sqnr_db(outputs(onnx_model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def test_static_torch_pt2e(tmp_path):
+    pytest.importorskip("torchao")
+    model = tiny()
+    before = state_hash(model.obj)
+    out, report = apply(model, "int8_static", context(tmp_path), engine="torch")
+    assert report["applied"], report["reason"]
+    assert out.format == "torch" and report["qdq"]["dequantize"] >= 3
+    assert sorted(report["quantized"]) == ["0", "3", "7"]  # module names of the conv/linear
+    assert state_hash(model.obj) == before
+    assert sqnr_db(outputs(model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def test_static_torch_without_torchao_does_not_apply(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e.quantize_pt2e", None)
+    model = tiny()
+    out, report = apply(model, "int8_static", context(tmp_path), engine="torch")
+    assert report["applied"] is False and "torchao" in report["reason"]
+    assert out is model
+
+
+def test_static_torch_on_onnx_does_not_apply(onnx_model, tmp_path):
+    out, report = apply(onnx_model, "int8_static", context(tmp_path), engine="torch")
+    assert report["applied"] is False and "torch models" in report["reason"]
+    assert out.path == onnx_model.path
+
+
+def test_dynamic_ort(onnx_model, tmp_path):
+    before = file_hash(onnx_model.path)
+    out, report = apply_passes(onnx_model, [("int8_dynamic", {})], PassContext(tmp_path))
+    report = report[-1]
+    assert report["applied"] and op_count(out.path, "ConvInteger") == 2
+    assert op_count(out.path, "DynamicQuantizeLinear") >= 2  # activations at run time
+    assert op_count(out.path, "QuantizeLinear") == 0  # nothing calibrated
+    assert sqnr_db(outputs(onnx_model, X), outputs(out, X)) >= SQNR_INT8
+    assert file_hash(onnx_model.path) == before
+
+
+def test_dynamic_torch_quantizes_linear_only(tmp_path):
+    model = tiny()
+    out, report = apply_passes(model, [("int8_dynamic", {"engine": "torch"})],
+                               PassContext(tmp_path))
+    report = report[-1]
+    assert report["quantized"] == ["7"]
+    assert {k["layer"] for k in report["kept_float"]} == {"0", "3"}
+    assert isinstance(model.obj[7], torch.nn.Linear)  # the input keeps its float Linear
+    assert sqnr_db(outputs(model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def test_bad_dynamic_config(onnx_model, tmp_path):
+    with pytest.raises(ConfigError, match="engine must be one of ort, torch"):
+        apply_passes(onnx_model, [("int8_dynamic", {"engine": "nncf"})], PassContext(tmp_path))
