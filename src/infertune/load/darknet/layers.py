@@ -283,7 +283,15 @@ class DarknetMaxpool(DarknetLayer):
         self.pads = (lo, hi, lo, hi)
 
     def forward(self, x: Tensor) -> Tensor:
-        if any(self.pads):
+        if not any(self.pads):
+            return F.max_pool2d(x, self.size, self.stride)
+        lo, hi = self.pads[0], self.pads[1]
+        if lo < self.size and hi < self.size:
+            # Every window then holds at least one real pixel, and edge-replicated padding gives
+            # exactly the same maxima as -FLT_MAX. It keeps +-3.4e38 out of the graph, which
+            # breaks histogram calibration (ORT entropy/percentile) and INT8 ranges.
+            x = F.pad(x, self.pads, mode="replicate")
+        else:
             x = F.pad(x, self.pads, value=-FLT_MAX)
         return F.max_pool2d(x, self.size, self.stride)
 
