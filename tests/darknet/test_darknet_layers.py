@@ -529,3 +529,23 @@ def test_deconvolutional_matches_col2im_loop():
                             expected[0, :, oy, ox] += weight[c, :, ky, kx] * x[0, c, yy, xx]
     assert net.out_shapes[0] == (3, oh, ow) and net.weight_floats() == 3 + 2 * 3 * 9
     np.testing.assert_allclose(y, expected, rtol=RTOL, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,stride,padding", [(2, 1, 1), (2, 2, 1), (3, 2, 2), (5, 1, 4)])
+def test_maxpool_edge_padding_equals_flt_max_padding(size, stride, padding):
+    # Edge replication is used instead of -FLT_MAX when every window holds a real pixel;
+    # the maxima must be identical (exact), even for inputs far below zero.
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(2, 3, 7, 9) * 1e6 - 1e7
+    lo, hi = padding // 2, padding - padding // 2
+    want = F.max_pool2d(F.pad(x, (lo, hi, lo, hi), value=-3.4028234663852886e38), size, stride)
+    text = f"[net]\nwidth=9\nheight=7\nchannels=3\n\n[maxpool]\nsize={size}\nstride={stride}\npadding={padding}\n"
+    from infertune.load.darknet import network_from_text
+
+    net = network_from_text(text)
+    with torch.inference_mode():
+        got = net.layers[0](x)
+    assert torch.equal(got, want)
+    assert got.abs().max() < 1e30  # no -FLT_MAX leaks out
