@@ -24,7 +24,7 @@ from infertune.types import InputSpec, ModelHandle
 SPEC = InputSpec(shape=("batch", 3, 16, 16))
 WEIGHTED = ("/0/Conv", "/3/Conv", "/7/Gemm")  # the node names of tiny()'s exported layers
 
-# A Darknet classifier with the padded stride-1 max-pool (Darknet pads it with -FLT_MAX).
+# A Darknet classifier with the padded stride-1 max-pool (edge-padded by the importer).
 DARKNET_CFG = """[net]
 width=16
 height=16
