@@ -9,35 +9,8 @@ import pytest
 
 from infertune.cli import main
 
-TINY_CFG = """[net]
-width=16
-height=16
-channels=3
+from tiny_models import TINY_CFG  # noqa: E402
 
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=5
-size=1
-stride=1
-pad=1
-activation=linear
-
-[avgpool]
-
-[softmax]
-groups=1
-"""
 FAST = ["--rounds", "2", "--min-runs", "3", "--min-seconds", "0", "--threads", "1"]
 RESULT_KEYS = {"runtime", "batch", "latency_ms", "throughput_ips", "peak_rss_mb", "artifact_mb",
                "cold_start_ms", "energy_j_per_image", "status", "reason"}

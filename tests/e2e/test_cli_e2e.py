@@ -11,35 +11,8 @@ import torch
 
 from infertune.cli import main
 
-TINY_CFG = """[net]
-width=16
-height=16
-channels=3
+from tiny_models import TINY_CFG  # noqa: E402
 
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=5
-size=1
-stride=1
-pad=1
-activation=linear
-
-[avgpool]
-
-[softmax]
-groups=1
-"""
 # Floats in a .weights file for TINY_CFG (FORMAT.md §1.3), counted by hand:
 # conv1: 8 biases + 3×8 BN arrays + 8·3·3·3 weights = 8 + 24 + 216 = 248
 # conv2: 5 biases + 5·8·1·1 weights = 45
