@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import ModelFileError, UnsupportedModel
 from ..types import InputSpec, ModelHandle
@@ -12,13 +12,23 @@ if TYPE_CHECKING:
 
 
 def read_onnx(path: Path):
-    """Loads and checks an ONNX model proto; any failure is a one-line ModelFileError."""
+    """Loads and checks an ONNX model proto; any failure is a one-line ModelFileError.
+
+    External data is read only after every tensor's `location` has been checked to name a
+    regular file inside the model's folder (see `check_external_data`).
+    """
     import onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=True)
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises DecodeError, but several others are possible
         raise ModelFileError(f"not a valid ONNX file ({_first_line(exc)})", path=path) from None
+    if check_external_data(model, path):
+        try:
+            onnx.load_external_data_for_model(model, str(path.parent))
+        except Exception as exc:  # missing file, offset/length beyond its end...
+            raise ModelFileError(f"cannot read its external data ({_first_line(exc)})",
+                                 path=path) from None
     if not model.graph.node:
         raise ModelFileError("not a valid ONNX file (the graph has no nodes)", path=path)
     try:
@@ -26,6 +36,69 @@ def read_onnx(path: Path):
     except Exception as exc:
         raise ModelFileError(f"ONNX model fails the checker: {_first_line(exc)}", path=path) from None
     return model
+
+
+def _graph_tensors(graph) -> Iterator:
+    """Every TensorProto of a graph: initializers, sparse ones, node attributes, subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes) -> Iterator:
+    for node in nodes:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from _graph_tensors(sub)
+
+
+def external_locations(model) -> list[str]:
+    """The `location` of every tensor stored as external data ('' when one has none)."""
+    from onnx import TensorProto
+
+    tensors = [*_graph_tensors(model.graph),
+               *(t for function in model.functions for t in _node_tensors(function.node))]
+    return [next((e.value for e in t.external_data if e.key == "location"), "")
+            for t in tensors if t.data_location == TensorProto.EXTERNAL]
+
+
+def check_external_data(model, path: Path) -> bool:
+    """Refuses external-data locations that could read outside the model's folder.
+
+    A location must be a relative path that, with every symlink resolved, names an existing
+    regular file inside the folder holding `path` (an ONNX file from elsewhere must not make
+    us read /etc/shadow or ../../secrets). Returns True if the model has external data.
+
+    Raises:
+        ModelFileError: a location that is empty, absolute, escapes the folder or is missing.
+    """
+    locations = external_locations(model)
+    folder = path.resolve().parent
+    for location in dict.fromkeys(locations):
+        target = _inside(folder, location)
+        if target is None:
+            raise ModelFileError(f"refusing external data at {location[:200]!r}: it must be a "
+                                 "relative path to a file inside the model's folder", path=path)
+        if not target.is_file():
+            raise ModelFileError(f"external data file {location[:200]!r} is missing (expected "
+                                 "next to the model)", path=path)
+    return bool(locations)
+
+
+def _inside(folder: Path, location: str) -> Path | None:
+    """`folder/location` with symlinks resolved, or None if that is not strictly inside."""
+    if not location or "\0" in location or Path(location).is_absolute():
+        return None
+    try:
+        target = (folder / location).resolve()
+    except (OSError, RuntimeError, ValueError):  # name too long, symlink loop
+        return None
+    return target if folder in target.parents else None
 
 
 def _first_line(exc: Exception) -> str:

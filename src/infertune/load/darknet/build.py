@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from ...errors import UnsupportedModel
 from .activations import check_activation
+from .budget import check_layer
 from .cfg import Section
 from .layers import LAYER_CLASSES, LayerInfo, Shape
 
@@ -276,8 +277,9 @@ def plan_softmax(sec: Section, shape: Shape, plans: list[LayerPlan]) -> LayerPla
     _positive(sec, groups=groups)
     if inputs % groups:
         raise sec.error(f"groups={groups} does not divide the {inputs} input values", key="groups")
-    if temperature == 0.0:
-        raise sec.error("temperature must not be 0", key="temperature")
+    if temperature == 0.0 or temperature != temperature or abs(temperature) == float("inf"):
+        raise sec.error(f"temperature={temperature} must be a finite non-zero number",
+                        key="temperature")
     return LayerPlan(sec, sec.type, shape, inputs, args=dict(groups=groups, temperature=temperature))
 
 
@@ -472,11 +474,12 @@ def plan_network(sections: list[Section], input_size: tuple[int, int] | None = N
     if not sections or sections[0].type != "net":
         raise ValueError("sections must start with the [net] section (use parse_cfg)")
     shape: Shape = input_shape(sections[0], input_size)
-    first, plans = shape, []
+    first, plans, params = shape, [], 0
     for sec in sections[1:]:
         if sec.type in UNSUPPORTED_TYPES:
             raise unsupported(sec, f"[{sec.type}] layers are not supported")
         plan = PLANNERS[sec.type](sec, shape, plans)
+        params = check_layer(plan, params)  # untrusted cfg: bound memory before any tensor
         if plan.args.get("dontload"):
             plan.floats = 0  # load_weights_upto skips the layer without reading
         plans.append(plan)

@@ -119,10 +119,22 @@ _FLOAT_PREFIX = re.compile(
     r"|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)", re.IGNORECASE)
 
 
+# atoi is glibc's strtol: out-of-range values saturate at the C long's limits. Saturating
+# also keeps int() away from digit strings longer than Python's int-conversion limit.
+_LONG_MAX = 2**63 - 1
+
+
 def atoi(text: str) -> int:
-    """C `atoi` on an already stripped string: leading integer prefix, else 0."""
+    """C `atoi` on an already stripped string: leading integer prefix, else 0; saturates at
+    ±(2^63 − 1) as strtol does (the planner then refuses such sizes with a clear error)."""
     match = _INT_PREFIX.match(text)
-    return int(match.group()) if match else 0
+    if not match:
+        return 0
+    token = match.group()
+    digits = token.lstrip("+-").lstrip("0")
+    if len(digits) > 19:  # beyond any int64: no int() of a possibly huge string
+        return -_LONG_MAX - 1 if token.startswith("-") else _LONG_MAX
+    return max(-_LONG_MAX - 1, min(_LONG_MAX, int(token)))
 
 
 def atof(text: str) -> float:
@@ -131,7 +143,12 @@ def atof(text: str) -> float:
     if not match:
         return 0.0
     token = match.group()
-    return float.fromhex(token) if "x" in token.lower() else float(token)
+    if "x" not in token.lower():
+        return float(token)  # decimal overflow already gives ±inf, as strtod's HUGE_VAL
+    try:
+        return float.fromhex(token)
+    except OverflowError:  # strtod returns ±HUGE_VAL (inf) for an out-of-range hex float
+        return float("-inf") if token.startswith("-") else float("inf")
 
 
 def cfg_error(path: str, line: int, message: str) -> DarknetCfgError:
