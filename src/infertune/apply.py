@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from ._atomic import atomic_path
+from ._atomic import atomic_path, check_writable
 from .errors import ConfigError, RuntimeUnavailable
 from .types import ModelHandle
 
@@ -105,6 +105,7 @@ def check_out(out: str | None) -> Path:
     target = Path(out)
     if target.is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name")
+    check_writable(target)  # a read-only or full destination fails before any pass runs
     return target
 
 

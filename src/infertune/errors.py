@@ -34,6 +34,10 @@ class DataError(InfertuneError):
     """Bad input data (unreadable image, wrong shape, label out of range)."""
 
 
+class OutputError(InfertuneError):
+    """An output that cannot be written: read-only folder, full disk (message names the path)."""
+
+
 class PassNotApplicable(InfertuneError):
     """A pass that cannot apply to this model; recorded as a result, not raised to the user."""
 

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, check_writable, output_error
 from ..errors import ConfigError, UnsupportedModel
 from ..types import InputSpec, ModelHandle
 
@@ -56,7 +56,7 @@ def export_onnx(handle: ModelHandle, out: str | os.PathLike, *, opset: int = MIN
     if opset < MIN_OPSET:
         raise ConfigError(f"opset must be {MIN_OPSET} or newer, not {opset}")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out)  # a read-only or missing folder fails now, not after the export
     spec = handle.input_spec if input_size is None else handle.input_spec.with_hw(*input_size)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".stage", dir=out.parent))
     try:
@@ -104,7 +104,9 @@ def onnx_to_proto(path: Path, opset: int):
     """Loads an ONNX file (with its external data) and upgrades an older opset."""
     import onnx
 
-    model = onnx.load(str(path))
+    from ..load.onnx import read_onnx
+
+    model = read_onnx(path)  # external-data locations checked to stay beside the model
     current = opset_of(model)
     if current is not None and current < opset:
         try:
@@ -191,11 +193,17 @@ def write_checked(proto, out: Path, stage: Path,
     # checked in the stage, then moved in (data first, so `out` never names missing data).
     data_name = f"{out.name}.data"
     staged = stage / out.name
-    onnx.save(proto, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
-              location=data_name, size_threshold=1024)
+    try:
+        onnx.save(proto, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=data_name, size_threshold=1024)
+    except OSError as exc:  # full disk: one line naming the output, not a traceback
+        raise output_error(out, exc) from None
     result = check(staged)
-    os.replace(stage / data_name, out.parent / data_name)
-    os.replace(staged, out)
+    try:
+        os.replace(stage / data_name, out.parent / data_name)
+        os.replace(staged, out)
+    except OSError as exc:
+        raise output_error(out, exc) from None
     return True, result
 
 
