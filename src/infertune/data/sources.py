@@ -19,6 +19,13 @@ import numpy as np
 from ..errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# Images declaring more pixels are refused from their header, before decoding: 2^26 pixels
+# (8192×8192, 192 MiB as RGB) is above any camera photo. Pillow's own guard only warns up to
+# 2 × 89 M pixels, so a 12000×12000 "decompression bomb" PNG would otherwise be decoded.
+MAX_IMAGE_PIXELS = 2**26
+# An .npz whose arrays declare more bytes than this (in their .npy headers) is refused before
+# numpy allocates them; the same figure as the dataset's float32 bound (DEFAULT_MAX_BYTES).
+MAX_NPZ_BYTES = 8 * 2**30
 
 
 @dataclass
@@ -182,12 +189,23 @@ def decode_image(path: Path, channels: int) -> np.ndarray:
     Raises:
         DataError: the file cannot be read or decoded (named, with Pillow's reason).
     """
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # our bound (MAX_IMAGE_PIXELS) is stricter than the size Pillow warns about
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise DataError(f"image declares {img.width}×{img.height} pixels, more than "
+                                f"the {MAX_IMAGE_PIXELS} this reader decodes", path=str(path))
             img.load()
             pixels = np.asarray(img.convert("RGB" if channels == 3 else "L"))
+    except DataError:
+        raise
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError...)
         reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise DataError(f"cannot decode image ({reason})", path=str(path)) from None
@@ -232,6 +250,7 @@ def _load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
     # np.load falls back to unpickling anything that is not a zip: check first.
     if not zipfile.is_zipfile(path):
         raise DataError("cannot read .npz (not a zip archive)", path=str(path))
+    _check_npz_headers(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             if "x" not in npz.files:
@@ -246,6 +265,40 @@ def _load_npz_arrays(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"cannot read .npz ({exc})", path=str(path)) from None
     except Exception as exc:  # zipfile.BadZipFile, OSError, EOFError...
         raise DataError(f"cannot read .npz ({exc.__class__.__name__}: {exc})", path=str(path)) from None
+
+
+def _check_npz_headers(path: Path) -> None:
+    """Reads each member's .npy header and refuses, before numpy allocates anything, a member
+    that is not an .npy array, or arrays declaring more bytes than the member holds or than
+    MAX_NPZ_BYTES in all (numpy allocates the declared shape before reading the data)."""
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise DataError(f"holds {info.filename[:100]!r}, which is not an .npy array",
+                                    path=str(path))
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(member)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                total += declared
+                if declared > info.file_size or total > MAX_NPZ_BYTES:
+                    raise DataError(f"{info.filename[:100]} declares shape {shape} of {dtype} "
+                                    f"({declared} bytes) but the file holds {info.file_size} "
+                                    f"bytes (limit {MAX_NPZ_BYTES})", path=str(path))
+    except DataError:
+        raise
+    except Exception as exc:  # BadZipFile, a bad magic string or header (ValueError), EOF...
+        raise DataError(f"cannot read .npz ({exc.__class__.__name__}: {_one_line(exc)})",
+                        path=str(path)) from None
+
+
+def _one_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""
 
 
 def _as_nchw(x: np.ndarray, channels: int, name: str) -> tuple[np.ndarray, str]:
