@@ -1,0 +1,92 @@
+"""Reports of an optimize run: report.md (+ report_files/*.svg) and a self-contained
+report.html, rendered from report.json (docs/run-format.md); and `compare` of two runs.
+
+Pure data functions (fields, tables, charts, gaps, ledger, compare) are kept apart from the
+renderers (plots, markdown, html) so each table's rows and each chart's series can be
+tested without drawing anything.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+FORMATS = ("md", "html")
+CHART_DIR = "report_files"
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """report.json of a run directory (or the file itself), checked to be one.
+
+    Raises:
+        InfertuneError: missing, unreadable, not JSON, or not a schema-1 report.
+    """
+    from ..errors import InfertuneError
+
+    path = Path(path)
+    file = path / "report.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InfertuneError("no report.json here (not an optimize run directory?)",
+                             path=file) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InfertuneError(f"cannot read the report: {exc}", path=file) from None
+    if not isinstance(data, dict) or data.get("schema_version") != 1 or not isinstance(
+            data.get("candidates"), list):
+        raise InfertuneError("not an infertune report.json (schema_version 1 with "
+                             "candidates expected)", path=file)
+    return data
+
+
+def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    from ..errors import ConfigError
+
+    formats = tuple(formats)
+    bad = [fmt for fmt in formats if fmt not in FORMATS]
+    if bad or not formats:
+        raise ConfigError(f"report format must be one of {', '.join(FORMATS)}, not "
+                          f"{', '.join(bad) or 'nothing'}")
+    return formats
+
+
+def write_reports(run_dir: Path, report: dict, formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Renders `report` into `run_dir` and returns the files written.
+
+    "md" writes report.md and its charts as report_files/NAME.svg; "html" writes
+    report.html with the charts inline. Every file is written atomically (temporary name,
+    then rename), so a reader never sees half a report.
+    """
+    from .._atomic import write_text
+    from . import html, markdown
+    from .plots import render_charts
+
+    formats = check_formats(formats)
+    run_dir = Path(run_dir)
+    charts = render_charts(report)
+    written: list[Path] = []
+    if "md" in formats:
+        paths = {}
+        for chart in charts:
+            if chart["svg"] is not None:
+                dest = run_dir / CHART_DIR / f"{chart['name']}.svg"
+                write_text(dest, chart["svg"])
+                written.append(dest)
+                paths[chart["name"]] = f"{CHART_DIR}/{chart['name']}.svg"
+        write_text(run_dir / "report.md", markdown.render(report, charts, paths))
+        written.append(run_dir / "report.md")
+    if "html" in formats:
+        write_text(run_dir / "report.html", html.render(report, charts))
+        written.append(run_dir / "report.html")
+    return written
+
+
+def report_run(run_dir: str | Path, formats: Iterable[str] = FORMATS) -> dict[str, Any]:
+    """`infertune report RUN_DIR`: reads RUN_DIR/report.json and writes the reports next
+    to it. Returns {"run_dir", "files"}."""
+    formats = check_formats(formats)
+    run_dir = Path(run_dir)
+    report = load_report(run_dir)
+    out_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    files = write_reports(out_dir, report, formats)
+    return {"run_dir": str(out_dir), "files": [str(p) for p in files]}

@@ -1,0 +1,134 @@
+"""Table rows → header + string cells, shared by the Markdown and HTML renderers.
+
+A missing number is shown as "not measured", never as 0 or a blank.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from . import fields as f
+from . import gaps, ledger, tables
+
+NA = f.NOT_MEASURED
+
+
+def number(value: float | None, digits: int = 3, suffix: str = "") -> str:
+    """Three significant digits (the timing spread makes more digits noise)."""
+    if value is None:
+        return NA
+    return f"{value:.{digits}g}{suffix}"
+
+
+def fixed(value: float | None, decimals: int = 2, suffix: str = "") -> str:
+    return NA if value is None else f"{value:.{decimals}f}{suffix}"
+
+
+def interval(triple: Sequence[float | None], decimals: int = 2) -> str:
+    """'90.00 [88.00, 91.80]', or the value alone when the interval is not recorded."""
+    value, low, high = triple
+    if value is None:
+        return NA
+    if low is None or high is None:
+        return f"{value:.{decimals}f}"
+    return f"{value:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def budget(within: Any) -> str:
+    return {True: "within", False: "over"}.get(within, NA)
+
+
+def _throughput(row: dict) -> str:
+    if row["throughput_ips"] is None:
+        return NA
+    return f"{row['throughput_ips']:.3g} @ batch {row['best_batch']}"
+
+
+def stage_table(report: dict, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    metric = f.metric_name(report)
+    head = ["stage", "candidate", "precision", "p50 ms", "p90 ms", "throughput img/s",
+            "size MB", "compression", "speedup", f"{metric} % [95% CI]",
+            "drop points [95% CI]", "budget"]
+    body = []
+    for row in rows:
+        name = row["label"] + (" ★ pick" if row["pick"] else "")
+        if row["alternatives"]:
+            name += f" (best of {row['alternatives'] + 1})"
+        body.append([row["stage"], name, str(row["precision"]), number(row["p50_ms"]),
+                     number(row["p90_ms"]), _throughput(row), number(row["size_mb"]),
+                     number(row["compression_ratio"], suffix="×"),
+                     number(row["speedup"], suffix="×"), interval(row["metric"]),
+                     interval(row["drop"]),
+                     budget(row["within_budget"]) + (" (none of this stage within)"
+                                                     if row["over_budget"] else "")])
+    return head, body
+
+
+def candidates_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["id", "candidate", "stage", "runtime", "precision", "status", "p50 ms",
+            "speedup", "drop points [95% CI]", "budget", "note"]
+    body = []
+    for row in tables.candidate_rows(report):
+        notes = [n for n, on in (("★ pick", row["pick"]), ("on the front", row["frontier"]))
+                 if on] + ([row["reason"]] if row["reason"] else [])
+        body.append([str(row["id"]), str(row["label"]), str(row["stage"]),
+                     str(row["runtime"]), str(row["precision"]), str(row["status"]),
+                     number(row["p50_ms"]), number(row["speedup"], suffix="×"),
+                     interval(row["drop"]), budget(row["within_budget"]), "; ".join(notes)])
+    return head, body
+
+
+def slow_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["candidate", "runtime", "vs", "speedup vs that", "likely reasons"]
+    body = [[str(r["label"]), str(r["runtime"]), f"{r['reference']} ({r['reference_id']})",
+             f"{r['ratio']:.2f}×", " · ".join(r["reasons"])] for r in ledger.slow_rows(report)]
+    return head, body
+
+
+def mixed_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["layer kept in float", "costs ms", "saves drop points", "ms per point saved"]
+    body = [[str(r["layer"]), fixed(r["cost_ms"]), fixed(r["drop_saved"]),
+             fixed(r["ms_per_point"])] for r in ledger.mixed_ledger_rows(report)]
+    return head, body
+
+
+def gaps_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["not measured", "why", "where"]
+    body = [[g["what"], g["note"], ", ".join(g["where"])] for g in gaps.unmeasured(report)]
+    body += [[f"candidate {r['id']} ({r['runtime']})", f"{r['status']}: {r['reason']}", str(
+        r["label"])] for r in gaps.not_run(report)]
+    return head, body
+
+
+def final_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    final = report.get("final_comparison") or {}
+    ids = f.by_id(report)
+    head = ["candidate", "p50 ms", "speedup median [min, max] over rounds"]
+    body = []
+    for row in final.get("rows") or []:
+        sp = row.get("speedup") or {}
+        body.append([str((ids.get(row.get("id")) or {}).get("label") or row.get("id")),
+                     number(f.num(row.get("p50_ms"))),
+                     f"{number(f.num(sp.get('median')))}× [{number(f.num(sp.get('min')))}, "
+                     f"{number(f.num(sp.get('max')))}]"])
+    return head, body
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The verdict in a few sentences: the pick and its gain, or why there is none."""
+    model = report.get("model") or {}
+    chosen, base = f.pick(report), f.baseline(report)
+    lines = [f"Model **{model.get('name') or model.get('source')}** "
+             f"({number(f.num(model.get('macs')) and f.num(model.get('macs')) / 1e9)} GMAC, "
+             f"{number(f.num(model.get('params')) and f.num(model.get('params')) / 1e6)} M "
+             f"params); run {(report.get('run') or {}).get('status')}."]
+    if chosen:
+        drop = interval(f.drop_triple(chosen, report))
+        lines.append(f"Pick: **{chosen.get('label')}** — p50 {number(f.p50_ms(chosen))} ms "
+                     f"vs baseline {number(f.p50_ms(base))} ms "
+                     f"({number(f.num(chosen.get('speedup')), suffix='×')}), "
+                     f"drop {drop} points (budget {f.max_drop(report)}).")
+    else:
+        no_pick = report.get("no_pick") or {}
+        lines.append(f"No pick: {no_pick.get('reason') or 'no reason recorded'}; closest: "
+                     f"{', '.join(no_pick.get('closest') or []) or 'none'}.")
+    return lines

@@ -1,0 +1,71 @@
+"""The report as a list of blocks, in reading order; `markdown.py` and `html.py` only
+lay the blocks out, so both formats always carry the same content.
+
+Block kinds: ("h2", text), ("h3", text), ("p", text), ("table", head, body),
+("kv", [(key, value)]), ("chart", chart dict from plots.render_charts).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import cells
+from . import fields as f
+from . import tables
+
+Block = tuple[Any, ...]
+
+
+def _stage_blocks(report: dict) -> list[Block]:
+    blocks: list[Block] = [
+        ("h2", "Stages: what each step buys"),
+        ("p", "Per runtime, the best candidate of each stage within the accuracy budget by "
+              f"the run's objective ({(report.get('budget') or {}).get('objective')}); "
+              "speedup is baseline p50 / candidate p50, compression original size / "
+              "candidate size, drop the paired difference from the baseline in points.")]
+    rows = tables.stage_rows(report)
+    if not rows:
+        blocks.append(("p", f"{f.NOT_MEASURED}: no candidate finished with a latency."))
+    for runtime, runtime_rows in rows.items():
+        blocks += [("h3", runtime), ("table", *cells.stage_table(report, runtime_rows))]
+    return blocks
+
+
+def _chart_blocks(charts: list[dict]) -> list[Block]:
+    return [("h2", "Charts")] + [("chart", chart) for chart in charts]
+
+
+def _explain_blocks(report: dict) -> list[Block]:
+    blocks: list[Block] = [("h2", "Why some steps did not speed things up")]
+    head, body = cells.slow_table(report)
+    blocks.append(("table", head, body) if body else
+                  ("p", "Every measured step was at least 5 % faster than its parent."))
+    blocks.append(("h3", "Layers kept in float (mixed precision)"))
+    head, body = cells.mixed_table(report)
+    blocks.append(("table", head, body) if body else
+                  ("p", "No mixed-precision ledger in this run (mixed precision not tried "
+                        "or kept no layer)."))
+    return blocks
+
+
+def _measurement_blocks(report: dict) -> list[Block]:
+    blocks: list[Block] = [("h2", "How it was measured"), ("kv", tables.method_rows(report))]
+    head, body = cells.final_table(report)
+    if body:
+        blocks += [("h3", "Final side-by-side comparison"), ("table", head, body)]
+    blocks += [("h2", "Machine and versions"), ("kv", tables.machine_rows(report)),
+               ("h3", "Library versions"), ("kv", tables.version_rows(report)),
+               ("h2", "What could not be measured here")]
+    head, body = cells.gaps_table(report)
+    blocks.append(("table", head, body) if body else ("p", "Everything was measured."))
+    return blocks
+
+
+def build(report: dict, charts: list[dict]) -> list[Block]:
+    """All blocks of the report, title first."""
+    model = report.get("model") or {}
+    title = f"infertune report: {model.get('name') or model.get('source') or 'model'}"
+    blocks: list[Block] = [("h1", title)] + [("p", line) for line in
+                                             cells.summary_lines(report)]
+    blocks += _stage_blocks(report) + _chart_blocks(charts) + _explain_blocks(report)
+    blocks += [("h2", "All candidates"), ("table", *cells.candidates_table(report))]
+    return blocks + _measurement_blocks(report)

@@ -1,0 +1,196 @@
+"""Chart series → SVG text, with matplotlib's object API (no pyplot: no global figure
+state, nothing to close, safe inside a long-running optimize).
+
+Text stays text in the SVG (svg.fonttype "none"): the files are several times smaller than
+with glyph outlines, the page's own sans-serif font draws it, and no font is embedded or
+fetched. A fixed hash salt makes the output identical from run to run.
+"""
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Callable
+
+from . import charts
+from . import fields as f
+
+RC = {"svg.fonttype": "none", "svg.hashsalt": "infertune", "font.size": 9,
+      "axes.spines.top": False, "axes.spines.right": False}
+WIDE = (7.0, 4.0)
+LABEL_CHARS = 34
+
+
+def short(label: str, limit: int = LABEL_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def to_svg(draw: Callable[[Any], None], size: tuple[float, float] = WIDE,
+           polar: bool = False) -> str:
+    """Runs draw(ax) on a fresh figure and returns the SVG document text."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=size, layout="constrained")
+        ax = fig.add_subplot(projection="polar" if polar else None)
+        draw(ax)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def pareto_svg(series: dict) -> str | None:
+    points = series["points"]
+    if not points:
+        return None
+
+    def draw(ax):
+        sizes = [p["size_mb"] or 1.0 for p in points]
+        biggest = max(sizes)
+        for p, size in zip(points, sizes):
+            colour = "tab:orange" if p["frontier"] else "tab:blue"
+            ax.scatter(p["p50_ms"], p["drop"], s=30 + 400 * size / biggest, alpha=0.6,
+                       color=colour, edgecolors="black", linewidths=0.5)
+        if series["frontier"]:
+            xs, ys = zip(*series["frontier"])
+            ax.step(xs, ys, where="post", color="tab:orange", lw=1, label="Pareto front")
+        for p in points:
+            if p["pick"]:
+                ax.scatter(p["p50_ms"], p["drop"], marker="*", s=260, color="gold",
+                           edgecolors="black", zorder=5, label=f"pick: {short(p['label'])}")
+        if series["max_drop"] is not None:
+            ax.axhline(series["max_drop"], color="tab:red", ls="--", lw=1,
+                       label=f"budget: drop ≤ {series['max_drop']:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("latency p50 (ms, log scale)")
+        ax.set_ylabel("accuracy drop (points)")
+        ax.legend(loc="best", fontsize=8)
+    return to_svg(draw)
+
+
+def per_layer_svg(rows: list[tuple[str, float]] | None, title: str) -> str | None:
+    if not rows:
+        return None
+
+    def draw(ax):
+        names = [short(n, 28) for n, _ in rows][::-1]
+        ax.barh(names, [ms for _, ms in rows][::-1], color="tab:blue")
+        ax.set_xlabel("time per call (ms)")
+        ax.set_title(title)
+    return to_svg(draw, (7.0, 0.9 + 0.28 * len(rows)))
+
+
+def latency_svg(series: list[tuple[str, list[float]]]) -> str | None:
+    if not series:
+        return None
+
+    def draw(ax):
+        ax.boxplot([s for _, s in series][::-1], orientation="horizontal", showfliers=True,
+                   tick_labels=[short(n) for n, _ in series][::-1])
+        ax.set_xscale("log")
+        ax.set_xlabel("latency of each timed call (ms, log scale)")
+    return to_svg(draw, (7.0, 1.0 + 0.35 * len(series)))
+
+
+def confusion_svg(matrix: list[list[float]] | None, title: str) -> str | None:
+    if not matrix:
+        return None
+    n = len(matrix)
+
+    def draw(ax):
+        image = ax.imshow(matrix, cmap="Blues", vmin=0.0, vmax=1.0)
+        ax.figure.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(title)
+        if n <= 12:
+            for i, row in enumerate(matrix):
+                for j, v in enumerate(row):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if v > 0.5 else "black")
+    return to_svg(draw, (4.6, 4.0))
+
+
+def radar_svg(series: dict | None) -> str | None:
+    if not series or len(series["axes"]) < 3:
+        return None
+    axes = series["axes"]
+    angles = [2 * math.pi * i / len(axes) for i in range(len(axes))]
+
+    def draw(ax):
+        for name, values in series["series"].items():
+            ax.plot(angles + angles[:1], values + values[:1], lw=1.5, label=short(name))
+            ax.fill(angles + angles[:1], values + values[:1], alpha=0.1)
+        ax.set_xticks(angles, axes)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper right", bbox_to_anchor=(1.45, 1.1), fontsize=7)
+    return to_svg(draw, (6.0, 4.2), polar=True)
+
+
+def roofline_svg(series: dict | None) -> str | None:
+    if not series or not series["points"]:
+        return None
+    xs = [p["intensity"] for p in series["points"]]
+    lo, hi = min(xs) / 4, max(xs) * 4
+
+    def draw(ax):
+        grid = [lo * (hi / lo) ** (i / 60) for i in range(61)]
+        for key, name, style in (("fp32_gflops", "FP32 peak", "-"), ("int8_gops", "INT8 peak",
+                                                                      "--")):
+            if series[key]:
+                ax.plot(grid, [min(series[key], series["mem_gbs"] * x) for x in grid],
+                        color="grey", ls=style, lw=1, label=f"{name} {series[key]:g} GOP/s")
+        for p in series["points"]:
+            ax.scatter(p["intensity"], p["achieved_gops"], s=120 if p["pick"] else 30,
+                       marker="*" if p["pick"] else "o", zorder=3, label=short(p["label"]))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("arithmetic intensity (op/byte of weights, upper bound)")
+        ax.set_ylabel("achieved GOP/s (2·MACs / p50)")
+        ax.legend(loc="lower right", fontsize=6, ncol=2)
+    return to_svg(draw, (7.0, 4.6))
+
+
+def render_charts(report: dict) -> list[dict[str, Any]]:
+    """[{"name", "title", "caption", "svg" | None, "note"}] in report order."""
+    base, chosen = f.baseline(report), f.pick(report)
+    pick_label = (chosen or {}).get("label") or "the pick"
+    specs = [
+        ("pareto", "Pareto front: latency vs accuracy drop",
+         "Marker area ∝ size; orange: on the front; star: the pick; dashed red: the budget.",
+         lambda: pareto_svg(charts.pareto_series(report)), "no candidate has latency and drop"),
+        ("layers_baseline", "Where time goes: baseline", "Measured time per layer.",
+         lambda: per_layer_svg(charts.per_layer_series(base), "baseline"),
+         "per-layer times of the baseline not recorded"),
+        ("layers_pick", "Where time goes: pick", "Measured time per layer.",
+         lambda: per_layer_svg(charts.per_layer_series(chosen), short(pick_label)),
+         "per-layer times of the pick not recorded" if chosen else "no pick"),
+        ("latency", "Latency distributions", "Every timed call; box: quartiles, whiskers: "
+         "1.5 IQR.", lambda: latency_svg(charts.latency_series(report)),
+         "no raw latency samples recorded"),
+        ("confusion_baseline", "Confusion matrix: baseline", "Rows sum to 1.",
+         lambda: confusion_svg(charts.confusion_series(base), "baseline"),
+         "no confusion matrix (unlabelled data or not recorded)"),
+        ("confusion_pick", "Confusion matrix: pick", "Rows sum to 1.",
+         lambda: confusion_svg(charts.confusion_series(chosen), short(pick_label)),
+         "no confusion matrix of the pick" if chosen else "no pick"),
+        ("radar", "Top candidates compared", "Each axis normalised so 1 is the best shown "
+         "(see charts.radar_series).", lambda: radar_svg(charts.radar_series(report)),
+         "fewer than two measured top candidates or three common metrics"),
+        ("roofline", "Roofline", charts.__doc__.split("\n\n")[1].replace("\n", " "),
+         lambda: roofline_svg(charts.roofline_series(report)),
+         "machine limits not measured: " + str(report.get("machine_limits_note")
+                                               or "no note")),
+    ]
+    return [_draw(name, title, caption, make, note) for name, title, caption, make, note in specs]
+
+
+def _draw(name: str, title: str, caption: str, make: Callable[[], str | None],
+          note: str) -> dict[str, Any]:
+    # A chart that cannot be drawn is a result, not a crash: the report of a finished
+    # optimize must still be written, and says which chart is missing and why.
+    try:
+        svg = make()
+    except Exception as exc:  # noqa: BLE001 - any drawing failure, reported in the page
+        svg, note = None, f"chart could not be drawn ({type(exc).__name__}: {exc})"
+    return {"name": name, "title": title, "caption": caption, "svg": svg, "note": note}

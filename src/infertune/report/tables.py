@@ -1,0 +1,131 @@
+"""Report → table rows (plain dicts; the Markdown and HTML renderers format them).
+
+The stage table is the one a deployment engineer brings to a design review: for each
+runtime, one row per stage (original → fused → quantized → mixed → pruned → decomposed →
+combined), showing the best candidate of that stage — the best one within the accuracy
+budget by the run's objective, or, when none of the stage is within budget, the best one
+anyway, marked over budget — so each row answers "what does this step buy, and at what
+accuracy cost". Every candidate, including failed and screened-out ones, is listed in
+the candidates table.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import fields as f
+
+
+def _objective_key(report: dict):
+    objective = (report.get("budget") or {}).get("objective", "latency")
+
+    def key(cand: dict) -> float:
+        if objective == "throughput":
+            return -(f.best_throughput(cand)[0] or 0.0)
+        if objective == "size":
+            return f.num(cand.get("size_mb")) or float("inf")
+        return f.p50_ms(cand) or float("inf")
+    return key
+
+
+def stage_choice(cands: list[dict], report: dict) -> tuple[dict, bool]:
+    """(chosen candidate, within budget) among one stage's measured candidates."""
+    key = _objective_key(report)
+    within = [c for c in cands if c.get("within_budget") is not False]
+    pool = within or cands
+    return min(pool, key=key), bool(within)
+
+
+def stage_rows(report: dict) -> dict[str, list[dict[str, Any]]]:
+    """Runtime → one row per stage present, in pipeline order (runtimes in order of
+    first appearance)."""
+    groups: dict[str, dict[str, list[dict]]] = {}
+    for cand in report.get("candidates") or []:
+        if f.is_measured(cand):
+            groups.setdefault(cand.get("runtime", "?"), {}).setdefault(
+                cand.get("stage", "?"), []).append(cand)
+    order = {stage: i for i, stage in enumerate(f.STAGES)}
+    out = {}
+    for runtime, stages in groups.items():
+        rows = []
+        for stage in sorted(stages, key=lambda s: order.get(s, len(order))):
+            chosen, within = stage_choice(stages[stage], report)
+            rows.append({**candidate_metrics(chosen, report), "stage": stage,
+                         "alternatives": len(stages[stage]) - 1,
+                         "over_budget": not within})
+        out[runtime] = rows
+    return out
+
+
+def candidate_metrics(cand: dict, report: dict) -> dict[str, Any]:
+    """The numbers of one candidate, in display units (ms, images/s, MB, %, points)."""
+    lat = cand.get("latency_ms") or {}
+    tput, batch = f.best_throughput(cand)
+    return {"id": cand.get("id"), "label": cand.get("label") or cand.get("id"),
+            "runtime": cand.get("runtime"), "stage": cand.get("stage"),
+            "precision": cand.get("precision"), "status": cand.get("status"),
+            "reason": cand.get("reason"),
+            "p50_ms": f.num(lat.get("p50")), "p90_ms": f.num(lat.get("p90")),
+            "cv": f.num(lat.get("cv")), "throughput_ips": tput, "best_batch": batch,
+            "size_mb": f.num(cand.get("size_mb")),
+            "compression_ratio": f.num(cand.get("compression_ratio")),
+            "speedup": f.num(cand.get("speedup")),
+            "metric": f.metric_triple(cand, report), "drop": f.drop_triple(cand, report),
+            "within_budget": cand.get("within_budget"),
+            "pick": cand.get("id") == report.get("pick"),
+            "frontier": cand.get("id") in (report.get("frontier") or [])}
+
+
+def candidate_rows(report: dict) -> list[dict[str, Any]]:
+    """Every candidate in the order tried, measured or not."""
+    return [candidate_metrics(c, report) for c in report.get("candidates") or []]
+
+
+def machine_rows(report: dict) -> list[tuple[str, str]]:
+    """(what, value) lines of the machine fingerprint."""
+    machine = report.get("machine") or {}
+    cpu = machine.get("cpu") or {}
+    isa = f.isa(report)
+    threads = machine.get("threads") or {}
+    rows = [("CPU", str(cpu.get("model"))),
+            ("cores", f"{cpu.get('physical_cores')} physical, {cpu.get('logical_cores')} "
+                      f"logical" + (", virtualized" if cpu.get("virtualized") else "")),
+            ("ISA", ", ".join(k for k, v in isa.items() if v) or "none of note" if isa
+             else f"{f.NOT_MEASURED}: ISA flags not recorded"),
+            ("memory", f"{machine.get('memory_total_mb')} MB"),
+            ("OS", str((machine.get("os") or {}).get("platform"))),
+            ("Python", str((machine.get("python") or {}).get("version"))),
+            ("GPU", ", ".join(g.get("name", "?") for g in machine["gpu"])
+             if machine.get("gpu") else "none"),
+            ("CPUs allowed", str(threads.get("cpus_allowed")))]
+    return rows
+
+
+def version_rows(report: dict) -> list[tuple[str, str]]:
+    libs = ((report.get("machine") or {}).get("libraries")) or {}
+    return [(name, version) for name, version in libs.items() if version]
+
+
+def method_rows(report: dict) -> list[tuple[str, str]]:
+    """How every number was measured, in the report's own words."""
+    timing = report.get("timing") or {}
+    budget = report.get("budget") or {}
+    data = report.get("data") or {}
+    limits = report.get("machine_limits") or {}
+    final = report.get("final_comparison") or {}
+    rows = [("timing", f"{timing.get('method')} (threads {timing.get('threads')}, batch "
+                       f"{timing.get('batch')}, at least {timing.get('min_runs')} runs and "
+                       f"{timing.get('min_seconds')} s)"),
+            ("accuracy", f"{f.metric_name(report)} on {data.get('eval_n')} samples of "
+                         f"{data.get('spec')}" + (f" ({data['metric_note']})"
+                                                 if data.get("metric_note") else "")),
+            ("budget", f"max drop {budget.get('max_drop')} ({budget.get('drop_type')}, "
+                       f"{budget.get('metric')}, confidence {budget.get('confidence')}); "
+                       f"{budget.get('rule')}"),
+            ("objective", str(budget.get("objective")))]
+    for rule in (report.get("screening") or {}).get("rules") or []:
+        rows.append((f"screening: {rule.get('name')}", str(rule.get("text"))))
+    if final:
+        rows.append(("final comparison", f"{final.get('method')}, {final.get('rounds')} rounds"))
+    if limits:
+        rows.append(("machine limits", str(limits.get("method"))))
+    return rows
