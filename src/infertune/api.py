@@ -11,13 +11,32 @@ EXPORT_FORMATS = ("onnx",)
 
 
 def profile(model: str | ModelHandle, *, input_size: tuple[int, int] | None = None,
-            **load_options: Any) -> dict[str, Any]:
-    """Static profile: params, MACs, bytes and intensity per layer and in total."""
+            limits: bool = False, layer_time: str | None = None, threads: int | None = None,
+            refresh_limits: bool = False, **load_options: Any) -> dict[str, Any]:
+    """Static profile: params, MACs, bytes and intensity per layer and in total.
+
+    With `limits`, also the machine's measured FP32/INT8 peaks and bandwidth at `threads`
+    (cached; `refresh_limits` measures again) and where the model sits against them
+    (key "limits"); with `layer_time` (a runtime name), the measured time per layer of the
+    artifact that runtime builds (key "layer_time", see infertune.profile.layer_time).
+    """
     from .profile import profile_model
 
     handle = load_model(model, input_size=input_size, **load_options)
-    result = profile_model(handle, input_size=input_size)
-    return {"source": handle.source, "format": handle.format, **result}
+    result = {"source": handle.source, "format": handle.format,
+              **profile_model(handle, input_size=input_size)}
+    if limits:
+        from .measure.limits import machine_limits, roofline
+
+        measured = machine_limits(threads, refresh=refresh_limits)
+        result["limits"] = {"machine": measured,
+                            **roofline(result["macs"], result["mac_bytes"], measured)}
+    if layer_time:
+        from .profile.layer_time import profile_layer_time
+
+        result["layer_time"] = profile_layer_time(handle, layer_time, threads=threads,
+                                                  input_size=input_size)
+    return result
 
 
 def export(model: str | ModelHandle, fmt: str, out: str, *, opset: int = 17,
@@ -141,3 +160,30 @@ def sensitivity(model: str | ModelHandle, data: str, *, limit: int | None = None
         raise ConfigError(f"sensitivity: {exc}") from None
     return run(model, data, limit=limit, out=out, config=config, **options)
 
+
+
+def optimize(config, *, resume: bool = False, progress=None) -> dict[str, Any]:
+    """The main job: the fastest measured variant of a model within an accuracy budget.
+
+    Args:
+        config: an infertune.config.OptimizeConfig (or a dict of its fields).
+        resume: continue the run in config.out (its journal's finished steps are kept).
+        progress: called with one event dict per step (the CLI draws them).
+
+    Returns:
+        The report (docs/run-format.md), also written to RUN_DIR/report.json; the pick is
+        exported to RUN_DIR/best/ when one met the budget.
+    """
+    from .config import OptimizeConfig
+    from .search.run import optimize as _optimize
+
+    if not isinstance(config, OptimizeConfig):
+        config = OptimizeConfig.from_dict(config)
+    return _optimize(config, resume=resume, progress=progress)
+
+
+def export_triton(run_dir: str, out: str) -> dict[str, Any]:
+    """A Triton Inference Server model repository for the pick of the run in `run_dir`."""
+    from .search.best import triton
+
+    return triton(run_dir, out)

@@ -77,16 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_apply(sub, model)
     _add_list(sub, common)
     _add_sensitivity(sub, model)
+    from .cli_optimize import add_optimize
+
+    add_optimize(sub, model, common)
 
     p = sub.add_parser("profile", parents=model, help="params, MACs, bytes per layer and in total")
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--top", type=int, default=0, help="show only the N layers with the most MACs")
+    p.add_argument("--limits", action="store_true",
+                   help="measure the machine's FP32/INT8 peaks and memory bandwidth (cached) "
+                        "and place the model against them")
+    p.add_argument("--refresh-limits", action="store_true", help="measure the limits again")
+    p.add_argument("--layer-time", metavar="RUNTIME",
+                   help="build the model for RUNTIME and measure the time of each layer")
+    p.add_argument("--threads", type=positive_int, help="threads (default: physical cores)")
     p.set_defaults(run=cmd_profile)
 
-    p = sub.add_parser("export", parents=model, help="export a model (ONNX)")
-    p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--format", default="onnx", choices=("onnx",), help="output format")
-    p.add_argument("--out", required=True, help="output file")
+    p = sub.add_parser("export", parents=model, help="export a model (ONNX), or a run's pick "
+                                                     "as a Triton model repository")
+    p.add_argument("model", help=MODEL_HELP + ", or an optimize RUN_DIR (with --format triton)")
+    p.add_argument("--format", default="onnx", choices=("onnx", "triton"),
+                   help="onnx (a model) or triton (a run's pick → model repository)")
+    p.add_argument("--out", required=True, help="output file (triton: repository folder)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     p.set_defaults(run=cmd_export)
 
@@ -242,17 +254,30 @@ def cmd_zoo(args: argparse.Namespace) -> Any:
 def cmd_profile(args: argparse.Namespace) -> Any:
     from . import api
 
-    result = api.profile(args.model, input_size=args.input_size, **load_options(args))
+    result = api.profile(args.model, input_size=args.input_size,
+                         limits=args.limits or args.refresh_limits, layer_time=args.layer_time,
+                         threads=args.threads, refresh_limits=args.refresh_limits,
+                         **load_options(args))
     if not args.json:
-        from .render import profile_table
+        from .render import layer_time_table, limits_summary, profile_table
 
         profile_table(result, top=args.top)
+        if "limits" in result:
+            limits_summary(result["limits"])
+        if "layer_time" in result:
+            layer_time_table(result["layer_time"], top=args.top)
     return result
 
 
 def cmd_export(args: argparse.Namespace) -> Any:
     from . import api
 
+    if args.format == "triton":
+        result = api.export_triton(args.model, args.out)
+        if not args.json:
+            print(f"Triton model repository: {result['repository']} (model {result['model']}, "
+                  f"{result['backend']})")
+        return result
     result = api.export(args.model, args.format, args.out, opset=args.opset,
                         input_size=args.input_size, **load_options(args))
     if not args.json:

@@ -75,6 +75,47 @@ def profile_table(result: dict[str, Any], top: int = 0, console: Console | None 
         console.print(f"note: {result['note']}")
 
 
+def _fmt(value: Any, unit: str) -> str:
+    return "n/a" if value is None else f"{value:,.4g} {unit}"
+
+
+def limits_summary(limits: dict[str, Any], console: Console | None = None) -> None:
+    """The machine's measured limits and where the model sits (profile --limits)."""
+    m = limits["machine"]
+    console = console or make_console()
+    cached = " (cached)" if m.get("cached") else ""
+    console.print(f"machine limits at {m['threads']} thread(s){cached}: FP32 "
+                  f"{_fmt(m['fp32_gflops'], 'GFLOP/s')} · INT8 {_fmt(m['int8_gops'], 'GOP/s')} · "
+                  f"memory {_fmt(m['mem_gbs'], 'GB/s')}")
+    for key, note in (m.get("notes") or {}).items():
+        console.print(f"  {key}: {note}")
+    if limits.get("bound"):
+        console.print(f"model: {limits['flop_per_byte']} FLOP/byte vs ridge "
+                      f"{limits['ridge_flop_per_byte']} → {limits['bound']}")
+    console.print(f"latency floors at batch 1: FP32 {_fmt(limits['fp32_floor_ms'], 'ms')} · "
+                  f"INT8 {_fmt(limits['int8_floor_ms'], 'ms')} · memory "
+                  f"{_fmt(limits['memory_floor_ms'], 'ms')} (lower bounds)")
+
+
+def layer_time_table(result: dict[str, Any], top: int = 0,
+                     console: Console | None = None) -> None:
+    """Measured time per layer (profile --layer-time), slowest first when `top` is set."""
+    rows = result["layers"]
+    if top:
+        rows = sorted(rows, key=lambda r: r["ms"], reverse=True)[:top]
+    table = Table(title=f"time per layer on {result['runtime']} ({result['runs']} runs, "
+                        f"input {_shape(result['input_shape'])})")
+    for col in ("layer", "op", "ms", "share"):
+        table.add_column(col, justify="right" if col in ("ms", "share") else "left")
+    for r in rows:
+        op = f"{r['op']} [{r['exec_type']}]" if r.get("exec_type") else r["op"]
+        table.add_row(r["name"], op, f"{r['ms']:.3f}", f"{100 * r['share']:.1f}%")
+    table.add_row("total", "", f"{result['total_ms']:.3f}", "100%", style="bold")
+    console = console or make_console()
+    console.print(table)
+    console.print(f"method: {result['method']}")
+
+
 def export_summary(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or make_console()
     parts = [f"wrote {result.get('path')}"]

@@ -132,3 +132,22 @@ def test_machine_key_depends_on_threads_and_cpu():
     assert limits.machine_key(machine, 1) != limits.machine_key(machine, 2)
     other = {**machine, "cpu": {"model": "Y"}}
     assert limits.machine_key(machine, 1) != limits.machine_key(other, 1)
+
+
+def test_profile_limits_places_the_model(monkeypatch, cache_home, tmp_path):
+    from infertune import api
+    from infertune.cli import main
+    from tiny_models import TINY_CFG
+
+    _counting_probes(monkeypatch)
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    result = api.profile(str(cfg), limits=True, threads=2)
+    lim = result["limits"]
+    assert lim["machine"]["fp32_gflops"] == 100.0 and lim["machine"]["threads"] == 2
+    # 2 * MACs / 100 GFLOP/s, in ms; intensity from the profile's own MACs and bytes.
+    assert lim["fp32_floor_ms"] == pytest.approx(2 * result["macs"] / 100e9 * 1e3, abs=1e-3)
+    assert lim["flop_per_byte"] == pytest.approx(2 * result["macs"] / result["mac_bytes"],
+                                                 abs=1e-3)
+    assert lim["bound"] in ("compute-bound", "memory-bound")
+    assert main(["profile", str(cfg), "--limits", "--threads", "2"]) == 0

@@ -276,4 +276,31 @@ def layer_times(runtime: str, artifact_path: str | Path, input_shape: Sequence[i
             "total_ms": round(sum(row["ms"] for row in rows), 6), "layers": rows}
 
 
-__all__ = ["layer_times", "rows_from_totals", "ort_kernel_events"]
+def profile_layer_time(handle, runtime: str, *, threads: int | None = None,
+                       input_size: tuple[int, int] | None = None,
+                       runs: int = 20) -> dict[str, Any]:
+    """Builds `handle`'s artifact for `runtime` in a temporary folder and times its layers
+    (`infertune profile MODEL --layer-time RUNTIME`).
+
+    Raises:
+        InfertuneError: unknown, unavailable or incompatible runtime (ConfigError for an
+            unknown name), or an artifact that cannot be built (ArtifactError).
+    """
+    from ..runtimes import RUNTIMES as REGISTERED
+
+    if runtime not in RUNTIMES:
+        raise InfertuneError(f"no per-layer timing for runtime {runtime!r}; "
+                             f"available: {', '.join(RUNTIMES)}")
+    target = REGISTERED.get(runtime)
+    ok, why = target.available()
+    why = why if not ok else target.incompatible(handle)
+    if why:
+        raise InfertuneError(f"cannot time layers on {runtime}: {why}")
+    spec = handle.input_spec if input_size is None else handle.input_spec.with_hw(*input_size)
+    with tempfile.TemporaryDirectory(prefix="infertune-layer-time-") as tmp:
+        artifact = target.build(handle, tmp, input_size=input_size, threads=threads)
+        result = layer_times(runtime, artifact, spec.chw, threads=threads, runs=runs)
+    return {**result, "artifact": Path(artifact).name}
+
+
+__all__ = ["layer_times", "profile_layer_time", "rows_from_totals", "ort_kernel_events"]
