@@ -105,3 +105,14 @@ def test_npz_member_that_is_not_an_array_is_refused(tmp_path):
         archive.writestr("x", b"\x00" * 64)
     with pytest.raises(DataError, match="not an .npy array"):
         load_dataset(str(path), input_shape=(3, 8, 8))
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 0, 4), np.uint64), ((6, 6, 0), np.float32),
+                                          ((2, 3, 0, 8), np.uint8)])
+def test_npz_with_an_empty_axis_is_refused(tmp_path, shape, dtype):
+    # found by fuzz/campaign.py: x.min() on an empty integer array (ValueError) and the
+    # NHWC transpose/take of an empty axis (IndexError) escaped as crashes
+    path = tmp_path / "empty.npz"
+    np.savez(path, x=np.zeros(shape, dtype))
+    with pytest.raises(DataError, match="no empty axis"):
+        load_dataset(str(path), input_shape=(3, 8, 8))

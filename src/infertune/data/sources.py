@@ -305,8 +305,9 @@ def _as_nchw(x: np.ndarray, channels: int, name: str) -> tuple[np.ndarray, str]:
     """x as N×C×H×W and the layout it was found in (NCHW when both axes could be C)."""
     if x.dtype.kind not in "uif":
         raise DataError(f"x has dtype {x.dtype}; expected uint8 or float pixels", path=name)
-    if x.ndim not in (3, 4) or len(x) == 0:
-        raise DataError(f"x has shape {x.shape}; expected N×C×H×W or N×H×W×C", path=name)
+    if x.ndim not in (3, 4) or x.size == 0:  # size: a 0 in any axis, not only N (fuzz)
+        raise DataError(f"x has shape {x.shape}; expected N×C×H×W or N×H×W×C with no "
+                        "empty axis", path=name)
     if x.dtype.kind in "ui" and x.dtype != np.uint8:
         if x.min() < 0 or x.max() > 255:
             raise DataError(f"x is {x.dtype} with values outside 0..255", path=name)
