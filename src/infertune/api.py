@@ -187,3 +187,22 @@ def export_triton(run_dir: str, out: str) -> dict[str, Any]:
     from .search.best import triton
 
     return triton(run_dir, out)
+
+
+def report(run_dir: str, formats: tuple[str, ...] = ("md", "html")) -> dict[str, Any]:
+    """Renders RUN_DIR/report.json as report.md (+ report_files/) and/or report.html next to
+    it; returns {"run_dir", "files"} (see infertune.report.report_run)."""
+    from .report import report_run
+
+    return report_run(run_dir, formats)
+
+
+def compare(a: str, b: str, *, fail_on_regression: str | float = "5%",
+            max_accuracy_drop: float = 0.5, seed: int = 0) -> dict[str, Any]:
+    """Compares run (directory or report.json) or model card `a` (old) with `b` (new):
+    per-metric differences with their uncertainty, machine and version differences, and
+    "exit_code" 1 on a regression (see infertune.report.compare for the exact rule)."""
+    from .report.compare import compare as _compare
+
+    return _compare(a, b, fail_on_regression=fail_on_regression,
+                    max_accuracy_drop=max_accuracy_drop, seed=seed)

@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_apply(sub, model)
     _add_list(sub, common)
     _add_sensitivity(sub, model)
+    _add_report(sub, common)
+    _add_compare(sub, common)
     from .cli_optimize import add_optimize
 
     add_optimize(sub, model, common)
@@ -375,6 +377,65 @@ def cmd_sensitivity(args: argparse.Namespace) -> Any:
     return result
 
 
+def _add_report(sub, common: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("report", parents=common, help="write report.md / report.html of an "
+                                                     "optimize run from its report.json")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (or its report.json)")
+    p.add_argument("--format", choices=("md", "html", "both"), default="both",
+                   help="md: report.md + report_files/*.svg; html: one self-contained "
+                        "report.html; both (default)")
+    p.set_defaults(run=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> Any:
+    from . import api
+
+    formats = ("md", "html") if args.format == "both" else (args.format,)
+    result = api.report(args.run_dir, formats)
+    if not args.json:
+        print("\n".join(result["files"]))
+    return result
+
+
+COMPARE_EPILOG = """\
+exit status:
+  0  no regression beyond the thresholds
+  1  regression: the new p50 latency is more than --fail-on-regression slower AND the 95%
+     bootstrap interval of the new/old ratio lies above 1.0 (same CPU only), or the
+     accuracy (top-1, or top-1 agreement without labels) fell by more than
+     --max-accuracy-drop points
+  2  user error (missing file, not a report or model card, bad flag)"""
+
+
+def _add_compare(sub, common: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("compare", parents=common, epilog=COMPARE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="compare two runs or model cards; fail on a regression (CI)",
+                       description="Compares the pick (or baseline) of run OLD with that of "
+                                   "run NEW: latency with a bootstrap interval, accuracy "
+                                   "with intervals, machine and library differences.")
+    p.add_argument("old", metavar="OLD", help="RUN_DIR, report.json or best/model_card.json")
+    p.add_argument("new", metavar="NEW", help="RUN_DIR, report.json or best/model_card.json")
+    p.add_argument("--fail-on-regression", default="5%", metavar="PCT",
+                   help="latency slowdown that fails, e.g. 5%% (default 5%%)")
+    p.add_argument("--max-accuracy-drop", type=non_negative_float, default=0.5,
+                   metavar="POINTS", help="accuracy drop in points that fails (default 0.5)")
+    p.set_defaults(run=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> Any:
+    from . import api
+
+    result = api.compare(args.old, args.new, fail_on_regression=args.fail_on_regression,
+                         max_accuracy_drop=args.max_accuracy_drop)
+    if not args.json:
+        from .report.compare_text import render
+
+        sys.stdout.write(render(result))
+    args.exit_code = result["exit_code"]
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 ok, 2 user error, 130 interrupted)."""
     parser = build_parser()
@@ -391,7 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "json", False):
         json.dump(result, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
-    return 0
+    # A command may end in a verdict (compare: 1 = regression) rather than plain success.
+    return getattr(args, "exit_code", 0)
 
 
 def _one_line(text: str) -> str:

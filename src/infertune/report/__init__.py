@@ -24,6 +24,8 @@ def load_report(path: str | Path) -> dict[str, Any]:
     from ..errors import InfertuneError
 
     path = Path(path)
+    if not path.exists():
+        raise InfertuneError("no such file or directory", path=path)
     file = path / "report.json" if path.is_dir() else path
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

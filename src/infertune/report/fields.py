@@ -63,10 +63,10 @@ def accuracy_scale(report: dict) -> float:
     """100 when the report stores accuracies as fractions (the baseline's agreement with
     itself or its top-1 is ≤ 1), else 1."""
     base = baseline(report) or {}
-    agree = _triple(((base.get("fidelity") or {}).get("top1_agreement")))[0]
+    agree = triple(((base.get("fidelity") or {}).get("top1_agreement")))[0]
     if agree is not None:
         return 100.0 if agree <= 1.0 else 1.0
-    top1 = _triple(((base.get("accuracy") or {}).get("top1")))[0]
+    top1 = triple(((base.get("accuracy") or {}).get("top1")))[0]
     return 100.0 if top1 is not None and top1 <= 1.0 else 1.0
 
 
@@ -76,12 +76,12 @@ def metric_triple(cand: dict, report: dict) -> Triple:
         raw = (cand.get("accuracy") or {}).get("top1")
     else:
         raw = (cand.get("fidelity") or {}).get("top1_agreement")
-    return _scaled(_triple(raw), accuracy_scale(report))
+    return scaled(triple(raw), accuracy_scale(report))
 
 
 def drop_triple(cand: dict, report: dict) -> Triple:
     """(value, low, high) of the paired drop vs the baseline, in points."""
-    return _scaled(_triple(cand.get("drop")), accuracy_scale(report))
+    return scaled(triple(cand.get("drop")), accuracy_scale(report))
 
 
 def max_drop(report: dict) -> float | None:
@@ -98,13 +98,13 @@ def recipe_passes(cand: dict) -> list[str]:
     return [str(step.get("pass")) for step in cand.get("recipe") or [] if isinstance(step, dict)]
 
 
-def _triple(raw: Any) -> Triple:
+def triple(raw: Any) -> Triple:
     if isinstance(raw, dict):
         return _num(raw.get("value")), _num(raw.get("low")), _num(raw.get("high"))
     return _num(raw), None, None
 
 
-def _scaled(t: Triple, scale: float) -> Triple:
+def scaled(t: Triple, scale: float) -> Triple:
     return tuple(None if v is None else v * scale for v in t)  # type: ignore[return-value]
 
 

@@ -26,6 +26,7 @@ td { min-width: 4rem; }
 tr:nth-child(even) td { background: #fafafa; }
 figure.chart { margin: 1rem 0; }
 figure.chart svg { display: block; width: 100%; max-width: 46rem; height: auto; }
+figure.chart[data-chart^="confusion"] svg { max-width: 26rem; }
 figcaption { font-size: 0.85rem; color: #555; }
 .na { color: #8a4b00; font-style: italic; }
 @media (max-width: 40rem) { body { padding: 0 0.5rem 2rem; } h1 { font-size: 1.25rem; } }

@@ -103,12 +103,15 @@ def confusion_svg(matrix: list[list[float]] | None, title: str) -> str | None:
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         ax.set_title(title)
+        ticks = range(n) if n <= 20 else range(0, n, max(1, n // 10))
+        ax.set_xticks(list(ticks))
+        ax.set_yticks(list(ticks))
         if n <= 12:
             for i, row in enumerate(matrix):
                 for j, v in enumerate(row):
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                             color="white" if v > 0.5 else "black")
-    return to_svg(draw, (4.6, 4.0))
+    return to_svg(draw, (4.2, 3.6))
 
 
 def radar_svg(series: dict | None) -> str | None:
@@ -147,7 +150,9 @@ def roofline_svg(series: dict | None) -> str | None:
         ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (op/byte of weights, upper bound)")
         ax.set_ylabel("achieved GOP/s (2·MACs / p50)")
-        ax.legend(loc="lower right", fontsize=6, ncol=2)
+        # Below the axes: inside, it hides the points it names.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, ncol=2,
+                  frameon=False)
     return to_svg(draw, (7.0, 4.6))
 
 
@@ -177,7 +182,10 @@ def render_charts(report: dict) -> list[dict[str, Any]]:
         ("radar", "Top candidates compared", "Each axis normalised so 1 is the best shown "
          "(see charts.radar_series).", lambda: radar_svg(charts.radar_series(report)),
          "fewer than two measured top candidates or three common metrics"),
-        ("roofline", "Roofline", charts.__doc__.split("\n\n")[1].replace("\n", " "),
+        ("roofline", "Roofline", "Achieved operations per second (2·MACs / p50) against "
+         "the machine's measured compute and memory ceilings. Intensity counts the weight "
+         "bytes read once per call (plus activation bytes where profiled): a lower bound of "
+         "the traffic, so an upper bound of the intensity.",
          lambda: roofline_svg(charts.roofline_series(report)),
          "machine limits not measured: " + str(report.get("machine_limits_note")
                                                or "no note")),
