@@ -48,7 +48,27 @@ def parsers() -> dict[str, tuple[st.SearchStrategy, Callable[[Any, Path], None]]
         "onnx": (ft.onnx_strategy(tiny), ft.load_onnx_bytes),
         "image": (ft.image_strategy(images), lambda item, tmp: ft.load_image_bytes(*item, tmp)),
         "npz": (ft.npz_strategy(npz), ft.load_npz_bytes),
+        **_journal(),
     }
+
+
+def _journal() -> dict:
+    """The run-directory journal reader, when the optimize work that owns it is present."""
+    try:
+        from infertune.search.journal import Journal
+    except ImportError:
+        return {}
+
+    def read(data: bytes, tmp: Path) -> None:
+        (tmp / "journal.jsonl").write_bytes(data)
+        Journal(tmp / "journal.jsonl")
+
+    lines = st.lists(st.one_of(
+        st.dictionaries(st.sampled_from(["kind", "id", "x", "status"]),
+                        st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.none()),
+                        max_size=4).map(lambda d: json.dumps(d)),
+        st.text(max_size=60)), max_size=6).map(lambda ls: "\n".join(ls).encode())
+    return {"journal": (st.one_of(lines, st.binary(max_size=200)), read)}
 
 
 def _encode(item: Any) -> bytes:
