@@ -1,0 +1,469 @@
+"""infertune against the pipelines a deployment engineer would try by hand (issue #9).
+
+For each case (Darknet19_448 at batch 1 and 8, ref-large at batch 1) every pipeline is
+built once, then all are measured by the same harness (`infertune.measure.compare`):
+interleaved rounds, each measurement in a fresh process, same threads, same batch.
+
+Pipelines, each with its tool's documented defaults:
+- PyTorch eager FP32 and torch.compile FP32: the runtimes `torch` and `compile`.
+- ONNX Runtime FP32: the runtime `onnxruntime` on the exported ONNX file.
+- ONNX Runtime static INT8: `quant_pre_process` (the pre-processing ORT's docs recommend
+  before quantizing), then `quantize_static` called *here* with its defaults except what the
+  issue names: QDQ (its default format), per_channel=True, MinMax (its default
+  calibration). Not infertune's int8_static pass: that one keeps Softmax float and
+  calibrates in strides (passes/_ort_quant.py), which are not ORT's defaults.
+- OpenVINO FP32: the runtime `openvino` (FP32 requested explicitly; runtimes/openvino.py).
+- OpenVINO INT8 through NNCF: `openvino.convert_model` on the same ONNX file, then
+  `nncf.quantize(model, nncf.Dataset(...))` with no other argument (NNCF's defaults:
+  MIXED/PERFORMANCE preset by model type, fast bias correction, its own range estimators),
+  called here for the same reason (infertune's pass sets the range estimator and preset).
+- infertune: `api.optimize` with a 1-point budget (top-1 for ref-large, top-1 agreement for
+  Darknet19_448); its pick from RUN_DIR/best/ joins the same rounds. Its production time is
+  the whole search.
+Both quantizers calibrate on the same images (sample:train at the model's input size).
+
+Accuracy: ref-large (trained) on all of sample:val, top-1 with its Wilson interval.
+Darknet19_448 has seeded random weights, so "accuracy" is fidelity to the FP32 PyTorch model
+on `--eval-n` sample:val images: top-1 agreement (interval) and cosine. Every pipeline's
+outputs are computed in this process by its runtime's session.
+
+Machine limits: `infertune.measure.limits` (FP32 GEMM, INT8 GEMM, copy bandwidth); each
+pipeline's achieved rate is 2·MACs·batch / p50, as a fraction of the FP32 and INT8 peaks.
+
+Usage: python benchmarks/peers.py [--quick] [--rounds 3] [--cases darknet19_448:1,...]
+                                  [--no-infertune] [--threads N]
+Writes benchmarks/results/peers-<machine>.json and .md. Full run: ~30-60 min on 2 cores
+(plus infertune's search); --quick: ~10 min. Keep the machine otherwise idle.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from infertune import _atomic
+from infertune.load import load_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtimes import RESULTS, machine_tag  # noqa: E402  (the sibling benchmark's helpers)
+
+PEERS = ("torch eager fp32", "torch.compile fp32", "onnxruntime fp32", "onnxruntime int8",
+         "openvino fp32", "openvino nncf int8")
+INFERTUNE = "infertune pick"
+PRECISION = {"onnxruntime int8": "int8", "openvino nncf int8": "int8"}
+DEFAULT_CASES = "darknet19_448:1,darknet19_448:8,ref-large:1"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cases", default=DEFAULT_CASES, help="MODEL:BATCH,... to run")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--min-runs", type=int, default=20)
+    p.add_argument("--min-seconds", type=float, default=3.0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--calibration", type=int, default=128, help="calibration images")
+    p.add_argument("--eval-n", type=int, default=200, help="Darknet19_448 agreement images")
+    p.add_argument("--no-infertune", action="store_true", help="peers only (no optimize run)")
+    p.add_argument("--quick", action="store_true",
+                   help="2 rounds, short measurements, 32 calibration / 50 agreement images")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.min_runs, args.min_seconds = 2, 10, 1.0
+        args.calibration, args.eval_n = 32, 50
+    return args
+
+
+def cases(args: argparse.Namespace) -> list[tuple[str, int]]:
+    out = []
+    for item in args.cases.split(","):
+        model, _, batch = item.partition(":")
+        out.append((model.strip(), int(batch or 1)))
+    return out
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def timed(fn, *a, **kw):
+    start = time.perf_counter()
+    value = fn(*a, **kw)
+    return value, time.perf_counter() - start
+
+
+def ort_int8(onnx_path: Path, calib: np.ndarray, out_dir: Path) -> Path:
+    """ORT's documented flow: quant_pre_process, then quantize_static (QDQ, per-channel,
+    MinMax; every other argument left at its default)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
+                                          QuantFormat, quant_pre_process, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, name: str):
+            self._items = iter([{name: calib[i:i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self._items, None)
+
+    import onnx
+
+    name = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
+    prepped, out = out_dir / "pre.onnx", out_dir / "int8.onnx"
+    quant_pre_process(str(onnx_path), str(prepped))
+    quantize_static(str(prepped), str(out), Reader(name), quant_format=QuantFormat.QDQ,
+                    per_channel=True, calibrate_method=CalibrationMethod.MinMax)
+    return out
+
+
+def nncf_int8(onnx_path: Path, calib: np.ndarray, out_dir: Path) -> Path:
+    """NNCF's documented default: nncf.quantize(model, dataset), nothing else set."""
+    import nncf
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    quantized = nncf.quantize(model, nncf.Dataset([calib[i:i + 1] for i in range(len(calib))]))
+    out = out_dir / "nncf-int8.xml"
+    ov.save_model(quantized, str(out), compress_to_fp16=False)
+    return out
+
+
+def build_peer(name: str, handle, calib: np.ndarray, work: Path, threads: int) -> dict:
+    """One peer's artifact, runtime and production time; a failure is a row with its reason."""
+    from infertune.runtimes import RUNTIMES
+
+    runtime = {"torch eager fp32": "torch", "torch.compile fp32": "compile",
+               "openvino fp32": "openvino", "openvino nncf int8": "openvino"}.get(
+        name, "onnxruntime")
+    row = {"pipeline": name, "runtime": runtime, "precision": PRECISION.get(name, "fp32"),
+           "artifact": None, "reason": None}
+    folder = work / name.replace(" ", "_").replace(".", "")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        if name in PRECISION:
+            onnx_path, export_s = timed(RUNTIMES.get("onnxruntime").build, handle, folder)
+            quantize = ort_int8 if runtime == "onnxruntime" else nncf_int8
+            artifact, quant_s = timed(quantize, onnx_path, calib, folder)
+            row["build_s"] = round(export_s + quant_s, 2)
+        else:
+            artifact, row["build_s"] = timed(RUNTIMES.get(runtime).build, handle, folder,
+                                             threads=threads)
+        row["artifact"], row["options"] = str(artifact), RUNTIMES.get(runtime).options(None)
+    except Exception as exc:  # a peer that cannot be built is reported, not fatal
+        row["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+    return row
+
+
+def build_infertune(model: str, batch: int, work: Path, args, threads: int) -> dict:
+    """infertune's pick from `api.optimize` (1-point budget), or a row saying why not."""
+    from infertune import api
+
+    row = {"pipeline": INFERTUNE, "runtime": None, "precision": None, "artifact": None,
+           "reason": None}
+    if args.no_infertune:
+        return {**row, "reason": "not run (--no-infertune)"}
+    if not hasattr(api, "optimize"):
+        return {**row, "reason": "not available: optimize not built yet"}
+    config = {"model": model, "out": str(work / "run"), "data": "sample", "max_drop": 1.0,
+              "metric": "agreement" if model.startswith("darknet") else "top1",
+              "threads": threads, "calib_size": args.calibration}
+    try:
+        report, row["build_s"] = timed(api.optimize, config)
+    except Exception as exc:  # the pick's absence is reported, the peers still run
+        return {**row, "reason": f"optimize failed: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:300]}"}
+    row["search_duration_s"] = (report.get("run") or {}).get("duration_s")
+    export = report.get("export")
+    if not export:
+        return {**row, "reason": f"optimize made no pick: {(report.get('no_pick') or {}).get('reason')}"}
+    pick = next(c for c in report["candidates"] if c["id"] == report["pick"])
+    row.update(runtime=export["runtime"], artifact=export["artifact"], label=pick.get("label"),
+               precision=pick.get("precision"), run_dir=str(work / "run"),
+               options=_runtime_options(export["runtime"]))
+    return row
+
+
+def _runtime_options(runtime: str) -> dict:
+    from infertune.runtimes import RUNTIMES
+
+    return RUNTIMES.get(runtime).options(None)
+
+
+# ---------------------------------------------------------------------------- accuracy
+
+
+def outputs(row: dict, x: np.ndarray, threads: int, batch: int) -> np.ndarray:
+    """The pipeline's outputs on `x`, computed in this process by its runtime's session."""
+    from infertune.measure.session import SessionFactory
+
+    # LATENCY hint for OpenVINO: its THROUGHPUT queue's Python callbacks can deadlock against
+    # close() in this process (benchmarks/passes.py found it).
+    options = {**row.get("options", {}), "batch": batch, "hint": "LATENCY"}
+    session = SessionFactory(row["runtime"], row["artifact"], options=options).open(
+        threads=threads)
+    try:
+        outs = [np.asarray(session.run(np.ascontiguousarray(x[i:i + batch]))[0])
+                for i in range(0, len(x), batch)]
+    finally:
+        session.close()
+    return np.concatenate(outs).reshape(len(x), -1)
+
+
+def score(rows: list[dict], model: str, shape, args, threads: int) -> dict:
+    """Top-1 (ref-large, labelled) or agreement/cosine with FP32 PyTorch (Darknet19_448)."""
+    from infertune.data import load_dataset
+    from infertune.metrics import classification_report, fidelity
+
+    labelled = not model.startswith("darknet")
+    val = load_dataset("sample:val", input_shape=shape, limit=None if labelled else args.eval_n)
+    batch = 100 if labelled else 10
+    reference = None
+    for row in rows:
+        if not row.get("artifact"):
+            continue
+        try:
+            logits = outputs(row, val.x, threads, batch)
+        except Exception as exc:
+            row["accuracy_reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            continue
+        if row["pipeline"] == "torch eager fp32":
+            reference = logits
+        if labelled:
+            rep = classification_report(logits, val.y)
+            row["accuracy"] = {"top1": rep["top1"], "top1_ci": rep["top1_ci"], "n": rep["n"]}
+        if reference is not None:
+            fid = fidelity(reference, logits)
+            row["fidelity"] = {k: fid[k] for k in ("n", "top1_agreement", "top1_agreement_ci",
+                                                  "cosine", "cosine_min", "sqnr_db")}
+    return {"data": "sample:val", "n": len(val.x), "labelled": labelled,
+            "reference": "torch eager fp32"}
+
+
+# ---------------------------------------------------------------------------- speed
+
+
+def measure_rows(rows: list[dict], shape, batch: int, args, threads: int) -> dict:
+    """All built pipelines in the same interleaved rounds; fills each row's numbers."""
+    from infertune.measure import SessionFactory, TimingConfig, compare
+
+    ready = [r for r in rows if r.get("artifact")]
+    factories = [SessionFactory(r["runtime"], r["artifact"], options=r.get("options", {}),
+                                label=r["pipeline"]) for r in ready]
+    timing = TimingConfig(warmup=5, min_runs=args.min_runs, min_seconds=args.min_seconds)
+    out = compare(factories, rounds=args.rounds, input_shape=list(shape), batch=batch,
+                  throughput=[batch], timing=timing, threads=threads)
+    for i, (row, summary) in enumerate(zip(ready, out["summary"])):
+        results = [rnd[i] for rnd in out["results"]]
+        ok = [res for res in results if res.get("status") == "ok"]
+        row.update(p50_ms=summary["p50_ms_median"], p50_ms_by_round=summary["p50_ms_by_round"],
+                   statuses=summary["statuses"], reasons=summary["reasons"],
+                   noisy_rounds=summary["noisy_rounds"])
+        row["p90_ms"] = _median([r["latency_ms"]["p90"] for r in ok])
+        row["throughput_ips"] = _median([(r.get("throughput_ips") or {}).get(str(batch))
+                                         or (r.get("throughput_ips") or {}).get(batch)
+                                         for r in ok])
+        row["peak_rss_mb"] = _median([r.get("peak_rss_mb") for r in ok])
+        row["artifact_mb"] = next((r.get("artifact_mb") for r in ok), None)
+        row["session_info"] = next((r.get("session_info") for r in ok
+                                    if r.get("session_info")), None)
+    return {"rounds": args.rounds, "timing": {"warmup": 5, "min_runs": args.min_runs,
+                                              "min_seconds": args.min_seconds},
+            "fingerprint": out["fingerprint"]}
+
+
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def versus_best_peer(rows: list[dict]) -> str | None:
+    """Each row's speed against the fastest peer (lowest median p50), per round: the
+    median of the per-round ratios best-peer p50 / row p50 (>1: faster), with min and max."""
+    from infertune.measure.stats import ratio_summary
+
+    peers = [r for r in rows if r["pipeline"] in PEERS and r.get("p50_ms")]
+    if not peers:
+        return None
+    best = min(peers, key=lambda r: r["p50_ms"])
+    for row in rows:
+        pairs = zip(best.get("p50_ms_by_round", []), row.get("p50_ms_by_round") or [])
+        row["vs_best_peer"] = ratio_summary([b / p for b, p in pairs if b and p])
+    return best["pipeline"]
+
+
+def achieved(rows: list[dict], macs: int, batch: int, limits: dict) -> None:
+    """Achieved operations per second (2·MACs·batch / p50) and its fraction of each peak."""
+    for row in rows:
+        if not row.get("p50_ms"):
+            continue
+        gops = 2.0 * macs * batch / (row["p50_ms"] / 1e3) / 1e9
+        row["achieved_gops"] = round(gops, 1)
+        for key in ("fp32_gflops", "int8_gops"):
+            peak = limits.get(key)
+            row[f"fraction_of_{key}"] = round(gops / peak, 3) if peak else None
+
+
+# ---------------------------------------------------------------------------- one case
+
+
+def run_case(model_name: str, batch: int, args, threads: int, limits: dict) -> dict:
+    """Builds every pipeline for one model and batch, scores and measures them together."""
+    from infertune.data import load_dataset
+    from infertune.profile import profile_model
+
+    handle = load_model(model_name)
+    shape = handle.input_spec.chw
+    calib = load_dataset("sample:train", input_shape=shape, limit=args.calibration).x
+    macs = profile_model(handle)["macs"]
+    with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
+        work = Path(tmp)
+        rows = []
+        for name in PEERS:
+            log(f"[{model_name} b{batch}] building {name} ...")
+            rows.append(build_peer(name, handle, calib, work, threads))
+        log(f"[{model_name} b{batch}] infertune optimize ...")
+        rows.append(build_infertune(model_name, batch, work / "infertune", args, threads))
+        log(f"[{model_name} b{batch}] accuracy ...")
+        scoring = score(rows, model_name, shape, args, threads)
+        log(f"[{model_name} b{batch}] {args.rounds} interleaved rounds ...")
+        measured = measure_rows(rows, shape, batch, args, threads)
+    best = versus_best_peer(rows)
+    achieved(rows, macs, batch, limits)
+    return {"model": model_name, "batch": batch, "input_shape": list(shape), "macs": macs,
+            "calibration": {"data": "sample:train", "n": len(calib)}, "scoring": scoring,
+            "best_peer": best, **measured, "rows": rows}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- report
+
+
+COLUMNS = ("pipeline", "runtime", "ran as", "p50 ms", "p90 ms", "img/s", "× best peer "
+           "[min, max]", "peak RSS MB", "size MB", "quality [95% CI]", "build s",
+           "% FP32 peak", "% INT8 peak")
+
+
+def _f(value, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _ms(value) -> str:
+    """Milliseconds with 3 significant figures (ref-large runs in well under 1 ms)."""
+    return "–" if value is None else f"{value:.3g}"
+
+
+def _quality(row: dict) -> str:
+    acc, fid = row.get("accuracy"), row.get("fidelity") or {}
+    if acc:
+        lo, hi = acc["top1_ci"]
+        return f"top-1 {100 * acc['top1']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+    if fid.get("top1_agreement") is not None:
+        lo, hi = fid["top1_agreement_ci"]
+        return (f"agree {100 * fid['top1_agreement']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}], "
+                f"cos {fid['cosine']:.4f}")
+    return "–"
+
+
+def _ran_as(row: dict) -> str:
+    info = row.get("session_info") or {}
+    parts = [row.get("precision") or ""]
+    if info.get("inference_precision"):
+        parts.append(f"OV {info['inference_precision']}")
+    return " ".join(p for p in parts if p)
+
+
+def _row(row: dict) -> str:
+    vs = row.get("vs_best_peer")
+    ratio = f"{vs['median']:.3g} [{vs['min']:.3g}, {vs['max']:.3g}]" if vs else "–"
+    pct = {k: (None if row.get(f"fraction_of_{k}") is None else 100 * row[f"fraction_of_{k}"])
+           for k in ("fp32_gflops", "int8_gops")}
+    cells = [row["pipeline"], row.get("runtime") or "–", _ran_as(row), _ms(row.get("p50_ms")),
+             _ms(row.get("p90_ms")), _f(row.get("throughput_ips")), ratio,
+             _f(row.get("peak_rss_mb"), 0), _f(row.get("artifact_mb")), _quality(row),
+             _f(row.get("build_s")), _f(pct["fp32_gflops"], 0), _f(pct["int8_gops"], 0)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def case_markdown(case: dict) -> list[str]:
+    scoring = case["scoring"]
+    what = (f"top-1 on {scoring['n']} labelled {scoring['data']} digits" if scoring["labelled"]
+            else f"top-1 agreement and cosine with {scoring['reference']} on {scoring['n']} "
+                 f"{scoring['data']} images (random weights: fidelity, not accuracy)")
+    lines = [f"## {case['model']}, batch {case['batch']} ({case['macs'] / 1e9:.2f} GMAC)", "",
+             f"Quality: {what}. Calibration: {case['calibration']['n']} "
+             f"{case['calibration']['data']} images for both quantizers. "
+             f"Best peer: {case['best_peer']}.", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines += [_row(r) for r in case["rows"]]
+    notes = [f"- {r['pipeline']}: {r[k]}" for r in case["rows"]
+             for k in ("reason", "accuracy_reason") if r.get(k)]
+    notes += [f"- {r['pipeline']}: {'; '.join(r['reasons'])}" for r in case["rows"]
+              if r.get("reasons")]
+    return lines + [""] + notes + ([""] if notes else [])
+
+
+def markdown(result: dict) -> str:
+    lim = result["limits"]
+    cpu = result["fingerprint"]["cpu"]
+    libs = result["fingerprint"]["libraries"]
+    versions = ", ".join(f"{k} {libs.get(k)}" for k in ("torch", "onnxruntime", "openvino",
+                                                         "nncf") if libs.get(k))
+    lines = [f"# infertune vs its peers ({result['date']}, {result['machine']})", "",
+             f"`python benchmarks/peers.py {' '.join(result['argv'])}` on {cpu['model']} "
+             f"({cpu['physical_cores']} cores), {result['threads']} threads, {versions}. "
+             f"Load average before/after: {result['load_before']} / {result['load_after']}; "
+             f"wall time {result['wall_s']:.0f} s.", "",
+             f"Machine limits ({lim['threads']} threads, measured): FP32 "
+             f"{_f(lim['fp32_gflops'])} GFLOP/s, INT8 {_f(lim['int8_gops'])} GOP/s, memory "
+             f"{_f(lim['mem_gbs'])} GB/s ({lim['method']})", "",
+             "p50/p90: medians over rounds of each round's percentile; × best peer: median "
+             "of per-round ratios (fastest peer's p50 / this p50; > 1 is faster) with their "
+             "min and max; img/s at the case's batch; build s: time to produce the model "
+             "(export + quantization; infertune: its whole search); % peak: 2·MACs·batch / "
+             "p50 over the measured FP32 and INT8 peaks.", "",
+             "Caveat: this machine is shared with other work and noisy (single runs swing "
+             "±15%); only the per-round ratios are comparable, absolute figures are not.", ""]
+    for case in result["cases"]:
+        lines += case_markdown(case)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from infertune.measure.fingerprint import fingerprint
+    from infertune.measure.limits import machine_limits
+    from infertune.measure.rounds import default_threads
+
+    threads = int(args.threads or default_threads())
+    start = time.monotonic()
+    result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": machine_tag(), "threads": threads,
+              "argv": sys.argv[1:] if argv is None else list(argv),
+              "load_before": [round(v, 2) for v in os.getloadavg()],
+              "fingerprint": fingerprint()}
+    log("measuring the machine's limits ...")
+    result["limits"] = machine_limits(threads, refresh=True)
+    result["cases"] = [run_case(model, batch, args, threads, result["limits"])
+                       for model, batch in cases(args)]
+    result["load_after"] = [round(v, 2) for v in os.getloadavg()]
+    result["wall_s"] = time.monotonic() - start
+    stem = args.out or RESULTS / f"peers-{machine_tag()}"
+    _atomic.write_text(f"{stem}.json", json.dumps(result, indent=1, default=str) + "\n")
+    _atomic.write_text(f"{stem}.md", markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
