@@ -40,20 +40,31 @@ def test_stage_choice_follows_the_objective():
     assert ort["quantized"]["id"] == "dyn_ort"
 
 
-def test_fraction_accuracies_are_shown_in_percent():
+def test_fraction_accuracies_are_shown_in_percent_and_drops_stay_points():
     report = make_report()
     for cand in report["candidates"]:
-        for key in ("top1",):
-            if cand["accuracy"]:
-                cand["accuracy"][key] = {k: v / 100 for k, v in cand["accuracy"][key].items()}
-        if cand["fidelity"]:
-            cand["fidelity"]["top1_agreement"] /= 100
-        if cand["drop"]:
-            cand["drop"].update({k: cand["drop"][k] / 100 for k in ("value", "low", "high")})
+        if cand["accuracy"]:
+            cand["accuracy"]["top1"] = {k: v / 100 for k, v in cand["accuracy"]["top1"].items()}
     pick = f.pick(report)
     assert f.accuracy_scale(report) == 100.0
-    assert f.metric_triple(pick, report)[0] == pytest.approx(89.6)
-    assert f.drop_triple(pick, report) == pytest.approx((0.4, 0.1, 0.8))
+    assert f.metric_triple(pick, report) == pytest.approx((89.6, 87.6, 91.4))
+    assert f.drop_triple(pick, report) == (0.4, 0.1, 0.8)
+
+
+def test_agreement_metric_without_labels():
+    report = make_report()
+    report["data"]["metric"] = "agreement"
+    pick = f.pick(report)
+    pick["fidelity"]["top1_agreement_ci"] = [0.99, 0.998]
+    assert f.metric_name(report) == "top-1 agreement"
+    # stored as fractions (1 − 0.4/100 = 0.996): shown in percent, interval from the _ci list
+    assert f.metric_triple(pick, report) == pytest.approx((99.6, 99.0, 99.8))
+
+
+def test_budget_line_uses_budget_points_for_a_relative_budget():
+    report = make_report()
+    report["budget"].update(drop_type="relative", max_drop=1.0, budget_points=0.9)
+    assert f.max_drop(report) == 0.9
 
 
 def test_unmeasured_groups_nulls_with_their_notes():
@@ -67,6 +78,10 @@ def test_unmeasured_groups_nulls_with_their_notes():
     assert len(found["energy_j_per_image"]["where"]) == 9      # the 9 measured candidates
     assert found["throughput at batch 8"]["note"] == gaps.NO_NOTE
     assert {r["id"] for r in gaps.not_run(report)} == {"trt", "ov_int8"}
+    report["machine_limits"] = {"fp32_gflops": None, "int8_gops": None, "mem_gbs": None,
+                                "method": "not measured: no benchmark"}
+    found = {g["what"]: g for g in gaps.unmeasured(report)}
+    assert found["machine limit mem_gbs"]["note"] == "not measured: no benchmark"
 
 
 def test_pareto_series():
@@ -92,6 +107,9 @@ def test_latency_and_confusion_series():
     matrix = charts.confusion_series(f.baseline(make_report()))
     assert matrix[0] == pytest.approx([50 / 52, 2 / 52, 0.0], abs=TOL)
     assert all(sum(row) == pytest.approx(1.0, abs=TOL) for row in matrix)
+    # the pick's {"labels", "matrix"} form: row [3, 44, 3] of 50
+    assert charts.confusion_series(f.pick(make_report()))[1] == pytest.approx(
+        [0.06, 0.88, 0.06], abs=TOL)
 
 
 def test_radar_series_normalises_to_the_best_shown():

@@ -60,8 +60,11 @@ def latency_series(report: dict, limit: int = 12) -> list[tuple[str, list[float]
 
 
 def confusion_series(cand: dict | None) -> list[list[float]] | None:
-    """Row-normalised confusion matrix (each true class sums to 1), None if absent."""
+    """Row-normalised confusion matrix (each true class sums to 1), None if absent. Takes
+    a bare matrix or {"labels", "matrix"} (metrics.classification's form)."""
     matrix = (cand or {}).get("confusion_matrix")
+    if isinstance(matrix, dict):
+        matrix = matrix.get("matrix")
     if not matrix:
         return None
     out = []

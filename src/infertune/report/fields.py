@@ -1,10 +1,10 @@
 """Plain-data accessors over a report.json dict (docs/run-format.md, schema_version 1).
 
 Every reader here tolerates a missing or null field and returns None, so the renderers can
-say "not measured" instead of failing. Accuracy-like values (top-1, agreement, drops) are
-returned in percent / percentage points: the schema counts drops in points, but a writer
-that stores fractions (0.9 for 90 %) is recognised by the baseline's own value (see
-`accuracy_scale`) so one report is never shown in mixed units.
+say "not measured" instead of failing. Accuracy-like values are returned in percent and
+drops in points (as the schema stores them). Top-1 and agreement may be stored as
+fractions (metrics.fidelity gives agreement as one): each is recognised by the baseline's
+own value (see `accuracy_scale`) so one report is never shown in mixed units.
 """
 from __future__ import annotations
 
@@ -59,33 +59,48 @@ def metric_name(report: dict) -> str:
     return "top-1 agreement" if data.get("metric") == "agreement" else "top-1"
 
 
+def _fraction_scale(value: float | None) -> float:
+    # The baseline's own top-1 or agreement with itself: ≤ 1 only when stored as a fraction.
+    return 100.0 if value is not None and value <= 1.0 else 1.0
+
+
+def _agreement(cand: dict) -> Triple:
+    fid = cand.get("fidelity") or {}
+    value = triple(fid.get("top1_agreement"))
+    ci = fid.get("top1_agreement_ci")
+    if value[1] is None and isinstance(ci, (list, tuple)) and len(ci) == 2:
+        return value[0], num(ci[0]), num(ci[1])
+    return value
+
+
 def accuracy_scale(report: dict) -> float:
-    """100 when the report stores accuracies as fractions (the baseline's agreement with
-    itself or its top-1 is ≤ 1), else 1."""
+    """100 when the run's metric is stored as a fraction (judged on the baseline), else 1."""
     base = baseline(report) or {}
-    agree = triple(((base.get("fidelity") or {}).get("top1_agreement")))[0]
-    if agree is not None:
-        return 100.0 if agree <= 1.0 else 1.0
-    top1 = triple(((base.get("accuracy") or {}).get("top1")))[0]
-    return 100.0 if top1 is not None and top1 <= 1.0 else 1.0
+    if metric_name(report) == "top-1":
+        return _fraction_scale(triple((base.get("accuracy") or {}).get("top1"))[0])
+    return _fraction_scale(_agreement(base)[0])
 
 
 def metric_triple(cand: dict, report: dict) -> Triple:
     """(value, low, high) in percent of the run's metric: top-1 or top-1 agreement."""
     if metric_name(report) == "top-1":
-        raw = (cand.get("accuracy") or {}).get("top1")
+        raw = triple((cand.get("accuracy") or {}).get("top1"))
     else:
-        raw = (cand.get("fidelity") or {}).get("top1_agreement")
-    return scaled(triple(raw), accuracy_scale(report))
+        raw = _agreement(cand)
+    return scaled(raw, accuracy_scale(report))
 
 
 def drop_triple(cand: dict, report: dict) -> Triple:
-    """(value, low, high) of the paired drop vs the baseline, in points."""
-    return scaled(triple(cand.get("drop")), accuracy_scale(report))
+    """(value, low, high) of the paired drop vs the baseline, in points (as stored)."""
+    return triple(cand.get("drop"))
 
 
 def max_drop(report: dict) -> float | None:
-    return _num((report.get("budget") or {}).get("max_drop"))
+    """The budget in points: `budget_points` where a relative budget was converted, else
+    `max_drop`."""
+    budget = report.get("budget") or {}
+    points = num(budget.get("budget_points"))
+    return points if points is not None else num(budget.get("max_drop"))
 
 
 def isa(report: dict) -> dict[str, bool] | None:

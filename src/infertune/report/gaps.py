@@ -56,6 +56,11 @@ def unmeasured(report: dict) -> list[dict[str, Any]]:
     for key in TOP_LEVEL:
         if report.get(key) is None:
             groups.setdefault((key, note_for(report, key)), []).append("run")
+    limits = report.get("machine_limits") or {}
+    for key in ("fp32_gflops", "int8_gops", "mem_gbs"):
+        if limits and limits.get(key) is None:
+            groups.setdefault((f"machine limit {key}", str(limits.get("method") or NO_NOTE)),
+                              []).append("run")
     for cand in report.get("candidates") or []:
         if cand.get("status") != "ok":
             continue

@@ -172,11 +172,9 @@ def slow_rows(report: dict) -> list[dict[str, Any]]:
 def mixed_ledger_rows(report: dict) -> list[dict[str, Any]]:
     """Layers kept in float: what each costs (ms) and saves (points), and ms per point."""
     mixed = report.get("mixed_precision") or {}
-    scale = f.accuracy_scale(report)
     rows = []
     for entry in mixed.get("ledger") or []:
         cost, saved = f.num(entry.get("cost_ms")), f.num(entry.get("drop_saved"))
-        saved = None if saved is None else saved * scale
         rows.append({"layer": entry.get("layer"), "cost_ms": cost, "drop_saved": saved,
                      "ms_per_point": cost / saved if cost is not None and saved else None})
     return rows

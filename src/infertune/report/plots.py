@@ -188,7 +188,8 @@ def render_charts(report: dict) -> list[dict[str, Any]]:
          "the traffic, so an upper bound of the intensity.",
          lambda: roofline_svg(charts.roofline_series(report)),
          "machine limits not measured: " + str(report.get("machine_limits_note")
-                                               or "no note")),
+                                               or (report.get("machine_limits") or {})
+                                               .get("method") or "no note")),
     ]
     return [_draw(name, title, caption, make, note) for name, title, caption, make, note in specs]
 
