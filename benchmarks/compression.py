@@ -150,7 +150,17 @@ def markdown(result: dict) -> str:
             _f(r.get("mac_ratio"), 3), _f(r.get("p50_ms"), 2), _f(r.get("speedup"), 2),
             _f(acc, 3), delta, _f(r.get("pass_seconds"), 1), "–", "–"]) + " |")
     notes = [f"- {r['model']} {r['candidate']}: {r['reason']}" for r in result["rows"] if r.get("reason")]
+    notes += ["- Unstructured sparsity (prune_magnitude) leaves MACs and dense-kernel time as they "
+              "are: any speed-up shown for it is run-to-run noise (see p50_ms_by_round).",
+              "- darknet19_448 with random weights predicts (nearly) one class for every image, so "
+              "its top-1 agreement is not informative about the damage; use the trained models.",
+              f"- load average before {_load(result.get('load_before'))}, after "
+              f"{_load(result.get('load_after'))} (a shared machine: absolute ms are inflated)."]
     return "\n".join(lines + [""] + notes) + "\n"
+
+
+def _load(values) -> str:
+    return "/".join(f"{v:.1f}" for v in values) if values else "?"
 
 
 def _f(value, digits: int = 1) -> str:
