@@ -16,6 +16,7 @@ from . import int8_static  # noqa: E402,F401
 from . import mixed_precision  # noqa: E402,F401
 from . import prune_channels  # noqa: E402,F401
 from . import prune_magnitude  # noqa: E402,F401
+from . import low_rank  # noqa: E402,F401
 
 __all__ = ["PASSES", "PassContext", "PassResult", "PassSpec", "apply_passes", "model_bytes",
            "parse_pass_arg", "register_pass", "resolve_steps"]
