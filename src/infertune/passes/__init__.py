@@ -17,6 +17,8 @@ from . import mixed_precision  # noqa: E402,F401
 from . import prune_channels  # noqa: E402,F401
 from . import prune_magnitude  # noqa: E402,F401
 from . import low_rank  # noqa: E402,F401
+from . import finetune  # noqa: E402,F401
+from . import distill  # noqa: E402,F401
 
 __all__ = ["PASSES", "PassContext", "PassResult", "PassSpec", "apply_passes", "model_bytes",
            "parse_pass_arg", "register_pass", "resolve_steps"]

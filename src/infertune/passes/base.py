@@ -29,6 +29,9 @@ class PassContext:
         reference: the original float model, for passes that compare against it.
         seed: for anything random (calibration subsets, fine-tuning).
         threads: CPU threads a pass may use.
+        train: a Dataset (labelled or not) for the recovery passes (finetune, distill,
+            qat), usually larger than `calibration`; they fall back to `calibration`.
+        validation: a Dataset for their early stop; None: they hold out 10% of train.
     """
 
     workdir: Path
@@ -36,6 +39,8 @@ class PassContext:
     reference: ModelHandle | None = None
     seed: int = 0
     threads: int | None = None
+    train: Any = None
+    validation: Any = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class PassSpec:
         apply: the function.
         description: one line for `infertune list passes`.
         needs_data: whether it needs calibration/training data in the context.
+        trains: whether it trains (recovery passes): `apply` then gives it `train` data.
     """
 
     name: str
@@ -75,6 +81,7 @@ class PassSpec:
     apply: ApplyFn
     description: str
     needs_data: bool = False
+    trains: bool = False
 
     def options(self) -> list[dict[str, Any]]:
         """The Config's fields, for `infertune list passes`."""
@@ -88,11 +95,11 @@ PASSES: Registry[PassSpec] = Registry("pass")
 
 
 def register_pass(name: str, *, config: type, accepts: tuple[str, ...], description: str,
-                  needs_data: bool = False) -> Callable[[ApplyFn], ApplyFn]:
+                  needs_data: bool = False, trains: bool = False) -> Callable[[ApplyFn], ApplyFn]:
     """Decorator registering `apply` under `name`."""
 
     def decorator(fn: ApplyFn) -> ApplyFn:
-        PASSES.add(name, PassSpec(name, config, accepts, fn, description, needs_data))
+        PASSES.add(name, PassSpec(name, config, accepts, fn, description, needs_data, trains))
         return fn
 
     return decorator

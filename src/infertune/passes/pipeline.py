@@ -56,7 +56,7 @@ def apply_passes(model: ModelHandle, steps: Sequence[tuple[str, Any]],
     reports = []
     for name, config in resolve_steps(steps):
         spec = PASSES.get(name)
-        if spec.needs_data and ctx.calibration is None:
+        if spec.needs_data and ctx.calibration is None and not (spec.trains and ctx.train is not None):
             raise ConfigError(f"pass {name} needs data: pass --data (e.g. --data sample)")
         if model.format not in spec.accepts:
             if "onnx" in spec.accepts and model.format == "torch":

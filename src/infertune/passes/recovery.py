@@ -1,0 +1,405 @@
+"""The training loop shared by the recovery passes (`finetune`, `distill`, `qat`).
+
+Why Adam: recovery runs a few hundred steps on a model that is already close to a good
+solution, with no learning-rate search; Adam's per-parameter step sizes make one default
+learning rate (1e-4) work across layer widths and after pruning or decomposition changed the
+weights' scales, where SGD would need a tuned rate, momentum warm-up and a schedule.
+
+Deterministic with `seed`: torch.manual_seed, and the batch order is a numpy permutation per
+epoch from the same seed (no DataLoader workers). With a `seconds` budget the number of steps
+depends on the machine's speed, so only a `steps` budget repeats exactly.
+
+Early stop: the validation metric (higher is better) is measured before training, every
+`val_every` steps and at the end; after `patience` measurements without improvement the loop
+stops, and the weights of the best measurement are restored (those before training when
+nothing improved). The returned model is in eval mode.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:  # numpy is imported where used: `infertune list passes` imports no framework
+    import numpy as np
+
+
+QUIET_ENV = "INFERTUNE_QUIET"  # set to 1 to hide progress bars
+VAL_FRACTION = 0.1  # held out of the training data when no validation data is given
+DEFAULT_STEPS = 200  # when neither steps nor seconds is given
+EVAL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to train and how to judge progress (the options every recovery pass shares).
+
+    Attributes:
+        steps: optimizer steps (None: DEFAULT_STEPS unless `seconds` is given).
+        seconds: wall-clock budget for training (validation included).
+        lr: Adam's learning rate.
+        batch_size: samples per step.
+        val_every: steps between validation measurements.
+        patience: validations without improvement before stopping early (0: never).
+        quiet: no progress bar.
+    """
+
+    steps: int | None = None
+    seconds: float | None = None
+    lr: float = 1e-4
+    batch_size: int = 32
+    val_every: int = 50
+    patience: int = 4
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raises ValueError for a budget that cannot run."""
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, not {self.steps}")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ValueError(f"seconds must be positive, not {self.seconds}")
+        if self.lr <= 0 or self.batch_size < 1 or self.val_every < 1 or self.patience < 0:
+            raise ValueError("lr must be > 0, batch_size and val_every ≥ 1, patience ≥ 0")
+
+    @property
+    def max_steps(self) -> int | None:
+        return self.steps if self.steps is not None or self.seconds else DEFAULT_STEPS
+
+
+@dataclass
+class Task:
+    """What the loop trains: the model, its loss on a batch, its validation metric.
+
+    Attributes:
+        model: the module trained in place (the caller's copy).
+        loss: (model, batch indices) → scalar loss tensor.
+        metric: model (in eval mode) → validation metric, higher is better.
+        metric_name: its name in the report ("top1", "teacher_agreement").
+        n_train: training samples (batch indices are drawn from range(n_train)).
+        set_mode: model, training → None (default: model.train(training)).
+    """
+
+    model: Any
+    loss: Callable[[Any, np.ndarray], Any]
+    metric: Callable[[Any], float]
+    metric_name: str
+    n_train: int
+    set_mode: Callable[[Any, bool], None] | None = None
+
+
+@dataclass
+class Log:
+    """What happened: reported in the pass details."""
+
+    steps: int = 0
+    best_step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    stop: str = "budget"
+    seconds: float = 0.0
+
+    def report(self, metric_name: str) -> dict[str, Any]:
+        first, best = self.history[0]["value"], max(h["value"] for h in self.history)
+        head, tail = _mean(self.losses[:10]), _mean(self.losses[-10:])
+        return {"steps_run": self.steps, "seconds": round(self.seconds, 2),
+                "val_metric": metric_name, "val_metric_before": round(first, 6),
+                "val_metric_after": round(best, 6), "best_step": self.best_step,
+                "stop_reason": self.stop, "loss_first10": head, "loss_last10": tail,
+                "val_history": self.history}
+
+
+def _mean(values: list[float]) -> float | None:
+    import numpy as np
+
+    return round(float(np.mean(values)), 6) if values else None
+
+
+def train(task: Task, budget: Budget, seed: int, threads: int | None) -> Log:
+    """Trains task.model in place with Adam, restores the best validated weights, eval mode."""
+    import torch
+
+    log, start = Log(), time.perf_counter()
+    with _threads(threads), torch.random.fork_rng():
+        torch.manual_seed(seed)
+        opt = torch.optim.Adam([p for p in task.model.parameters() if p.requires_grad],
+                               lr=budget.lr)
+        best = _validate(task, log, 0)
+        best_state, stale = _snapshot(task.model), 0
+        with _progress(budget, quiet=budget.quiet) as advance:
+            for step, idx in enumerate(_batches(task.n_train, budget.batch_size, seed), 1):
+                _step(task, opt, idx, log)
+                log.steps = step
+                advance(step, log.losses[-1])
+                done = _out_of_budget(budget, step, start)
+                if step % budget.val_every == 0 or done:
+                    value = _validate(task, log, step)
+                    if value > best:
+                        best, best_state, stale, log.best_step = value, _snapshot(task.model), 0, step
+                    else:
+                        stale += 1
+                    if budget.patience and stale >= budget.patience and not done:
+                        log.stop = "early stop"
+                        break
+                if done:
+                    break
+    task.model.load_state_dict(best_state)
+    _mode(task, False)
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+def _step(task: Task, opt: Any, idx: np.ndarray, log: Log) -> None:
+    _mode(task, True)
+    loss = task.loss(task.model, idx)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    log.losses.append(float(loss.detach()))
+
+
+def _validate(task: Task, log: Log, step: int) -> float:
+    import torch
+
+    _mode(task, False)
+    with torch.no_grad():
+        value = float(task.metric(task.model))
+    log.history.append({"step": step, "value": round(value, 6)})
+    return value
+
+
+def _mode(task: Task, training: bool) -> None:
+    if task.set_mode is not None:
+        task.set_mode(task.model, training)
+    else:
+        task.model.train(training)
+
+
+def _snapshot(model: Any) -> dict[str, Any]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _out_of_budget(budget: Budget, step: int, start: float) -> bool:
+    if budget.max_steps is not None and step >= budget.max_steps:
+        return True
+    return budget.seconds is not None and time.perf_counter() - start >= budget.seconds
+
+
+def _batches(n: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """Endless seeded batches: a fresh permutation of range(n) per epoch; the last partial
+    batch of an epoch is dropped unless the data is smaller than one batch."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    size = min(batch_size, n)
+    while True:
+        order = rng.permutation(n)
+        for i in range(0, n - size + 1, size):
+            yield order[i:i + size]
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _progress(budget: Budget, quiet: bool) -> Iterator[Callable[[int, float], None]]:
+    """A rich progress bar on stderr (steps, or seconds with a time budget only), hidden when
+    stderr is not a terminal, with quiet=True or INFERTUNE_QUIET=1."""
+    if quiet or os.environ.get(QUIET_ENV, "") not in ("", "0") or not sys.stderr.isatty():
+        yield lambda step, loss: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    total = budget.max_steps
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("training", total=total)
+        yield lambda step, loss: bar.update(task, completed=step,
+                                            description=f"training, loss {loss:.4f}")
+
+
+# --------------------------------------------------------------------------- data and outputs
+
+
+def training_data(ctx: Any, seed: int) -> tuple[Any, Any]:
+    """(train, validation) Datasets: ctx.train (else ctx.calibration) and ctx.validation
+    (else VAL_FRACTION of train held out, seeded and stratified when labelled)."""
+    from ..data import split_calibration
+
+    data = ctx.train if ctx.train is not None else ctx.calibration
+    if data is None:
+        return None, None
+    if ctx.validation is not None:
+        return data, ctx.validation
+    n_val = max(1, int(round(VAL_FRACTION * len(data))))
+    return split_calibration(data, len(data) - n_val, seed)
+
+
+def logits(out: Any) -> Any:
+    """The first tensor of a model's output as (batch, classes)."""
+    from ..profile.torch_counts import tensors_in
+
+    return tensors_in(out)[0].flatten(1).float()
+
+
+def is_probability(values: Any) -> bool:
+    """Whether outputs look like softmax probabilities (Darknet nets ending in [softmax]):
+    non-negative rows summing to 1. Their log is then used as logits (same softmax)."""
+    import torch
+
+    sums = values.sum(dim=1)
+    return bool((values >= 0).all() and torch.allclose(sums, torch.ones_like(sums), atol=1e-3))
+
+
+def as_logits(values: Any, probabilities: bool) -> Any:
+    import torch
+
+    return torch.log(values.clamp_min(1e-12)) if probabilities else values
+
+
+def predict(model: Any, x: np.ndarray, probabilities: bool) -> Any:
+    """Logits of `model` on all of x, in EVAL_BATCH chunks (no grad)."""
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), EVAL_BATCH):
+            outs.append(as_logits(logits(model(torch.from_numpy(x[i:i + EVAL_BATCH]))),
+                                  probabilities))
+    return torch.cat(outs)
+
+
+# --------------------------------------------------------------------------- objectives
+
+
+@dataclass
+class Objective:
+    """What the student learns: labels (cross-entropy) and/or a teacher (distillation).
+
+    Attributes:
+        teacher: a torch module (the float original) or None.
+        temperature: softens both distributions in the distillation term.
+        alpha: weight of the label term when there is a teacher and labels:
+            loss = (1 − alpha)·KD + alpha·CE.
+    """
+
+    teacher: Any = None
+    temperature: float = 4.0
+    alpha: float = 0.5
+
+
+def build_task(net: Any, train: Any, val: Any, objective: Objective,
+               set_mode: Callable[[Any, bool], None] | None = None) -> Task:
+    """The loss and validation metric of `net` on (train, val) for `objective`.
+
+    The teacher's outputs are computed once (the teacher does not change), in eval mode.
+    Validation metric: top-1 against the labels when val is labelled, else top-1 agreement
+    with the teacher.
+    """
+    import numpy as np
+
+    import torch
+
+    x = np.ascontiguousarray(train.x, dtype=np.float32)
+    y = None if train.y is None else torch.from_numpy(np.asarray(train.y, dtype=np.int64))
+    probs = _student_probabilities(net, x, set_mode)
+    soft = None
+    if objective.teacher is not None:
+        t_probs = is_probability(logits(objective.teacher(torch.from_numpy(x[:8]))))
+        soft = torch.softmax(predict(objective.teacher, x, t_probs) / objective.temperature, 1)
+    loss = _loss_fn(x, y, soft, probs, objective)
+    metric, name = _metric_fn(val, objective, probs)
+    return Task(net, loss, metric, name, len(x), set_mode)
+
+
+def _student_probabilities(net: Any, x: np.ndarray, set_mode) -> bool:
+    import torch
+
+    if set_mode is not None:
+        set_mode(net, False)
+    else:
+        net.eval()
+    with torch.no_grad():
+        return is_probability(logits(net(torch.from_numpy(x[:8]))))
+
+
+def _loss_fn(x: np.ndarray, y: Any, soft: Any, probs: bool, objective: Objective):
+    import torch
+    import torch.nn.functional as F
+
+    t = objective.temperature
+
+    def loss(model: Any, idx: np.ndarray) -> Any:
+        out = as_logits(logits(model(torch.from_numpy(x[idx]))), probs)
+        ce = F.cross_entropy(out, y[idx]) if y is not None else None
+        if soft is None:
+            return ce
+        # KL(teacher ‖ student) on softened distributions, × T² so its gradients keep
+        # their size as T changes (Hinton et al. 2015)
+        kd = F.kl_div(F.log_softmax(out / t, 1), soft[idx], reduction="batchmean") * t * t
+        return kd if ce is None else (1 - objective.alpha) * kd + objective.alpha * ce
+
+    return loss
+
+
+def _metric_fn(val: Any, objective: Objective, probs: bool):
+    import numpy as np
+
+    import torch
+
+    vx = np.ascontiguousarray(val.x, dtype=np.float32)
+    if val.y is not None:
+        target, name = torch.from_numpy(np.asarray(val.y, dtype=np.int64)), "top1"
+    else:
+        t_probs = is_probability(logits(objective.teacher(torch.from_numpy(vx[:8]))))
+        target, name = predict(objective.teacher, vx, t_probs).argmax(1), "teacher_agreement"
+
+    def metric(model: Any) -> float:
+        return float((predict(model, vx, probs).argmax(1) == target).float().mean())
+
+    return metric, name
+
+
+def refusal(model: Any, ctx: Any, *, labels: bool, teacher: bool) -> str | None:
+    """Why a recovery pass cannot run on `model` with `ctx`, or None."""
+    import torch
+
+    if isinstance(model.obj, torch.jit.ScriptModule):
+        return "a TorchScript module cannot be trained here (give the eager model)"
+    data = ctx.train if ctx.train is not None else ctx.calibration
+    if data is None or len(data) < 2:
+        return "no training data (pass --data; at least 2 samples)"
+    if labels and data.y is None:
+        return "finetune needs labelled data; this data has no labels: use distill, which " \
+               "learns from the original model's outputs"
+    if labels and ctx.validation is not None and ctx.validation.y is None:
+        return "finetune needs labelled validation data (ctx.validation has no labels)"
+    ref = ctx.reference
+    if teacher and (ref is None or ref.format != "torch" or
+                    isinstance(ref.obj, torch.jit.ScriptModule)):
+        return "distillation needs the original model as an eager torch module (ctx.reference)"
+    return None
+
+
+def details(log: Log, task: Task, train: Any, val: Any) -> dict[str, Any]:
+    """The pass details of a finished recovery."""
+    return {**log.report(task.metric_name), "optimizer": "Adam",
+            "train_samples": len(train), "val_samples": len(val),
+            "summary": f"{log.steps} steps in {log.seconds:.1f} s ({log.stop}); "
+                       f"{task.metric_name} {log.history[0]['value']:.4f} → "
+                       f"{max(h['value'] for h in log.history):.4f}"}
