@@ -19,6 +19,7 @@ from . import prune_magnitude  # noqa: E402,F401
 from . import low_rank  # noqa: E402,F401
 from . import finetune  # noqa: E402,F401
 from . import distill  # noqa: E402,F401
+from . import qat  # noqa: E402,F401
 
 __all__ = ["PASSES", "PassContext", "PassResult", "PassSpec", "apply_passes", "model_bytes",
            "parse_pass_arg", "register_pass", "resolve_steps"]
