@@ -75,11 +75,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _spawn_and_wait(job: dict[str, Any], log_path: Path, timeout_s: float,
-                    python: str) -> tuple[int | None, bool, float]:
-    """(return code, timed out, seconds) of one child running `job`."""
+                    python: str, module: str = "infertune.measure.worker"
+                    ) -> tuple[int | None, bool, float]:
+    """(return code, timed out, seconds) of one child running `python -m module` on `job`."""
     t0 = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([python, "-m", "infertune.measure.worker"],
+        proc = subprocess.Popen([python, "-m", module],
                                 stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                                 env=child_env(job["threads"]), start_new_session=True)
         try:

@@ -11,7 +11,7 @@ execution graph's per-node runtime precisions, both in `session_info`.
 Performance hint: LATENCY for batch 1 (one stream using every thread), THROUGHPUT for larger
 batches. Under THROUGHPUT the plugin makes several streams that only help when several
 requests run at once, so a batch is split into one chunk per optimal infer request and the
-chunks run concurrently on an AsyncInferQueue; `run` returns when all are done (this is how
+chunks run concurrently on that many infer requests; `run` returns when all are done (this is how
 OpenVINO's own benchmark_app reaches its throughput, here within one call).
 
 A candidate can carry its precision: a pass that wants OpenVINO to run it in f16 or bf16
@@ -107,30 +107,31 @@ class OpenVinoSession:
         self._n = 1
         if self.config["PERFORMANCE_HINT"] == "THROUGHPUT":
             self._n = max(1, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-        self._queue = ov.AsyncInferQueue(self._compiled, self._n) if self._n > 1 else None
-        self._chunks: list = []
-        if self._queue is not None:
-            self._queue.set_callback(self._collect)
-
-    def _collect(self, request, index: int) -> None:
-        self._chunks[index] = [request.get_output_tensor(i).data.copy()
-                               for i in range(len(self._compiled.outputs))]
+        # Plain requests started asynchronously and waited on in turn, not an AsyncInferQueue
+        # with a Python callback: the callback needs the GIL on an OpenVINO thread, and that
+        # queue was seen to hang (a child stuck in `run` until killed) on this machine.
+        self._requests = [self._request] + [self._compiled.create_infer_request()
+                                            for _ in range(self._n - 1)]
 
     def run(self, x):
         import numpy as np
 
-        if self._queue is None or x.shape[0] < 2:
+        if self._n == 1 or x.shape[0] < 2:
             result = self._request.infer({0: x})
             return [result[port] for port in self._compiled.outputs]
         parts = np.array_split(x, min(self._n, x.shape[0]))
-        self._chunks = [None] * len(parts)
-        for i, part in enumerate(parts):
-            self._queue.start_async({0: part}, userdata=i)
-        self._queue.wait_all()
-        return [np.concatenate(outs) for outs in zip(*self._chunks)]
+        for request, part in zip(self._requests, parts):
+            request.start_async({0: part})
+        chunks = []
+        for request, _ in zip(self._requests, parts):
+            request.wait()
+            chunks.append([request.get_output_tensor(i).data.copy()
+                           for i in range(len(self._compiled.outputs))])
+        return [np.concatenate(outs) for outs in zip(*chunks)]
 
     def close(self) -> None:
-        self._queue = self._request = self._compiled = None
+        self._requests = []
+        self._request = self._compiled = None
 
     def describe(self) -> dict[str, Any]:
         c = self._compiled

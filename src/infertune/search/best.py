@@ -1,0 +1,195 @@
+"""The pick, exported: RUN_DIR/best/ holds its artifact in its runtime's native format, a
+model_card.json (recipe, every metric with its uncertainty, machine, versions, how to load
+it) and a short run.py; `triton()` turns a run's pick into a Triton Inference Server model
+repository. Nothing is exported when nothing met the budget."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_path, write_text
+from ..errors import ConfigError
+
+LOADERS = {
+    "onnxruntime": ("onnxruntime",
+                    "import onnxruntime as ort\n"
+                    "session = ort.InferenceSession(MODEL, providers=['CPUExecutionProvider'])\n"
+                    "predict = lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]\n"),
+    "openvino": ("openvino",
+                 "import openvino as ov\n"
+                 "compiled = ov.Core().compile_model(MODEL, 'CPU', {PRECISION_HINT})\n"
+                 "predict = lambda x: compiled(x)[0]\n"),
+    "torchscript": ("torch",
+                    "import torch\n"
+                    "module = torch.jit.load(MODEL).eval()\n"
+                    "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"),
+    "torch": ("torch",
+              "import torch\n"
+              "module = torch.export.load(MODEL).module()\n"
+              "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"),
+    "compile": ("torch",
+                "import torch\n"
+                "import torchao  # noqa: F401  (registers the int8 ops an INT8 program may use)\n"
+                "module = torch.compile(torch.export.load(MODEL).module())\n"
+                "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"),
+}
+
+
+def export_best(s, report: dict[str, Any]) -> dict[str, Any] | None:
+    pick = report.get("pick")
+    if pick is None:
+        return None
+    rec = next(c for c in report["candidates"] if c["id"] == pick)
+    best = s.run_dir / "best"
+    src = Path(rec["artifact"]["path"])
+    files = _copy_artifact(src, best)
+    main = Path(files[-1]).name
+    card = model_card(report, rec, main, s)
+    write_text(best / "model_card.json", json.dumps(card, indent=1, default=str))
+    write_text(best / "run.py", run_script(rec["runtime"], main, report, s))
+    return {"dir": str(best), "files": [str(best / Path(f).name) for f in files] +
+            [str(best / "model_card.json"), str(best / "run.py")], "runtime": rec["runtime"],
+            "artifact": str(best / main)}
+
+
+def _copy_artifact(src: Path, dest_dir: Path) -> list[str]:
+    """The artifact and its companions (.bin of an IR, ONNX external data), main file last."""
+    companions = [p for p in src.parent.iterdir() if p != src and (
+        p.name.startswith(src.name + ".") or (src.suffix == ".xml" and p == src.with_suffix(".bin")))]
+    out = []
+    for path in [*companions, src]:
+        if path.is_dir():
+            continue
+        with atomic_path(dest_dir / path.name) as tmp:
+            shutil.copyfile(path, tmp)
+        out.append(str(dest_dir / path.name))
+    return out
+
+
+def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s) -> dict[str, Any]:
+    keys = ("latency_ms", "throughput_ips", "size_mb", "accuracy", "fidelity", "drop",
+            "peak_rss_mb", "cold_start_ms", "speedup", "speedup_range", "speedup_method",
+            "compression_ratio", "params", "macs", "energy_j_per_image", "energy_note")
+    base = next(c for c in report["candidates"] if c["id"] == report["baseline_id"])
+    return {"card_version": 1, "source": report["model"]["source"], "model": report["model"],
+            "candidate": rec["id"], "label": rec["label"], "stage": rec["stage"],
+            "recipe": rec["recipe"], "runtime": rec["runtime"], "precision": rec.get("precision"),
+            "artifact": main, "metrics": {k: rec.get(k) for k in keys},
+            "baseline_metrics": {k: base.get(k) for k in keys},
+            "budget": report["budget"], "data": report["data"], "timing": report["timing"],
+            "machine": report["machine"], "versions": report["machine"].get("versions")
+            or report["machine"].get("libraries"),
+            "load": {"runtime": rec["runtime"], "file": main,
+                     "input": report["model"]["input"],
+                     "preprocess": s.data_info.get("preprocess"),
+                     "example": "python run.py IMAGE"}}
+
+
+def run_script(runtime: str, main: str, report: dict[str, Any], s) -> str:
+    module, loader = LOADERS.get(runtime, LOADERS["onnxruntime"])
+    hint = "{'INFERENCE_PRECISION_HINT': 'f32'}" if report_precision(report) == "fp32" else "{}"
+    c, h, w = s.handle.input_spec.chw
+    return (f'"""The pick of an infertune run ({report["model"]["source"]}): {runtime}.\n'
+            f'Usage: python run.py IMAGE   (needs {module}; preprocessing as infertune\'s '
+            f'"{s.data_info.get("preprocess")}" preset, through infertune)."""\n'
+            "import sys\nfrom pathlib import Path\n\nimport numpy as np\n"
+            "from infertune.data.preprocess import apply_preprocess, resolve_preprocess\n"
+            "from infertune.data.sources import decode_image\n\n"
+            f"MODEL = str(Path(__file__).with_name({main!r}))\n"
+            + loader.replace("{PRECISION_HINT}", hint) +
+            f"pixels = decode_image(Path(sys.argv[1]), {c})\n"
+            f"x = apply_preprocess(pixels, resolve_preprocess({s.data_info.get('preprocess')!r}),"
+            f" ({h}, {w}))[None].astype(np.float32)\n"
+            "scores = np.asarray(predict(x)).reshape(1, -1)\n"
+            "print('class', int(scores.argmax()), 'score', float(scores.max()))\n")
+
+
+def report_precision(report: dict[str, Any]) -> str | None:
+    pick = next((c for c in report["candidates"] if c["id"] == report.get("pick")), None)
+    return pick.get("precision") if pick else None
+
+
+# ---------------------------------------------------------------------------- Triton
+TRITON_BACKENDS = {"onnxruntime": ("platform", "onnxruntime_onnx", "model.onnx"),
+                   "openvino": ("backend", "openvino", "model.xml"),
+                   "torchscript": ("platform", "pytorch_libtorch", "model.pt")}
+MAX_BATCH = 8
+
+
+def triton(run_dir: str | Path, out: str | Path, name: str | None = None) -> dict[str, Any]:
+    """Writes a Triton model repository (OUT/NAME/config.pbtxt, OUT/NAME/1/model.*) for a
+    run's pick; refuses runtimes Triton has no backend for, naming the ones it has."""
+    run_dir, out = Path(run_dir), Path(out)
+    card_path = run_dir / "best" / "model_card.json"
+    if not card_path.is_file():
+        raise ConfigError(f"{run_dir}: no exported pick (best/model_card.json); run optimize "
+                          "first, or the run met no budget")
+    card = json.loads(card_path.read_text())
+    runtime = card["runtime"]
+    if runtime not in TRITON_BACKENDS:
+        raise ConfigError(f"{run_dir}: the pick runs on {runtime}, which has no Triton "
+                          f"backend; Triton serves {', '.join(TRITON_BACKENDS)} picks "
+                          "(rerun optimize with --runtimes onnxruntime,openvino)")
+    name = name or _triton_name(card["source"])
+    kind, value, filename = TRITON_BACKENDS[runtime]
+    version = out / name / "1"
+    src = run_dir / "best" / card["artifact"]
+    if runtime == "openvino":
+        _copy_as(src.with_suffix(".bin"), version / "model.bin")
+    for extra in src.parent.glob(src.name + ".*"):
+        _copy_as(extra, version / extra.name)
+    _copy_as(src, version / filename)
+    inp, outs = _io(runtime, version / filename, card)
+    write_text(out / name / "config.pbtxt", config_pbtxt(name, kind, value, inp, outs))
+    return {"repository": str(out), "model": name, "backend": value,
+            "files": sorted(str(p) for p in (out / name).rglob("*") if p.is_file())}
+
+
+def _triton_name(source: str) -> str:
+    stem = Path(source.split(":")[0]).stem or "model"
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)[:60]
+
+
+def _copy_as(src: Path, dest: Path) -> None:
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def _io(runtime: str, path: Path, card: dict[str, Any]) -> tuple[dict, list[dict]]:
+    """(input, outputs) names and per-sample dims, read from the artifact itself."""
+    if runtime == "onnxruntime":
+        import onnx
+
+        graph = onnx.load(str(path), load_external_data=False).graph
+        inits = {i.name for i in graph.initializer}
+        ins = [i for i in graph.input if i.name not in inits]
+        return _onnx_io(ins[0]), [_onnx_io(o) for o in graph.output]
+    if runtime == "openvino":
+        import openvino as ov
+
+        model = ov.Core().read_model(str(path))
+        def io(port):
+            dims = [int(d.get_length()) if d.is_static else -1 for d in port.get_partial_shape()]
+            return {"name": port.get_any_name(), "dims": dims[1:]}
+        return io(model.inputs[0]), [io(o) for o in model.outputs]
+    shape = card["load"]["input"]["shape"]
+    return {"name": "INPUT__0", "dims": [int(d) for d in shape[1:]]}, \
+        [{"name": "OUTPUT__0", "dims": [-1]}]
+
+
+def _onnx_io(value_info) -> dict[str, Any]:
+    dims = [d.dim_value if d.HasField("dim_value") else -1
+            for d in value_info.type.tensor_type.shape.dim]
+    return {"name": value_info.name, "dims": dims[1:]}
+
+
+def config_pbtxt(name: str, kind: str, value: str, inp: dict, outs: list[dict]) -> str:
+    def tensor(t: dict) -> str:
+        dims = ", ".join(str(d) for d in t["dims"]) or "1"
+        return f'  {{\n    name: "{t["name"]}"\n    data_type: TYPE_FP32\n    dims: [ {dims} ]\n  }}'
+    return (f'name: "{name}"\n{kind}: "{value}"\nmax_batch_size: {MAX_BATCH}\n'
+            f"input [\n{tensor(inp)}\n]\noutput [\n" + ",\n".join(tensor(o) for o in outs) +
+            "\n]\ninstance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]\n"
+            "dynamic_batching { }\n")

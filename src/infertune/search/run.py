@@ -1,0 +1,258 @@
+"""`optimize`, top to bottom: run directory and lock → model and data → baseline → stages
+(fused, quantized, mixed, compressed, combined) → side-by-side comparison of the contenders →
+pick → export → report. The only function that knows this order is `optimize`."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._atomic import write_text
+from ..config import OptimizeConfig, load_config, save_config
+from ..errors import ConfigError, InfertuneError
+from . import select, space
+from .engine import Progress, Search
+from .journal import Journal, RunLock
+
+
+def optimize(config: OptimizeConfig, *, resume: bool = False,
+             progress: Progress | None = None) -> dict[str, Any]:
+    """Runs (or resumes) the search described by `config`; returns the report dict, also
+    written to RUN_DIR/report.json."""
+    run_dir = Path(config.out)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with RunLock(run_dir):
+        _check_run_dir(run_dir, config, resume)
+        save_config(config, run_dir / "config.yaml")
+        journal = Journal(run_dir / "journal.jsonl")
+        search = _start(config, run_dir, journal, progress or (lambda event: None))
+        try:
+            run_stages(search)
+            final = final_comparison(search)
+            from .report import assemble
+
+            report = assemble(search, final, started)
+            from .best import export_best
+
+            report["export"] = export_best(search, report)
+            extras(search, report)
+        finally:
+            search.executor.close()
+        write_text(run_dir / "report.json", json.dumps(report, indent=1, default=_json_default))
+        report["reports"] = _render(run_dir, report)
+    return report
+
+
+def _check_run_dir(run_dir: Path, config: OptimizeConfig, resume: bool) -> None:
+    saved = run_dir / "config.yaml"
+    has_run = (run_dir / "journal.jsonl").exists() or saved.exists()
+    if has_run and not resume:
+        raise ConfigError(f"{run_dir} already holds a run: add --resume to continue it, or "
+                          "give another --out")
+    if resume and saved.exists():
+        diff = load_config(saved).differences(config)
+        if diff:
+            raise ConfigError(f"{run_dir} holds a run with another configuration "
+                              f"({', '.join(diff)} differ); resume it with the same options "
+                              "or give another --out")
+
+
+def _start(config: OptimizeConfig, run_dir: Path, journal: Journal,
+           progress: Progress) -> Search:
+    from ..load import load_model
+    from . import rundata
+    from .executors import make_executor
+
+    handle = load_model(config.model, input_size=config.input_size, **config.load)
+    data_info = rundata.prepare(run_dir, config, handle)
+    ctx = plan_context(config, handle, data_info)
+    executor = make_executor(config.executor, config.address)
+    search = Search(config, run_dir, journal, executor, handle, ctx, data_info, progress)
+    if journal.dropped:
+        search.emit("journal", dropped=journal.dropped)
+    return search
+
+
+def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> space.PlanContext:
+    from ..measure.fingerprint import cpu_facts
+    from ..passes import PASSES
+    from ..runtimes import RUNTIMES
+
+    wanted = list(config.runtimes) if config.runtimes else RUNTIMES.names()
+    for name in wanted:
+        RUNTIMES.get(name)  # unknown names fail here, with a did-you-mean
+    available, unavailable = [], {}
+    for name in wanted:
+        ok, why = RUNTIMES.get(name).available()
+        if ok:
+            available.append(name)
+        elif config.runtimes or name != "tensorrt":
+            unavailable[name] = why or "unavailable"
+    if config.passes:
+        for name in config.passes:
+            PASSES.get(name)
+    reference = "torch" if handle.format == "torch" else "onnxruntime"
+    if reference not in available:
+        available.insert(0, reference)  # the baseline always runs on the reference runtime
+    return space.PlanContext(
+        model_key=model_key(config), model_format=handle.format, runtimes=tuple(available),
+        unavailable=unavailable, isa=cpu_facts().get("isa", {}),
+        allowed_passes=frozenset(config.passes) if config.passes else None,
+        registered_passes=frozenset(PASSES.names()),
+        calib_samples=data_info["calib_n"], recovery_seconds=config.recovery_seconds,
+        gpu="tensorrt" in available, reference_runtime=reference)
+
+
+def model_key(config: OptimizeConfig) -> dict[str, Any]:
+    return {"source": config.model, "load": dict(config.load),
+            "input_size": list(config.input_size) if config.input_size else None}
+
+
+# ---------------------------------------------------------------------------- stages
+def run_stages(s: Search) -> None:
+    base = space.baseline(s.plan_ctx)
+    _stage(s, [base])
+    if base.get("status") != "ok":
+        raise InfertuneError(f"the original model could not be run on "
+                             f"{base['runtime']}: {base.get('reason')}")
+    s.baseline = base
+    if s.base_eval is None:
+        s.set_baseline_logits(np.load(base["eval_logits"]))
+    _mark(s)
+    fused = _stage(s, space.fused(s.plan_ctx))
+    quant = _stage(s, space.quantized(s.plan_ctx))
+    _stage(s, _mixed(s, quant))
+    fp32 = _fastest([c for c in [base, *fused] if s.within(c)])
+    comp_ctx = dataclasses.replace(s.plan_ctx, train_step_s=_train_step_s(base))
+    comp = _stage(s, space.compressed(comp_ctx, fp32, s.labels is not None)) if fp32 else []
+    best_comp = _fastest([c for c in comp if s.within(c)])
+    best_q = _fastest([c for c in s.records.values()
+                       if c.get("precision") in ("int8", "mixed") and s.within(c)])
+    if best_comp and best_q:
+        _stage(s, space.combined(s.plan_ctx, best_comp, best_q))
+
+
+def _stage(s: Search, cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cands = space.order(cands)
+    if not cands:
+        return []
+    s.emit("stage", stage=cands[0]["stage"], n=len(cands))
+    s.screen_all(cands)
+    s.full_all(cands)
+    _mark(s)
+    s.emit("front", front=_front_rows(s))
+    return cands
+
+
+def _mark(s: Search) -> None:
+    """within_budget for every record with a drop (pure: recomputed from the journal)."""
+    for rec in s.records.values():
+        drop = rec.get("drop") or rec.get("screen_drop")
+        rec["within_budget"] = select.within_budget(drop, s.budget_pts) if drop else None
+
+
+def _mixed(s: Search, quant: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mixed precision only when no INT8 candidate met the budget: the fastest INT8 (by its
+    probe) whose engine can keep layers in float is the starting point."""
+    int8 = [c for c in quant if c.get("precision") == "int8" and c.get("probe_ms")]
+    if not int8 or any(s.within(c) for c in int8):
+        return []
+    for cand in sorted(int8, key=lambda c: (c["probe_ms"], c["id"])):
+        planned = space.mixed(s.plan_ctx, cand, None)
+        if planned:
+            return planned
+    return []
+
+
+def _fastest(cands: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ok = [c for c in cands if c.get("status") == "ok" and (c.get("latency_ms") or {}).get("p50")]
+    return min(ok, key=lambda c: (c["latency_ms"]["p50"], c["id"])) if ok else None
+
+
+def _train_step_s(base: dict[str, Any]) -> float | None:
+    p50 = (base.get("latency_ms") or {}).get("p50")
+    return 3 * 16 * p50 / 1000 if p50 else None
+
+
+def _front_rows(s: Search) -> list[dict[str, Any]]:
+    ids = select.frontier(list(s.records.values()), s.config.objective)
+    return [{"id": i, "label": s.records[i]["label"],
+             "p50_ms": (s.records[i].get("latency_ms") or {}).get("p50") or s.records[i].get("probe_ms"),
+             "drop": (s.records[i].get("drop") or s.records[i].get("screen_drop") or {}).get("value"),
+             "size_mb": s.records[i].get("size_mb"),
+             "within_budget": s.records[i].get("within_budget")} for i in ids]
+
+
+# ---------------------------------------------------------------------------- final
+FINAL_CONTENDERS = 3
+
+
+def final_comparison(s: Search) -> dict[str, Any] | None:
+    """The baseline and the best few candidates within budget, measured again side by side
+    in interleaved rounds: the speed-ups quoted are medians of per-round ratios."""
+    from ..measure.rounds import summarize
+
+    ok = [c for c in s.records.values() if c.get("status") == "ok" and s.within(c)
+          and c["id"] != s.baseline["id"] and select.objective_value(c, "latency") is not None]
+    ok.sort(key=lambda c: (c["latency_ms"]["p50"], c["id"]))
+    contenders = ok[:FINAL_CONTENDERS]
+    if not contenders:
+        return None
+    key = "+".join(c["id"] for c in contenders)
+    entry = s.journal.get("final", key)
+    if entry is not None:
+        return entry["result"]
+    s.emit("final", n=len(contenders) + 1, rounds=s.config.final_rounds)
+    lineup = [s.baseline, *contenders]
+    results: list[list[dict[str, Any]]] = []
+    for r in range(s.config.final_rounds):
+        row = []
+        for cand in lineup:
+            res = s.latency(cand, probe=False)
+            row.append({**res, "runtime": cand["runtime"], "round": r})
+        results.append(row)
+    summary = summarize(results, [c["id"] for c in lineup])
+    rows = [{"id": c["id"], "p50_ms": sm["p50_ms_median"], "p50_ms_by_round": sm["p50_ms_by_round"],
+             "speedup": sm["speedup"]} for c, sm in zip(lineup, summary)]
+    result = {"rounds": s.config.final_rounds, "rows": rows,
+              "method": "interleaved rounds (baseline, then each contender, every round); "
+                        "speed-up = median of per-round ratios of p50s, min and max beside it",
+              "noisy_rounds": sum(sm["noisy_rounds"] for sm in summary)}
+    s.journal.append("final", key, {"result": result})
+    return result
+
+
+def extras(s: Search, report: dict[str, Any]) -> None:
+    """Per-layer time of the baseline and the pick, and the machine's limits, where the
+    modules that measure them are present (each figure null with its reason otherwise)."""
+    from .report import layer_times_for, machine_limits
+
+    report["machine_limits"] = machine_limits(s)
+    for cid in {report["baseline_id"], report.get("pick")} - {None}:
+        rec = next(c for c in report["candidates"] if c["id"] == cid)
+        rec["per_layer_ms"], rec["per_layer_note"] = layer_times_for(s, rec)
+
+
+def _render(run_dir: Path, report: dict[str, Any]) -> list[str]:
+    try:
+        from ..report import write_reports
+    except ImportError as exc:
+        return [f"reports not written: {exc}"]
+    return [str(p) for p in write_reports(run_dir, report)]
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def elapsed_since(t0: float) -> float:
+    return round(time.monotonic() - t0, 1)

@@ -1,0 +1,77 @@
+"""The samples of a run, prepared once and saved in RUN_DIR/data as .npy files that every
+candidate's child process memory-maps: eval (full evaluation; its first screen_n samples are
+the screening set, so screening and full numbers are paired with the baseline's), calib
+(INT8 calibration) and, where affordable, train (recovery after pruning or decomposition).
+
+With the built-in `sample`, calibration and training come from `sample:train` and evaluation
+from `sample:val`, disjoint parts. Otherwise one seeded stratified split of the data.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._atomic import atomic_path, write_text
+from ..errors import ConfigError
+
+# Bounds on what one run keeps in memory and on disk, per part (float32 images).
+MAX_EVAL_BYTES = 1 << 30
+MAX_TRAIN_BYTES = 256 << 20
+TRAIN_SAMPLES = 2048
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
+    """Writes data/*.npy (or reuses them when data/info.json matches) and returns the info."""
+    from ..data import load_dataset, split_calibration
+
+    data_dir = run_dir / "data"
+    chw = handle.input_spec.chw
+    per_image = int(np.prod(chw)) * 4
+    eval_n = max(1, min(config.eval_size, MAX_EVAL_BYTES // per_image))
+    train_n = min(TRAIN_SAMPLES, MAX_TRAIN_BYTES // per_image)
+    preprocess = config.preprocess or handle.meta.get("preprocess", "darknet")
+    want = {"data": config.data, "shape": list(chw), "preprocess": preprocess, "eval_n": eval_n,
+            "calib": config.calib_size, "train_n": train_n, "seed": config.seed}
+    info_path = data_dir / "info.json"
+    if info_path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("request") == want:
+            return info
+    common = dict(input_shape=chw, preprocess=preprocess, seed=config.seed)
+    if config.data == "sample":
+        ev = load_dataset("sample:val", limit=eval_n, **common)
+        cal = load_dataset("sample:train", limit=max(config.calib_size, train_n), **common)
+        train = cal if train_n >= 64 else None
+        cal = cal.subset(np.arange(min(config.calib_size, len(cal))), "calibration part")
+    else:
+        ds = load_dataset(config.data, limit=eval_n + config.calib_size, **common)
+        if len(ds) < 3:
+            raise ConfigError(f"--data {config.data}: {len(ds)} sample(s); optimize needs at "
+                              "least 3 (calibration and evaluation)")
+        cal, ev = split_calibration(ds, min(config.calib_size, len(ds) // 2), config.seed)
+        train = cal if train_n >= 64 else None
+    parts = {"eval": ev, "calib": cal, **({"train": train} if train is not None else {})}
+    for name, ds in parts.items():
+        _save(data_dir / f"{name}_x.npy", np.ascontiguousarray(ds.x, dtype=np.float32))
+        if ds.y is not None:
+            _save(data_dir / f"{name}_y.npy", np.asarray(ds.y, dtype=np.int64))
+    info = {"request": want, "labelled": ev.y is not None, "eval_n": len(ev),
+            "calib_n": len(cal), "train_n": len(train) if train is not None else 0,
+            "screen_n": min(config.screen_size, len(ev)), "description": ev.description,
+            "class_names": list(ev.class_names)[:1000], "preprocess": str(preprocess)}
+    write_text(info_path, json.dumps(info))
+    return info
+
+
+def labels(run_dir: Path) -> np.ndarray | None:
+    path = run_dir / "data" / "eval_y.npy"
+    return np.load(path) if path.exists() else None

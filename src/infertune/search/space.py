@@ -1,0 +1,213 @@
+"""Which candidates a model gets, stage by stage, as a deployment engineer would try them:
+original → fused (FP32 on every runtime) → quantized (INT8 static with each calibration,
+INT8 dynamic, BF16/FP16 where the CPU computes them natively) → mixed (only when no INT8
+candidate met the budget: the K most sensitive layers kept in float) → pruned / decomposed
+(with recovery, where training is affordable) → combined (the best compression with the
+best quantization).
+
+Each planned candidate is a plain dict (id, stage, label, recipe, runtime, precision, status
+"planned" or "skipped"/"incompatible" with the reason). Pure: everything the plan depends on
+comes in a PlanContext, so a resumed run plans exactly the same candidates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from .ids import candidate_id
+
+STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined")
+CPU_RUNTIMES = ("torch", "torchscript", "compile", "onnxruntime", "openvino")
+# Expected speed-up over eager FP32, from the measurements on this class of machine (SPEC:
+# Darknet19_448, 2-core Zen 4). Only the *order* in which candidates are tried comes from
+# these: every decision is taken on measured numbers.
+PRIOR_SPEEDUP = {("fp32", "torch"): 1.0, ("fp32", "torchscript"): 1.0, ("fp32", "compile"): 1.7,
+                 ("fp32", "onnxruntime"): 1.7, ("fp32", "openvino"): 1.7,
+                 ("int8", "onnxruntime"): 5.4, ("int8", "openvino"): 6.2, ("int8", "compile"): 6.0,
+                 ("int8-dynamic", "onnxruntime"): 0.5, ("bf16", "openvino"): 3.5,
+                 ("bf16", "compile"): 2.0, ("fp16", "openvino"): 3.5,
+                 ("fp16", "tensorrt"): 20.0, ("fp32", "tensorrt"): 10.0}
+MIXED_KEEP = (1, 2, 4, 8)
+PRUNE_RATIOS = (0.25, 0.5)
+LOW_RANK_ENERGY = (0.9,)
+# Recovery is affordable when one training step on a batch of 16 is estimated (3 × the
+# baseline's batch-1 latency × 16: forward + backward ≈ 3 forwards) under this many seconds.
+MAX_TRAIN_STEP_S = 1.0
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """What planning depends on.
+
+    Attributes:
+        model_key: identifies the model (source, load options, input size) in candidate ids.
+        model_format: "torch" or "onnx".
+        runtimes: available runtimes in preference order; unavailable: name → reason.
+        isa: CPU feature flags (measure.fingerprint.isa_summary).
+        allowed_passes: pass names candidates may use (None: any registered).
+        registered_passes: names in the pass registry.
+        calib_samples: calibration samples for INT8.
+        recovery_seconds: time budget of each recovery (distill/finetune).
+        train_step_s: estimated seconds of one training step (None: unknown).
+        gpu: whether a CUDA GPU is here.
+    """
+
+    model_key: Mapping[str, Any]
+    model_format: str
+    runtimes: Sequence[str]
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    isa: Mapping[str, bool] = field(default_factory=dict)
+    allowed_passes: frozenset[str] | None = None
+    registered_passes: frozenset[str] = frozenset()
+    calib_samples: int = 128
+    recovery_seconds: float = 60.0
+    train_step_s: float | None = None
+    gpu: bool = False
+    reference_runtime: str = "torch"
+
+
+def step(name: str, **options: Any) -> dict[str, Any]:
+    return {"pass": name, "options": options}
+
+
+def make(ctx: PlanContext, stage: str, recipe: list[dict], runtime: str, precision: str,
+         parent_id: str | None = None) -> dict[str, Any]:
+    """One planned candidate; skipped with the reason when its runtime or a pass is missing."""
+    cid = candidate_id(ctx.model_key, recipe, runtime)
+    label = " + ".join(_step_label(s) for s in recipe) or "original"
+    cand = {"id": cid, "parent_id": parent_id, "stage": stage, "label": f"{label} → {runtime}",
+            "recipe": recipe, "runtime": runtime, "precision": precision, "status": "planned",
+            "reason": None, "prior_speedup": PRIOR_SPEEDUP.get((precision, runtime), 1.0)}
+    why = _why_not(ctx, recipe, runtime)
+    if why:
+        cand.update(status="skipped", reason=why)
+    return cand
+
+
+def _step_label(s: Mapping[str, Any]) -> str:
+    opts = s.get("options") or {}
+    shown = {k: v for k, v in opts.items() if k not in ("samples", "eval_samples")}
+    return s["pass"] + (f"({','.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")
+
+
+def _why_not(ctx: PlanContext, recipe: Sequence[Mapping[str, Any]], runtime: str) -> str | None:
+    if runtime in ctx.unavailable:
+        return f"runtime {runtime} unavailable: {ctx.unavailable[runtime]}"
+    if runtime not in ctx.runtimes:
+        return f"runtime {runtime} not requested"
+    for s in recipe:
+        if s["pass"] not in ctx.registered_passes:
+            return f"pass {s['pass']} is not available in this version"
+        if ctx.allowed_passes is not None and s["pass"] not in ctx.allowed_passes:
+            return f"pass {s['pass']} not in --passes"
+    return None
+
+
+def baseline(ctx: PlanContext) -> dict[str, Any]:
+    """The float model on the reference runtime, unchanged: every drop is measured against it."""
+    cand = make(ctx, "original", [], ctx.reference_runtime, "fp32")
+    cand.update(status="planned", reason=None, label=f"original → {ctx.reference_runtime}")
+    return cand
+
+
+def graph_prefix(ctx: PlanContext) -> list[dict]:
+    """Exact rewrites every candidate starts from (conv+BN folding)."""
+    return [step("fold_bn")]
+
+
+def fused(ctx: PlanContext) -> list[dict]:
+    runtimes = [r for r in (*CPU_RUNTIMES, "tensorrt") if r in ctx.runtimes or r in ctx.unavailable]
+    if ctx.model_format != "torch":
+        runtimes = [r for r in runtimes if r in ("onnxruntime", "openvino", "tensorrt")]
+    return [make(ctx, "fused", graph_prefix(ctx), r, "fp32") for r in runtimes]
+
+
+def quantized(ctx: PlanContext) -> list[dict]:
+    g, n = graph_prefix(ctx), ctx.calib_samples
+    out = [make(ctx, "quantized", g + [step("int8_static", engine="ort", method=m, samples=n)],
+                "onnxruntime", "int8") for m in ("minmax", "percentile", "entropy")]
+    out.append(make(ctx, "quantized", g + [step("int8_static", engine="ort", method="minmax",
+                                                samples=n)], "openvino", "int8"))
+    out.append(make(ctx, "quantized", g + [step("int8_static", engine="nncf", samples=n)],
+                    "openvino", "int8"))
+    if ctx.model_format == "torch":
+        out.append(make(ctx, "quantized", g + [step("int8_static", engine="torch", samples=n)],
+                        "compile", "int8"))
+    out.append(make(ctx, "quantized", g + [step("int8_dynamic")], "onnxruntime", "int8-dynamic"))
+    out += _low_precision(ctx, g)
+    return out
+
+
+def _low_precision(ctx: PlanContext, g: list[dict]) -> list[dict]:
+    """BF16/FP16 only where this CPU computes them natively; otherwise skipped, saying so."""
+    out = []
+    bf16_native = ctx.isa.get("avx512_bf16") or ctx.isa.get("amx_bf16")
+    fp16_native = ctx.isa.get("avx512_fp16")
+    for runtime in ("openvino", "compile"):
+        if runtime == "compile" and ctx.model_format != "torch":
+            continue
+        cand = make(ctx, "quantized", g + [step("bf16")], runtime, "bf16")
+        if cand["status"] == "planned" and not bf16_native:
+            cand.update(status="skipped", reason="this CPU has no native BF16 arithmetic "
+                        "(no avx512_bf16/amx_bf16): BF16 would be emulated, slower than FP32")
+        out.append(cand)
+    cand = make(ctx, "quantized", g + [step("fp16")], "openvino", "fp16")
+    if cand["status"] == "planned" and not fp16_native:
+        cand.update(status="skipped", reason="this CPU has no native FP16 arithmetic (no "
+                    "avx512_fp16): FP16 would be emulated or upcast, no faster than FP32")
+    out.append(cand)
+    if ctx.gpu:
+        out.append(make(ctx, "quantized", g + [step("fp16")], "tensorrt", "fp16"))
+    return out
+
+
+def mixed(ctx: PlanContext, int8: dict[str, Any], n_layers: int | None) -> list[dict]:
+    """K most sensitive layers kept in float, for the INT8 recipe `int8` (ort or nncf)."""
+    opts = dict(int8["recipe"][-1]["options"])
+    engine = opts.get("engine", "ort")
+    if engine not in ("ort", "nncf"):
+        return []
+    keep = [k for k in MIXED_KEEP if n_layers is None or k < n_layers]
+    base = {k: v for k, v in opts.items() if k in ("engine", "method", "samples")}
+    return [make(ctx, "mixed", int8["recipe"][:-1] + [step("mixed_precision", keep=str(k), **base)],
+                 int8["runtime"], "mixed", parent_id=int8["id"]) for k in keep]
+
+
+def compressed(ctx: PlanContext, fp32: dict[str, Any], labelled: bool) -> list[dict]:
+    """Pruned and decomposed variants (each followed by recovery) on the fastest FP32 runtime."""
+    recovery = step("distill", seconds=ctx.recovery_seconds)
+    plans = [("pruned", [step("prune_channels", ratio=r)]) for r in PRUNE_RATIOS]
+    plans += [("decomposed", [step("low_rank", energy=e)]) for e in LOW_RANK_ENERGY]
+    out = []
+    for stage, head in plans:
+        cand = make(ctx, stage, head + [recovery] + graph_prefix(ctx), fp32["runtime"], "fp32",
+                    parent_id=fp32["id"])
+        if cand["status"] == "planned" and ctx.model_format != "torch":
+            cand.update(status="skipped", reason="pruning and decomposition edit torch models; "
+                        "this model is ONNX")
+        elif cand["status"] == "planned" and ctx.train_step_s is not None \
+                and ctx.train_step_s > MAX_TRAIN_STEP_S \
+                and not _forced(ctx, head[0]["pass"]):
+            cand.update(status="skipped", reason=f"recovery too slow here: one training step "
+                        f"≈ {ctx.train_step_s:.1f} s (> {MAX_TRAIN_STEP_S:g} s), so "
+                        f"{ctx.recovery_seconds:g} s of recovery would not recover accuracy; "
+                        f"name {head[0]['pass']} in --passes to try it anyway")
+        out.append(cand)
+    return out
+
+
+def _forced(ctx: PlanContext, name: str) -> bool:
+    return ctx.allowed_passes is not None and name in ctx.allowed_passes
+
+
+def combined(ctx: PlanContext, comp: dict[str, Any], int8: dict[str, Any]) -> list[dict]:
+    """The best compression followed by the best quantization, on the quantization's runtime."""
+    head = [s for s in comp["recipe"] if s["pass"] != "fold_bn"]
+    tail = [s for s in int8["recipe"] if s["pass"] != "fold_bn"]
+    recipe = head + graph_prefix(ctx) + tail
+    return [make(ctx, "combined", recipe, int8["runtime"], int8["precision"], parent_id=comp["id"])]
+
+
+def order(cands: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Highest expected speed-up first (the time budget then cuts the least promising)."""
+    return sorted(cands, key=lambda c: -c.get("prior_speedup", 1.0))

@@ -1,0 +1,166 @@
+"""The child side of a candidate: `python -m infertune.search.worker < job.json`.
+
+Modes:
+    build      load the model from its source, apply the recipe's passes, build the
+               runtime's artifact in the candidate's folder, and run the screening samples
+               through it (logits saved as screen_logits.npy).
+    evaluate   open a built artifact and run the full evaluation samples through it
+               (eval_logits.npy).
+
+Job keys: mode, run_dir, id, recipe [{pass, options}], runtime, model {source, load,
+input_size}, threads, seed, screen_n, batch, result_path. The result (JSON) is rewritten
+after each phase, so the parent keeps what a child that crashes later had finished; the
+parent turns a crash, a hang or an out-of-memory kill into a failed candidate
+(`search.child`). Like measure.worker this is a fresh interpreter: a candidate's imports,
+threads and memory never leak into the search process or into the next candidate.
+"""
+from __future__ import annotations
+
+import faulthandler
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EVAL_BATCH = 8  # fixed, so runtimes that specialise on shapes (compile) compile once
+
+
+def _write(job: dict[str, Any], res: dict[str, Any]) -> None:
+    from ..measure.isolate import write_result
+
+    write_result(job["result_path"], res)
+
+
+def _dataset(data_dir: Path, part: str, n: int | None = None):
+    """A Dataset view of RUN_DIR/data/<part>_x.npy (+ _y.npy), memory-mapped."""
+    import numpy as np
+
+    from ..data import Dataset
+    from ..data.preprocess import resolve_preprocess
+
+    x = np.load(data_dir / f"{part}_x.npy", mmap_mode="r")
+    y_path = data_dir / f"{part}_y.npy"
+    y = np.load(y_path) if y_path.exists() else None
+    if n is not None:
+        x, y = x[:n], (y[:n] if y is not None else None)
+    return Dataset(x=np.ascontiguousarray(x), y=y, class_names=[], description=f"run data: {part}",
+                   preprocess=resolve_preprocess("none"))
+
+
+def _context(job: dict[str, Any], handle, cand_dir: Path):
+    import dataclasses
+
+    from ..passes import PassContext
+
+    data_dir = Path(job["run_dir"]) / "data"
+    extra = {}
+    fields = {f.name for f in dataclasses.fields(PassContext)}
+    if "train" in fields and (data_dir / "train_x.npy").exists():
+        extra["train"] = _dataset(data_dir, "train")
+    return PassContext(workdir=cand_dir / "passes", calibration=_dataset(data_dir, "calib"),
+                       reference=handle, seed=int(job.get("seed", 0)),
+                       threads=job.get("threads"), **extra)
+
+
+def _logits(runtime: str, artifact: str, x, threads: int, batch: int):
+    from ..evaluate import Runner, run_batches
+    from ..measure.session import SessionFactory
+    from ..runtimes import RUNTIMES
+
+    rt = RUNTIMES.get(runtime)
+    # One request using every thread: OpenVINO's THROUGHPUT mode (several async requests)
+    # buys nothing for an accuracy pass and was seen to hang in a child here.
+    options = {**rt.options(batch), **({"hint": "LATENCY"} if runtime == "openvino" else {})}
+    session = SessionFactory(runtime, artifact, options=options).open(threads=threads)
+    try:
+        return run_batches(Runner(runtime, session.run, session.close, batch), x, batch)
+    finally:
+        session.close()
+
+
+def _counts(model) -> dict[str, Any]:
+    """Params and MACs of the final model where the profiler reads its format."""
+    if model.format not in ("torch", "onnx"):
+        return {"params": None, "macs": None}
+    from ..profile import profile_model
+
+    try:
+        prof = profile_model(model)
+    except Exception as exc:  # noqa: BLE001 - a count is a nicety; the candidate still runs
+        return {"params": None, "macs": None, "counts_note": f"not profiled: {exc}"[:200]}
+    return {"params": prof.get("params"), "macs": prof.get("macs")}
+
+
+def build(job: dict[str, Any], res: dict[str, Any]) -> None:
+    import numpy as np
+
+    from ..load import load_model
+    from ..passes import apply_passes, model_bytes
+    from ..runtimes import RUNTIMES
+
+    cand_dir = Path(job["run_dir"]) / "candidates" / job["id"]
+    shutil.rmtree(cand_dir, ignore_errors=True)  # a killed earlier attempt is redone whole
+    cand_dir.mkdir(parents=True)
+    t0 = time.perf_counter()
+    model = job["model"]
+    size = tuple(model["input_size"]) if model.get("input_size") else None
+    handle = load_model(model["source"], input_size=size, **model.get("load", {}))
+    steps = [(s["pass"], s.get("options") or {}) for s in job["recipe"]]
+    res.update(phase="passes")
+    _write(job, res)
+    final, reports = apply_passes(handle, steps, _context(job, handle, cand_dir))
+    res.update(passes=reports, final_format=final.format, weights_bytes=model_bytes(final),
+               **_counts(final), phase="artifact")
+    _write(job, res)
+    rt = RUNTIMES.get(job["runtime"])
+    ok, why = rt.available()
+    why = why if not ok else rt.incompatible(final)
+    if why:
+        res.update(status="incompatible", reason=why)
+        return
+    artifact = rt.build(final, cand_dir / "build", threads=job["threads"])
+    res.update(artifact=str(artifact), build_s=time.perf_counter() - t0, phase="screen")
+    _write(job, res)
+    x = np.load(Path(job["run_dir"]) / "data" / "eval_x.npy", mmap_mode="r")[:job["screen_n"]]
+    logits = _logits(job["runtime"], str(artifact), np.ascontiguousarray(x), job["threads"],
+                     job.get("batch", EVAL_BATCH))
+    np.save(cand_dir / "screen_logits.npy", logits)
+    res.update(status="ok", screen_logits=str(cand_dir / "screen_logits.npy"))
+
+
+def evaluate(job: dict[str, Any], res: dict[str, Any]) -> None:
+    import numpy as np
+
+    cand_dir = Path(job["run_dir"]) / "candidates" / job["id"]
+    x = np.load(Path(job["run_dir"]) / "data" / "eval_x.npy", mmap_mode="r")
+    t0 = time.perf_counter()
+    logits = _logits(job["runtime"], job["artifact"], x, job["threads"],
+                     job.get("batch", EVAL_BATCH))
+    np.save(cand_dir / "eval_logits.npy", logits)
+    res.update(status="ok", eval_logits=str(cand_dir / "eval_logits.npy"),
+               eval_s=time.perf_counter() - t0)
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = {"status": "running", "phase": "start", "reason": None}
+    _write(job, res)
+    try:
+        {"build": build, "evaluate": evaluate}[job["mode"]](job, res)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the candidate's reason
+        first = (str(exc).strip().splitlines() or [""])[0]
+        res.update(status="failed", reason=f"{type(exc).__name__}: {first}"[:400])
+    _write(job, res)
+    return res
+
+
+def main() -> int:
+    faulthandler.enable()
+    job = json.loads(sys.stdin.read())
+    run(job)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
