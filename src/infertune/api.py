@@ -125,14 +125,16 @@ def zoo_train(name: str, *, out: str | None = None, epochs: int | None = None, s
 
 def apply(model: str | ModelHandle, passes: list, *, out: str, runtime: str | None = None,
           data: str | None = None, calib_size: int = 128, threads: int | None = None,
-          input_size: tuple[int, int] | None = None, **load_options: Any) -> dict[str, Any]:
+          input_size: tuple[int, int] | None = None, train_size: int = 2048,
+          **load_options: Any) -> dict[str, Any]:
     """Applies passes ("NAME[:key=value,...]" or (name, options)) in order, builds the
     artifact for `runtime`, checks it against the input model and writes it to `out`
     (see infertune.apply.run_apply)."""
     from .apply import run_apply
 
     return run_apply(model, passes, out=out, runtime=runtime, data=data, calib_size=calib_size,
-                     threads=threads, input_size=input_size, **load_options)
+                     threads=threads, input_size=input_size, train_size=train_size,
+                     **load_options)
 
 
 def list_items(kind: str) -> list[dict[str, Any]]:

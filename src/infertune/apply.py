@@ -33,12 +33,15 @@ PARITY_BATCH = 2
 # still catches a wrong fold (a wrong epsilon convention on small variances moves outputs by
 # ~1e-3 relative; a wrong weight by far more).
 PASS_REL = 1e-4
+# Samples given to passes that train (finetune, distill, qat) by default: enough for a few
+# epochs of recovery at batch 32 in seconds on ref-small, still bounded for 448×448 inputs.
+TRAIN_SIZE = 2048
 
 
 def run_apply(model: str | ModelHandle, passes: Sequence[str | tuple[str, Any]], *, out: str,
               runtime: str | None = None, data: str | None = None, calib_size: int = 128,
               threads: int | None = None, input_size: tuple[int, int] | None = None,
-              **load_options: Any) -> dict[str, Any]:
+              train_size: int = TRAIN_SIZE, **load_options: Any) -> dict[str, Any]:
     """Applies `passes` to `model`, builds the artifact for `runtime` and writes it to `out`.
 
     Args:
@@ -46,11 +49,15 @@ def run_apply(model: str | ModelHandle, passes: Sequence[str | tuple[str, Any]],
         runtime: a registered runtime; default onnxruntime for an ONNX result, else torchscript.
         data: dataset spec for passes that need data (calibration) and for the parity inputs.
         calib_size: samples in the calibration part.
+        train_size: samples for passes that train (finetune, distill, qat): from
+            `sample:train` with --data sample, else the calibration part grows to this size.
 
     Returns:
         {"source", "model", "passes", "final_format", "runtime", "artifact", "parity",
-         "bytes_before", "bytes_after"}: plain data; `passes` holds one report per step,
-        the bytes are the weights of the input and the final model.
+         "bytes_before", "bytes_after", "size", "recovery"}: plain data; `passes` holds one
+        report per step, the bytes are the weights of the input and the final model, `size`
+        params and MACs before/after (torch models; None where not profiled), `recovery` the
+        validation metric before/after each training pass.
 
     Raises:
         ConfigError: unknown pass/option/runtime, a pass that needs data without it, bad out.
@@ -66,17 +73,23 @@ def run_apply(model: str | ModelHandle, passes: Sequence[str | tuple[str, Any]],
     seed = int(load_options.get("seed") or 0)
     with tempfile.TemporaryDirectory(prefix="infertune-apply-") as tmp:
         return apply_in(Path(tmp), handle, steps, target, runtime=runtime, data=data,
-                        calib_size=calib_size, threads=threads, seed=seed)
+                        calib_size=calib_size, threads=threads, seed=seed,
+                        train_size=train_size)
 
 
 def apply_in(work: Path, handle: ModelHandle, steps: list, target: Path, *, runtime: str | None,
-             data: str | None, calib_size: int, threads: int | None, seed: int) -> dict[str, Any]:
+             data: str | None, calib_size: int, threads: int | None, seed: int,
+             train_size: int = 0) -> dict[str, Any]:
     """run_apply's steps, in its private work folder `work`."""
-    from .passes import PassContext, apply_passes, model_bytes
+    from .passes import PASSES, PassContext, apply_passes, model_bytes
 
-    calib, held_out = load_calibration(handle, data, calib_size, seed) if data else (None, None)
+    trains = bool(data) and any(PASSES.get(name).trains for name, _ in steps)
+    own_train = trains and data in ("sample", "sample:train")
+    size = max(calib_size, train_size) if trains and not own_train else calib_size
+    calib, held_out = load_calibration(handle, data, size, seed) if data else (None, None)
+    train = load_train(handle, train_size, seed) if own_train else calib if trains else None
     ctx = PassContext(workdir=work / "passes", calibration=calib, reference=handle, seed=seed,
-                      threads=threads)
+                      threads=threads, train=train)
     final, reports = apply_passes(handle, steps, ctx)
     name = runtime or ("onnxruntime" if final.format == "onnx" else "torchscript")
     artifact = build_artifact(final, name, work / "build", threads)
@@ -87,7 +100,9 @@ def apply_in(work: Path, handle: ModelHandle, steps: list, target: Path, *, runt
             "final_format": final.format, "runtime": name,
             "artifact": {"path": str(target), "files": files,
                          "bytes": sum(Path(f).stat().st_size for f in files)},
-            "parity": parity, "bytes_before": model_bytes(handle), "bytes_after": model_bytes(final)}
+            "parity": parity, "bytes_before": model_bytes(handle), "bytes_after": model_bytes(final),
+            "size": {"before": size_facts(handle), "after": size_facts(final)},
+            "recovery": recovery_summary(reports)}
 
 
 def parse_steps(passes: Sequence[str | tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -140,6 +155,40 @@ def load_calibration(handle: ModelHandle, data: str, calib_size: int, seed: int)
     if len(ds) < 2:
         raise ConfigError(f"--data {data}: {len(ds)} sample(s); calibration needs at least 2")
     return split_calibration(ds, min(calib_size, len(ds) - 1), seed)
+
+
+def load_train(handle: ModelHandle, train_size: int, seed: int):
+    """`sample:train` (the built-in set's training part, disjoint from `sample:val`) at the
+    model's input, at most `train_size` samples (seeded, stratified)."""
+    from .data import load_dataset
+
+    if train_size < 2:
+        raise ConfigError(f"--train-size must be at least 2, not {train_size}")
+    return load_dataset("sample:train", input_shape=handle.input_spec.chw,
+                        preprocess=handle.meta.get("preprocess", "darknet"), limit=train_size,
+                        seed=seed)
+
+
+def size_facts(model: ModelHandle) -> dict[str, Any] | None:
+    """{"params", "macs"} of a torch model (profile_model), None for other formats or a model
+    the profiler cannot run (a converted INT8 program may not be)."""
+    if model.format != "torch":
+        return None
+    from .profile import profile_model
+
+    try:
+        facts = profile_model(model)
+    except Exception:  # noqa: BLE001 - a missing size fact must not fail the apply
+        return None
+    return {"params": facts["params"], "macs": facts["macs"]}
+
+
+def recovery_summary(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation metric before/after for each applied training pass (from its details)."""
+    keys = ("val_metric", "val_metric_before", "val_metric_after", "steps_run", "seconds",
+            "stop_reason")
+    return [{"pass": r["pass"], **{k: r.get(k) for k in keys}} for r in reports
+            if r.get("applied") and r.get("val_metric") is not None]
 
 
 def build_artifact(model: ModelHandle, name: str, workdir: Path, threads: int | None) -> Path:

@@ -304,6 +304,9 @@ def _add_apply(sub, model: list[argparse.ArgumentParser]) -> None:
                                   "parity check: 'sample', an image folder or an .npz")
     p.add_argument("--calib-size", type=positive_int, default=128,
                    help="calibration samples taken from --data (default 128)")
+    p.add_argument("--train-size", type=positive_int, default=2048,
+                   help="samples for passes that train (finetune, distill, qat): from "
+                        "sample:train with --data sample, else from --data (default 2048)")
     p.add_argument("--threads", type=positive_int, help="threads for building and checking")
     p.add_argument("--out", required=True, help="output file (IR: FILE.xml and FILE.bin)")
     p.set_defaults(run=cmd_apply)
@@ -314,7 +317,8 @@ def cmd_apply(args: argparse.Namespace) -> Any:
 
     result = api.apply(args.model, args.passes, out=args.out, runtime=args.runtime,
                        data=args.data, calib_size=args.calib_size, threads=args.threads,
-                       input_size=args.input_size, **load_options(args))
+                       input_size=args.input_size, train_size=args.train_size,
+                       **load_options(args))
     if not args.json:
         from .render_apply import apply_summary
 

@@ -43,7 +43,25 @@ def apply_summary(result: dict[str, Any], console: Console | None = None) -> Non
     console.print(f"weights {human_bytes(result['bytes_before'])} → "
                   f"{human_bytes(result['bytes_after'])}; wrote {', '.join(art['files'])} "
                   f"({result['runtime']}, {human_bytes(art['bytes'])})", highlight=False)
+    for line in size_lines(result.get("size")) + recovery_lines(result.get("recovery") or []):
+        console.print(line, highlight=False, markup=False)
     console.print(parity_line(parity), highlight=False, markup=False)
+
+
+def size_lines(size: dict[str, Any] | None) -> list[str]:
+    """"params A → B, MACs C → D" when both ends were profiled (torch models)."""
+    before, after = (size or {}).get("before"), (size or {}).get("after")
+    if not before or not after:
+        return []
+    return [f"params {before['params']:,} → {after['params']:,}, MACs {before['macs']:,} → "
+            f"{after['macs']:,} ({after['macs'] / max(before['macs'], 1):.1%})"]
+
+
+def recovery_lines(recovery: list[dict[str, Any]]) -> list[str]:
+    """One line per training pass: its validation metric before and after, and its cost."""
+    return [f"{r['pass']}: validation {r['val_metric']} {r['val_metric_before']:.4f} → "
+            f"{r['val_metric_after']:.4f} ({r['steps_run']} steps, {r['seconds']:.1f} s, "
+            f"{r['stop_reason']})" for r in recovery]
 
 
 def parity_line(parity: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ def test_qat_gives_an_int8_program_closer_to_the_teacher(tmp_path):
     kl0 = kl_to_teacher(student.obj, teacher.obj, x_test)
     ctx = PassContext(workdir=tmp_path, train=dataset(300, False), reference=teacher, seed=0,
                       threads=1)
-    out, reports = apply_passes(student, [("qat", {"steps": 120, "lr": 3e-3, "val_every": 30,
+    out, reports = apply_passes(student, [("qat", {"steps": 60, "lr": 5e-3, "val_every": 20,
                                                    "quiet": True})], ctx)
     r = reports[0]
     assert r["applied"], r["reason"]

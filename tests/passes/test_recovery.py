@@ -123,3 +123,26 @@ def test_config_errors(options, match):
 
     with pytest.raises(ConfigError, match=match):
         config_from_options(PASSES.get("distill"), options)
+
+
+def test_apply_cli_low_rank_then_distill_on_ref_small(tmp_path, capsys, monkeypatch):
+    import json
+
+    from infertune.cli import main
+
+    monkeypatch.setenv("INFERTUNE_QUIET", "1")
+    out = tmp_path / "x.onnx"
+    code = main(["apply", "ref-small", "--pass", "low_rank:mac_reduction=0.5",
+                 "--pass", "distill:steps=6,val_every=3,lr=1e-3", "--data", "sample",
+                 "--train-size", "128", "--calib-size", "16", "--threads", "1",
+                 "--runtime", "onnxruntime", "--out", str(out), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code in (0, None) and out.exists()
+    low, distill = result["passes"]
+    assert low["applied"] and distill["applied"] and distill["steps_run"] == 6
+    # 128 samples of sample:train: 13 held out for validation (10%), 115 trained on
+    assert distill["train_samples"] == 115 and distill["val_samples"] == 13
+    size = result["size"]
+    assert size["after"]["macs"] < size["before"]["macs"]
+    assert size["after"]["macs"] == low["macs_after"]
+    assert result["recovery"][0]["val_metric"] == "top1"
