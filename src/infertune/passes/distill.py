@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..types import ModelHandle
+from . import _objectives as objectives
 from . import recovery
 from .base import PassContext, PassResult, register_pass
 
@@ -51,8 +52,8 @@ def apply(model: ModelHandle, config: DistillConfig, ctx: PassContext) -> PassRe
         return PassResult(model, False, why)
     train, val = recovery.training_data(ctx, ctx.seed)
     net = copy.deepcopy(model.obj)
-    objective = recovery.Objective(ctx.reference.obj, config.temperature, config.alpha)
-    task = recovery.build_task(net, train, val, objective)
+    objective = objectives.Objective(ctx.reference.obj, config.temperature, config.alpha)
+    task = objectives.build_task(net, train, val, objective)
     log = recovery.train(task, config, ctx.seed, ctx.threads)
     new = dataclasses.replace(model, obj=net, meta={**model.meta, "recovered_by": "distill"})
     details = {**recovery.details(log, task, train, val), "temperature": config.temperature,

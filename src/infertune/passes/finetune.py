@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..types import ModelHandle
+from . import _objectives as objectives
 from . import recovery
 from .base import PassContext, PassResult, register_pass
 
@@ -31,7 +32,7 @@ def apply(model: ModelHandle, config: FinetuneConfig, ctx: PassContext) -> PassR
         return PassResult(model, False, why)
     train, val = recovery.training_data(ctx, ctx.seed)
     net = copy.deepcopy(model.obj)
-    task = recovery.build_task(net, train, val, recovery.Objective())
+    task = objectives.build_task(net, train, val, objectives.Objective())
     log = recovery.train(task, config, ctx.seed, ctx.threads)
     new = dataclasses.replace(model, obj=net, meta={**model.meta, "recovered_by": "finetune"})
     return PassResult(new, True, None, recovery.details(log, task, train, val))

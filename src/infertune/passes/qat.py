@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..types import ModelHandle
+from . import _objectives as objectives
 from . import recovery
 from .base import PassContext, PassResult, register_pass
 
@@ -30,10 +31,13 @@ class QatConfig(recovery.Budget):
     """QAT settings; the budget and optimizer options are recovery.Budget's.
 
     Attributes:
+        lr: lower than the other recovery passes' default: QAT starts from a model that is
+            already good and only adapts it to the rounding.
         temperature: distillation temperature against the float teacher.
         alpha: weight of the label cross-entropy when the data has labels, in [0, 1].
     """
 
+    lr: float = 1e-4
     temperature: float = 4.0
     alpha: float = 0.5
 
@@ -98,9 +102,9 @@ def train_and_convert(model: ModelHandle, prepared: Any, folded: int, config: Qa
 
     teacher = _teacher(model, ctx)
     train, val = recovery.training_data(ctx, ctx.seed)
-    objective = recovery.Objective(teacher.obj, config.temperature, config.alpha)
+    objective = objectives.Objective(teacher.obj, config.temperature, config.alpha)
     with _quiet():
-        task = recovery.build_task(prepared, train, val, objective, set_mode=set_mode)
+        task = objectives.build_task(prepared, train, val, objective, set_mode=set_mode)
         log = recovery.train(task, config, ctx.seed, ctx.threads)
         converted = convert_pt2e(prepared)
     meta = {**model.meta, "precision": "int8", "quantized_by": "torchao.pt2e QAT"}

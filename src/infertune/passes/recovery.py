@@ -2,8 +2,11 @@
 
 Why Adam: recovery runs a few hundred steps on a model that is already close to a good
 solution, with no learning-rate search; Adam's per-parameter step sizes make one default
-learning rate (1e-4) work across layer widths and after pruning or decomposition changed the
-weights' scales, where SGD would need a tuned rate, momentum warm-up and a schedule.
+learning rate work across layer widths and after pruning or decomposition changed the
+weights' scales, where SGD would need a tuned rate, momentum warm-up and a schedule. The
+default 1e-3 is the one that recovered ref-small after prune_channels ratio=0.5 in 200 steps
+(top-1 on the held-out split 0.10 → 0.91; 1e-4 reached 0.37, 3e-4 0.75); restoring the best
+validated weights guards against a rate too high for a larger model.
 
 Deterministic with `seed`: torch.manual_seed, and the batch order is a numpy permutation per
 epoch from the same seed (no DataLoader workers). With a `seconds` budget the number of steps
@@ -49,7 +52,7 @@ class Budget:
 
     steps: int | None = None
     seconds: float | None = None
-    lr: float = 1e-4
+    lr: float = 1e-3
     batch_size: int = 32
     val_every: int = 50
     patience: int = 4
@@ -282,97 +285,6 @@ def predict(model: Any, x: np.ndarray, probabilities: bool) -> Any:
             outs.append(as_logits(logits(model(torch.from_numpy(x[i:i + EVAL_BATCH]))),
                                   probabilities))
     return torch.cat(outs)
-
-
-# --------------------------------------------------------------------------- objectives
-
-
-@dataclass
-class Objective:
-    """What the student learns: labels (cross-entropy) and/or a teacher (distillation).
-
-    Attributes:
-        teacher: a torch module (the float original) or None.
-        temperature: softens both distributions in the distillation term.
-        alpha: weight of the label term when there is a teacher and labels:
-            loss = (1 − alpha)·KD + alpha·CE.
-    """
-
-    teacher: Any = None
-    temperature: float = 4.0
-    alpha: float = 0.5
-
-
-def build_task(net: Any, train: Any, val: Any, objective: Objective,
-               set_mode: Callable[[Any, bool], None] | None = None) -> Task:
-    """The loss and validation metric of `net` on (train, val) for `objective`.
-
-    The teacher's outputs are computed once (the teacher does not change), in eval mode.
-    Validation metric: top-1 against the labels when val is labelled, else top-1 agreement
-    with the teacher.
-    """
-    import numpy as np
-
-    import torch
-
-    x = np.ascontiguousarray(train.x, dtype=np.float32)
-    y = None if train.y is None else torch.from_numpy(np.asarray(train.y, dtype=np.int64))
-    probs = _student_probabilities(net, x, set_mode)
-    soft = None
-    if objective.teacher is not None:
-        t_probs = is_probability(logits(objective.teacher(torch.from_numpy(x[:8]))))
-        soft = torch.softmax(predict(objective.teacher, x, t_probs) / objective.temperature, 1)
-    loss = _loss_fn(x, y, soft, probs, objective)
-    metric, name = _metric_fn(val, objective, probs)
-    return Task(net, loss, metric, name, len(x), set_mode)
-
-
-def _student_probabilities(net: Any, x: np.ndarray, set_mode) -> bool:
-    import torch
-
-    if set_mode is not None:
-        set_mode(net, False)
-    else:
-        net.eval()
-    with torch.no_grad():
-        return is_probability(logits(net(torch.from_numpy(x[:8]))))
-
-
-def _loss_fn(x: np.ndarray, y: Any, soft: Any, probs: bool, objective: Objective):
-    import torch
-    import torch.nn.functional as F
-
-    t = objective.temperature
-
-    def loss(model: Any, idx: np.ndarray) -> Any:
-        out = as_logits(logits(model(torch.from_numpy(x[idx]))), probs)
-        ce = F.cross_entropy(out, y[idx]) if y is not None else None
-        if soft is None:
-            return ce
-        # KL(teacher ‖ student) on softened distributions, × T² so its gradients keep
-        # their size as T changes (Hinton et al. 2015)
-        kd = F.kl_div(F.log_softmax(out / t, 1), soft[idx], reduction="batchmean") * t * t
-        return kd if ce is None else (1 - objective.alpha) * kd + objective.alpha * ce
-
-    return loss
-
-
-def _metric_fn(val: Any, objective: Objective, probs: bool):
-    import numpy as np
-
-    import torch
-
-    vx = np.ascontiguousarray(val.x, dtype=np.float32)
-    if val.y is not None:
-        target, name = torch.from_numpy(np.asarray(val.y, dtype=np.int64)), "top1"
-    else:
-        t_probs = is_probability(logits(objective.teacher(torch.from_numpy(vx[:8]))))
-        target, name = predict(objective.teacher, vx, t_probs).argmax(1), "teacher_agreement"
-
-    def metric(model: Any) -> float:
-        return float((predict(model, vx, probs).argmax(1) == target).float().mean())
-
-    return metric, name
 
 
 def refusal(model: Any, ctx: Any, *, labels: bool, teacher: bool) -> str | None:
