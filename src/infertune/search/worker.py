@@ -143,10 +143,42 @@ def evaluate(job: dict[str, Any], res: dict[str, Any]) -> None:
                eval_s=time.perf_counter() - t0)
 
 
+# Fault injection for the reliability tests (and for trying a deployment's monitoring):
+# INFERTUNE_INJECT_FAULT="RUNTIME=KIND[,RUNTIME=KIND]" makes the build of every candidate on
+# RUNTIME fail in the named way, in this child only. Never set by infertune itself.
+FAULT_VAR = "INFERTUNE_INJECT_FAULT"
+FAULT_KINDS = ("segfault", "hang", "oom", "raise")
+
+
+def inject_fault(job: dict[str, Any]) -> None:
+    import os
+
+    spec = dict(item.split("=", 1) for item in os.environ.get(FAULT_VAR, "").split(",") if "=" in item)
+    kind = spec.get(job.get("runtime", ""))
+    if kind is None or job.get("mode") != "build" or not job.get("recipe"):
+        return
+    if kind == "segfault":
+        import ctypes
+
+        ctypes.string_at(0)  # reads address 0: SIGSEGV, as a broken native kernel would
+    elif kind == "hang":
+        time.sleep(10**6)
+    elif kind == "oom":  # a real allocation failure under a memory cap
+        import resource
+
+        import numpy as np
+
+        resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))
+        np.ones(2**32, dtype=np.uint8)
+    elif kind == "raise":
+        raise RuntimeError("injected failure")
+
+
 def run(job: dict[str, Any]) -> dict[str, Any]:
     res: dict[str, Any] = {"status": "running", "phase": "start", "reason": None}
     _write(job, res)
     try:
+        inject_fault(job)
         {"build": build, "evaluate": evaluate}[job["mode"]](job, res)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the candidate's reason
         first = (str(exc).strip().splitlines() or [""])[0]

@@ -1,0 +1,184 @@
+"""`infertune optimize` end to end on the small trained reference model, through the CLI:
+the run directory, the pick and its export, resume, replay, refusals, Triton.
+
+One real run (module fixture) is shared by the tests that only read it. Settings keep it to
+about a minute here: ONNX Runtime only, fold_bn and int8_static, 200 evaluation samples,
+short latency measurements (speed is not what these tests check).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infertune.cli import main
+
+FAST = ["--runtimes", "onnxruntime", "--passes", "fold_bn,int8_static", "--eval-size", "200",
+        "--screen-size", "32", "--calib-size", "32", "--min-runs", "5", "--min-seconds", "0.1",
+        "--final-rounds", "1", "--threads", "1"]
+STATUSES = {"ok", "failed", "skipped", "incompatible", "screened_out", "not_tried"}
+
+
+def optimize(out, *extra, model="ref-small"):
+    return main(["optimize", model, *FAST, "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("opt") / "run"
+    assert optimize(out) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_report_holds_the_baseline_the_front_and_a_pick_within_budget(run):
+    out, rep = run
+    assert rep["schema_version"] == 1
+    by_id = {c["id"]: c for c in rep["candidates"]}
+    base = by_id[rep["baseline_id"]]
+    assert base["stage"] == "original" and base["status"] == "ok" and base["recipe"] == []
+    assert base["drop"]["value"] == 0.0 and base["fidelity"]["top1_agreement"] == 1.0
+    assert rep["data"]["metric"] == "top1"  # ref-small is trained: its labels mean something
+    assert all(c["status"] in STATUSES for c in rep["candidates"])
+    assert all(c["reason"] for c in rep["candidates"] if c["status"] != "ok")
+    assert rep["frontier"] and set(rep["frontier"]) <= set(by_id)
+    pick = by_id[rep["pick"]]
+    assert pick["status"] == "ok" and pick["fidelity_level"] == "full"
+    assert pick["drop"]["high"] <= rep["budget"]["budget_points"]
+    assert pick["speedup"] > 0 and pick["latency_ms"]["p50"] > 0
+    # int8 candidates were really built with the calibration data and measured
+    int8 = [c for c in rep["candidates"] if c["precision"] == "int8" and c["status"] == "ok"]
+    assert int8 and all(c["size_mb"] < base["size_mb"] for c in int8)
+    assert rep["final_comparison"]["rows"][0]["id"] == rep["baseline_id"]
+
+
+def test_pick_is_exported_with_a_model_card_and_a_runnable_example(run, tmp_path):
+    out, rep = run
+    best = out / "best"
+    card = json.loads((best / "model_card.json").read_text())
+    assert card["candidate"] == rep["pick"] and card["runtime"] == "onnxruntime"
+    assert (best / card["artifact"]).is_file()
+    assert card["metrics"]["drop"]["high"] <= rep["budget"]["budget_points"]
+    assert card["machine"]["cpu"] and card["recipe"]
+    # run.py classifies a real digit image (from the built-in set) like the evaluation did
+    from PIL import Image
+
+    from infertune.data import load_dataset
+
+    ds = load_dataset("sample:val", input_shape=(3, 28, 28), preprocess="none", limit=1)
+    pixels = np.clip(ds.x[0].transpose(1, 2, 0), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "digit.png")
+    res = subprocess.run([sys.executable, str(best / "run.py"), str(tmp_path / "digit.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("class ")
+
+
+def test_run_directory_files(run):
+    out, rep = run
+    for name in ("config.yaml", "journal.jsonl", "report.json", "report.md", "report.html"):
+        assert (out / name).is_file(), name
+    lines = (out / "journal.jsonl").read_text().splitlines()
+    kinds = [json.loads(line)["kind"] for line in lines]
+    assert kinds.count("screen") == sum(c.get("build_s") is not None or c["status"] == "failed"
+                                        for c in rep["candidates"] if c["status"] != "skipped")
+    assert "final" in kinds
+
+
+def test_resume_of_a_finished_run_redoes_nothing(run):
+    out, rep = run
+    before = (out / "journal.jsonl").read_text()
+    assert main(["run", str(out / "config.yaml"), "--resume", "--json"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert (out / "journal.jsonl").read_text() == before  # nothing re-measured
+    assert again["pick"] == rep["pick"] and again["frontier"] == rep["frontier"]
+    assert again["run"]["resumed_candidates"] == sum(
+        1 for c in rep["candidates"] if c["status"] not in ("skipped",))
+
+
+def test_a_run_directory_is_not_reused_silently(run, capsys):
+    out, _ = run
+    assert optimize(out) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert optimize(out, "--resume", "--max-drop", "3") == 2
+    assert "max_drop differ" in capsys.readouterr().err
+
+
+def test_triton_repository(run, tmp_path):
+    out, _ = run
+    assert main(["export", str(out), "--format", "triton", "--out", str(tmp_path / "repo")]) == 0
+    config = (tmp_path / "repo" / "ref-small" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config
+    assert "dims: [ 3, 32, 32 ]" in config and "max_batch_size: 8" in config
+    assert (tmp_path / "repo" / "ref-small" / "1" / "model.onnx").is_file()
+
+
+def test_triton_export_of_a_run_without_pick_is_refused(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--format", "triton", "--out", str(tmp_path / "r")]) == 2
+    assert "no exported pick" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ faults and kills
+def _cli(args, **kw):
+    env = {**os.environ, **kw.pop("env", {})}
+    return subprocess.Popen([sys.executable, "-m", "infertune.cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, **kw)
+
+
+def test_crashing_hanging_and_oom_candidates_are_failed_results(tmp_path):
+    """A candidate whose child segfaults, hangs past the timeout or runs out of memory is
+    recorded as failed with the reason; the search finishes and says nothing met the budget
+    only if that is so."""
+    out = tmp_path / "run"
+    env = {"INFERTUNE_INJECT_FAULT": "onnxruntime=segfault,openvino=oom,torchscript=hang"}
+    args = ["optimize", "ref-small", *FAST[:1], "onnxruntime,openvino,torchscript",
+            *FAST[2:3], "fold_bn", *FAST[4:], "--candidate-timeout", "20s", "--out", str(out),
+            "--json"]
+    proc = _cli(args, env=env)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    rep = json.loads((out / "report.json").read_text())
+    by_rt = {c["runtime"]: c for c in rep["candidates"] if c["stage"] == "fused"}
+    assert by_rt["onnxruntime"]["status"] == "failed"
+    assert "SIGSEGV" in by_rt["onnxruntime"]["reason"]
+    assert by_rt["openvino"]["status"] == "failed" and "MemoryError" in by_rt["openvino"]["reason"]
+    assert by_rt["torchscript"]["status"] == "failed" and "timeout" in by_rt["torchscript"]["reason"]
+    base = next(c for c in rep["candidates"] if c["id"] == rep["baseline_id"])
+    assert base["status"] == "ok"
+
+
+def test_killed_run_resumes_to_the_same_candidates(run, tmp_path):
+    """SIGKILL while candidates are being built and measured, then --resume: what the journal
+    held is kept as it was, and the run ends with the same candidates and accuracy figures as
+    an uninterrupted run (ids are content-derived; INT8 calibration is deterministic)."""
+    import signal
+    import time
+
+    _, reference = run
+    out = tmp_path / "run"
+    proc = _cli(["optimize", "ref-small", *FAST, "--out", str(out), "--json"])
+    journal = out / "journal.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and len(journal.read_bytes().splitlines()) >= 4:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = [json.loads(line) for line in journal.read_bytes().splitlines() if line.endswith(b"}")]
+    assert main(["optimize", "ref-small", *FAST, "--out", str(out), "--resume", "--json"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    by_id = {c["id"]: c for c in rep["candidates"]}
+    for entry in kept:                      # journaled numbers survive unchanged
+        if entry["kind"] == "full" and entry["record"].get("status") == "ok":
+            assert by_id[entry["id"]]["latency_ms"]["p50"] == entry["record"]["latency_ms"]["p50"]
+    assert rep["run"]["resumed_candidates"] >= 1
+    ref = {c["id"]: c for c in reference["candidates"]}
+    assert set(by_id) == set(ref)
+    for cid, c in by_id.items():
+        if c.get("screen_drop") and ref[cid].get("screen_drop"):
+            assert c["screen_drop"]["value"] == pytest.approx(ref[cid]["screen_drop"]["value"])

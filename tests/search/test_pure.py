@@ -1,0 +1,185 @@
+"""The pure parts of optimize: Pareto front, drops and the budget, the pick, ids, screening,
+config. Hand-worked cases; no framework."""
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+from infertune.config import OptimizeConfig
+from infertune.errors import ConfigError
+from infertune.search import screening, select
+from infertune.search.ids import candidate_id
+from infertune.search.pareto import dominates, pareto_front
+
+
+# ------------------------------------------------------------------ Pareto
+def test_front_two_minimised_objectives():
+    pts = [(1, 5), (2, 2), (3, 1), (3, 3), (4, 4)]
+    assert pareto_front(pts, ("min", "min")) == [0, 1, 2]
+
+
+def test_front_keeps_ties_and_equal_points():
+    pts = [(1, 1), (1, 1), (2, 0.5), (2, 2)]
+    assert pareto_front(pts, ("min", "min")) == [0, 1, 2]
+
+
+def test_front_mixed_directions():
+    # throughput (max) vs drop (min): (100, 1) and (80, 0) trade off; (90, 1) is dominated.
+    pts = [(100, 1.0), (90, 1.0), (80, 0.0), (70, 0.5)]
+    assert pareto_front(pts, ("max", "min")) == [0, 2]
+
+
+def test_front_single_point_and_three_objectives():
+    assert pareto_front([(5, 5, 5)], ("min", "min", "min")) == [0]
+    pts = [(1, 1, 9), (1, 1, 1), (2, 0, 1)]
+    assert pareto_front(pts, ("min", "min", "min")) == [1, 2]
+
+
+def test_dominates_needs_strictly_better_somewhere():
+    assert not dominates((1, 1), (1, 1), ("min", "min"))
+    assert dominates((1, 1), (1, 2), ("min", "min"))
+    with pytest.raises(ValueError):
+        pareto_front([(1, 2)], ("min", "up"))
+
+
+# ------------------------------------------------------------------ drops and budget
+def _logits(pred, k=4):
+    out = np.zeros((len(pred), k), dtype=np.float32)
+    out[np.arange(len(pred)), pred] = 1.0
+    return out
+
+
+def test_drop_top1_counts_and_sign():
+    labels = np.array([0, 1, 2, 3] * 25)
+    base = labels.copy()                      # 100% right
+    cand = labels.copy()
+    cand[:3] = (cand[:3] + 1) % 4             # 3 wrong: top-1 97%
+    d = select.drop_top1(_logits(base), _logits(cand), labels)
+    assert d["value"] == pytest.approx(3.0)   # points
+    assert d["n10"] == 3 and d["n01"] == 0 and d["n"] == 100
+    assert d["low"] <= 3.0 <= d["high"]
+    assert d["baseline_pct"] == 100 and d["candidate_pct"] == 97
+
+
+def test_drop_agreement_is_disagreement_with_wilson_interval():
+    base = np.array([0, 1, 2, 3] * 50)
+    cand = base.copy()
+    cand[:4] = (cand[:4] + 1) % 4             # 4 of 200 disagree
+    d = select.drop_agreement(_logits(base), _logits(cand))
+    assert d["value"] == pytest.approx(2.0)
+    # Wilson 95% for 4/200, computed independently.
+    z, n, p = 1.959963984540054, 200, 0.02
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert d["low"] == pytest.approx(100 * (centre - half), rel=1e-6)
+    assert d["high"] == pytest.approx(100 * (centre + half), rel=1e-6)
+
+
+def test_budget_uses_the_upper_end_of_the_interval():
+    drop = {"value": 0.5, "low": -0.2, "high": 1.2}
+    assert select.within_budget(drop, 1.0) is False      # point estimate inside, bound outside
+    assert select.within_budget(drop, 1.2) is True
+    assert select.within_budget(None, 1.0) is None
+
+
+def test_relative_budget_is_a_share_of_the_baseline():
+    assert select.budget_points(1.0, "absolute", 80.0) == 1.0
+    assert select.budget_points(2.0, "relative", 80.0) == pytest.approx(1.6)
+
+
+def _cand(cid, p50, drop, size=1.0, status="ok", within=True, level="full"):
+    return {"id": cid, "label": cid, "status": status, "fidelity_level": level,
+            "latency_ms": {"p50": p50}, "drop": {"value": drop, "low": drop - 1, "high": drop + 0.5},
+            "size_mb": size, "within_budget": within, "throughput_ips": {"1": 1000 / p50}}
+
+
+def test_pick_is_fastest_within_budget_with_deterministic_ties():
+    cands = [_cand("a", 10, 0.1), _cand("b", 5, 0.2, within=False), _cand("c", 7, 0.3),
+             _cand("d", 7, 0.1), _cand("e", 1, 0.0, status="failed")]
+    assert select.pick(cands, "latency")["id"] == "d"        # ties on p50 → smaller drop
+    assert select.pick(cands, "throughput")["id"] == "d"
+    assert select.pick(cands, "size")["id"] == "a"           # all 1.0 MB → smaller drop, then id
+    assert select.pick([_cand("x", 1, 5, within=False)], "latency") is None
+
+
+def test_closest_when_nothing_meets_the_budget():
+    cands = [_cand("a", 1, 3.0, within=False), _cand("b", 1, 2.0, within=False),
+             _cand("c", 1, 9.0, within=False)]
+    assert [c["id"] for c in select.closest(cands, 2)] == ["b", "a"]
+
+
+def test_frontier_over_objective_drop_and_size():
+    cands = [_cand("fast", 1, 5.0, 1.0), _cand("acc", 10, 0.0, 1.0), _cand("bad", 11, 1.0, 2.0),
+             _cand("small", 20, 0.0, 0.1)]
+    assert select.frontier(cands, "latency") == ["fast", "acc", "small"]
+
+
+# ------------------------------------------------------------------ ids
+def test_candidate_id_is_a_stable_content_hash():
+    model = {"source": "ref-small", "load": {}, "input_size": None}
+    recipe = [{"pass": "fold_bn", "options": {}}]
+    text = json.dumps({"model": model, "recipe": recipe, "runtime": "onnxruntime"},
+                      sort_keys=True, separators=(",", ":"))
+    assert candidate_id(model, recipe, "onnxruntime") == hashlib.sha256(text.encode()).hexdigest()[:12]
+    # key order does not matter; options and runtime do
+    assert candidate_id({"input_size": None, "load": {}, "source": "ref-small"}, recipe,
+                        "onnxruntime") == candidate_id(model, recipe, "onnxruntime")
+    assert candidate_id(model, recipe, "openvino") != candidate_id(model, recipe, "onnxruntime")
+    other = [{"pass": "fold_bn", "options": {"x": 1}}]
+    assert candidate_id(model, other, "onnxruntime") != candidate_id(model, recipe, "onnxruntime")
+
+
+# ------------------------------------------------------------------ screening
+def test_screening_discards_a_candidate_beyond_the_budget():
+    cand = {"screen_drop": {"value": 6.0, "low": 2.5, "high": 9.0, "n": 64}, "probe_ms": 1.0,
+            "size_mb": 1.0}
+    rule, why = screening.verdict(cand, [], 1.0)
+    assert rule == "over_budget" and "beyond" in why
+    cand["screen_drop"]["low"] = 0.9
+    assert screening.verdict(cand, [], 1.0) == (None, None)
+
+
+def test_screening_discards_a_dominated_candidate_with_a_noise_margin():
+    best = _cand("best", 1.0, 0.0, size=0.5)
+    cand = {"screen_drop": {"value": 0.5, "low": 0.0, "high": 1.0, "n": 64}, "size_mb": 1.0,
+            "probe_ms": 1.05}                    # within the 10% margin: kept
+    assert screening.verdict(cand, [best], 1.0) == (None, None)
+    cand["probe_ms"] = 1.2
+    assert screening.verdict(cand, [best], 1.0)[0] == "dominated"
+    cand["size_mb"] = 0.4                        # smaller: cannot be dominated
+    assert screening.verdict(cand, [best], 1.0) == (None, None)
+
+
+# ------------------------------------------------------------------ config
+def test_config_rejects_unknown_keys_with_a_hint():
+    with pytest.raises(ConfigError, match="did you mean 'max_drop'"):
+        OptimizeConfig.from_dict({"model": "m", "out": "o", "max_dorp": 1})
+    with pytest.raises(ConfigError, match="objective"):
+        OptimizeConfig(model="m", out="o", objective="speed")
+
+
+def test_config_round_trips_and_lists_differences(tmp_path):
+    from infertune.config import load_config, save_config
+
+    c = OptimizeConfig(model="ref-small", out=str(tmp_path), runtimes="onnxruntime,openvino",
+                       input_size=(32, 32))
+    save_config(c, tmp_path / "config.yaml")
+    back = load_config(tmp_path / "config.yaml")
+    assert back == c and back.runtimes == ("onnxruntime", "openvino")
+    changed = OptimizeConfig(model="ref-small", out="elsewhere", max_drop=2.0,
+                             runtimes=("onnxruntime", "openvino"), input_size=(32, 32))
+    assert c.differences(changed) == ["max_drop"]
+
+
+def test_duration_parser():
+    import argparse
+
+    from infertune.cli_optimize import parse_duration
+
+    assert parse_duration("15m") == 900 and parse_duration("1h30m") == 5400
+    assert parse_duration("90") == 90 and parse_duration("2.5s") == 2.5
+    for bad in ("", "15x", "m", "0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_duration(bad)
