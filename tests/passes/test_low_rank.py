@@ -132,12 +132,17 @@ def test_mac_reduction_hand_computed():
 
 def test_layers_that_would_not_gain_are_skipped_with_a_reason():
     # A 4 → 4 1x1 conv: even rank 1 costs 8 MACs per pixel of 16; energy 1.0 needs rank 4.
-    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 32, 3, groups=4, padding=1))
+    net = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 32, 3, groups=4, padding=1),
+                        nn.Conv2d(32, 4, 3, padding=1))
     decomposed, skipped = decompose_module(net, (4, 8, 8), LowRankConfig(energy=1.0, min_macs=0))
     assert not decomposed
     reasons = {s["layer"]: s["reason"] for s in skipped}
     assert "not fewer than" in reasons["0"]
     assert "grouped" in reasons["1"]
+    assert "not fewer than" in reasons["2"]  # full multilinear rank (32, 4) costs more
+    stem = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1))
+    _, skipped = decompose_module(stem, (3, 8, 8), LowRankConfig(mac_reduction=0.5, min_macs=0))
+    assert "input channels" in skipped[0]["reason"]
     _, skipped = decompose_module(net, (4, 8, 8), LowRankConfig(energy=0.5, min_macs=10**6))
     assert "min_macs" in skipped[0]["reason"]
 

@@ -28,6 +28,11 @@ from ..types import ModelHandle
 from .base import PassContext, PassResult, register_pass
 
 
+# Tucker-2 needs some input channels to compress: the stem conv (3 channels) is kept, as
+# usual for Tucker decompositions of CNNs (mac_reduction would give it r_in = 1).
+MIN_TUCKER_IN = 8
+
+
 @dataclass(frozen=True)
 class LowRankConfig:
     """Low-rank decomposition; give exactly one of `energy` and `mac_reduction`.
@@ -193,6 +198,9 @@ def _plan_tucker(conv: Any, in_pixels: int, out_pixels: int,
     before = c_out * c_in * kh * kw * out_pixels
     if before < config.min_macs:
         return {"reason": f"{before:,} MACs < min_macs {config.min_macs:,}", "macs_before": before}
+    if c_in < MIN_TUCKER_IN:
+        return {"reason": f"{c_in} input channels: too few to factor (an image-input conv "
+                          "would lose whole colour directions)", "macs_before": before}
     if config.energy is not None:
         s_out, s_in = d.mode_singular_values(conv.weight.detach().numpy())
         r_in, r_out = d.energy_rank(s_in, config.energy), d.energy_rank(s_out, config.energy)
