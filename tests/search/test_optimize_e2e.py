@@ -182,3 +182,26 @@ def test_killed_run_resumes_to_the_same_candidates(run, tmp_path):
     for cid, c in by_id.items():
         if c.get("screen_drop") and ref[cid].get("screen_drop"):
             assert c["screen_drop"]["value"] == pytest.approx(ref[cid]["screen_drop"]["value"])
+
+
+def test_ray_executor_decides_as_the_local_one(run, tmp_path):
+    """The same run on a local Ray cluster (started here): the same candidates, the same
+    statuses where no latency is involved, and identical accuracy figures (builds and
+    evaluations are deterministic; only latency differs between two runs)."""
+    pytest.importorskip("ray")
+    _, local = run
+    out = tmp_path / "run"
+    assert optimize(out, "--executor", "ray", "--json") == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["run"]["executor"]["executor"] == "ray"
+    assert rep["run"]["executor"]["timing_nodes"] == 1
+    mine, theirs = ({c["id"]: c for c in r["candidates"]} for r in (rep, local))
+    assert set(mine) == set(theirs)
+    for cid, c in mine.items():
+        other = theirs[cid]
+        if "skipped" in (c["status"], other["status"]) or "failed" in (c["status"], other["status"]):
+            assert c["status"] == other["status"]
+        for key in ("screen_drop", "drop"):
+            if c.get(key) and other.get(key) and c.get("fidelity_level") == other.get("fidelity_level"):
+                assert c[key]["value"] == pytest.approx(other[key]["value"])
+    assert rep["pick"] is not None
