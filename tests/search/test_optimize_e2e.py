@@ -150,27 +150,69 @@ def test_crashing_hanging_and_oom_candidates_are_failed_results(tmp_path):
     assert base["status"] == "ok"
 
 
-def test_killed_run_resumes_to_the_same_candidates(run, tmp_path):
-    """SIGKILL while candidates are being built and measured, then --resume: what the journal
-    held is kept as it was, and the run ends with the same candidates and accuracy figures as
-    an uninterrupted run (ids are content-derived; INT8 calibration is deterministic)."""
+def _kill_when(proc, journal, lines: int, timeout_s: float = 300) -> None:
     import signal
     import time
 
-    _, reference = run
-    out = tmp_path / "run"
-    proc = _cli(["optimize", "ref-small", *FAST, "--out", str(out), "--json"])
-    journal = out / "journal.jsonl"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and proc.poll() is None:
-        if journal.exists() and len(journal.read_bytes().splitlines()) >= 4:
+        if journal.exists() and len(journal.read_bytes().splitlines()) >= lines:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    kept = [json.loads(line) for line in journal.read_bytes().splitlines() if line.endswith(b"}")]
-    assert main(["optimize", "ref-small", *FAST, "--out", str(out), "--resume", "--json"]) == 0
+
+
+def _journal_entries(journal):
+    return [json.loads(line) for line in journal.read_bytes().splitlines() if line.endswith(b"}")]
+
+
+def test_full_disk_lock_and_kills_then_resume_gives_the_same_candidates(run, tmp_path, capsys,
+                                                                         monkeypatch):
+    """A full disk stops the run with one line; a second optimize on a running directory is
+    refused by the lock; SIGKILL at two random moments; each time --resume goes on. What the
+    journal held is kept as it was, and the run ends with the same candidates and accuracy
+    figures as an uninterrupted run (ids are content-derived; calibration is deterministic)."""
+    import errno
+    import random
+
+    from infertune.search import journal as journal_module
+
+    _, reference = run
+    out = tmp_path / "run"
+    journal = out / "journal.jsonl"
+    real_write, calls = journal_module._write_line, []
+
+    def full_disk(fd, line):  # the third journal line hits a full disk
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, line)
+
+    monkeypatch.setattr(journal_module, "_write_line", full_disk)
+    assert optimize(out) == 2
+    assert "No space left" in capsys.readouterr().err
+    monkeypatch.setattr(journal_module, "_write_line", real_write)
+    assert len(_journal_entries(journal)) == 2
+
+    rng = random.Random(7)
+    for _ in range(2):
+        have = len(_journal_entries(journal))
+        proc = _cli(["optimize", "ref-small", *FAST, "--out", str(out), "--resume", "--json"])
+        _kill_when(proc, journal, have + rng.randint(1, 3))
+    proc = _cli(["optimize", "ref-small", *FAST, "--out", str(out), "--resume", "--json"])
+    import time
+
+    while not (out / ".lock").exists() or not (out / ".lock").read_text():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert optimize(out, "--resume") == 2              # the lock: refused, not interleaved
+    assert "another optimize is running" in capsys.readouterr().err
+    kept = _journal_entries(journal)
+    proc.communicate(timeout=600)
+    assert proc.returncode == 0
+
     rep = json.loads((out / "report.json").read_text())
     by_id = {c["id"]: c for c in rep["candidates"]}
     for entry in kept:                      # journaled numbers survive unchanged
@@ -182,6 +224,8 @@ def test_killed_run_resumes_to_the_same_candidates(run, tmp_path):
     for cid, c in by_id.items():
         if c.get("screen_drop") and ref[cid].get("screen_drop"):
             assert c["screen_drop"]["value"] == pytest.approx(ref[cid]["screen_drop"]["value"])
+    lines = journal.read_bytes().splitlines()
+    assert all(json.loads(line)["kind"] for line in lines if line.endswith(b"}"))
 
 
 def test_ray_executor_decides_as_the_local_one(run, tmp_path):

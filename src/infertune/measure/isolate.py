@@ -64,6 +64,24 @@ def child_env(threads: int) -> dict[str, str]:
     return env
 
 
+def die_with_parent() -> None:
+    """Called first thing in a child: the kernel kills it if its parent dies (Linux
+    PR_SET_PDEATHSIG). The child leads its own session so a timeout can kill its group, which
+    also shields it from a kill aimed at the parent's group: without this, a SIGKILLed search
+    would leave an orphan still measuring (disturbing the resumed run) or still writing its
+    candidate's folder."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the call above: follow it now
+        os._exit(1)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     # The child leads its own session (start_new_session), so its group id is its pid:
     # this ends the child and anything it started, and nothing else.

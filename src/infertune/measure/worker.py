@@ -236,6 +236,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
+    from .isolate import die_with_parent
+
+    die_with_parent()
     # On a segfault, print the Python stack to stderr: the parent quotes its last line.
     faulthandler.enable()
     job = json.loads(sys.stdin.read())

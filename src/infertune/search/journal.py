@@ -53,7 +53,7 @@ class Journal:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             _torn_tail_guard(fd, self.path)
-            written = os.write(fd, line)
+            written = _write_line(fd, line)
             if written != len(line):  # a full disk: the short line is dropped on read
                 raise InfertuneError(f"{self.path}: disk full while writing the journal")
             os.fsync(fd)
@@ -63,6 +63,11 @@ class Journal:
             os.close(fd)
         self.entries[(kind, key)] = entry
         return entry
+
+
+def _write_line(fd: int, line: bytes) -> int:
+    """The one write of a journal line (a seam for the full-disk test)."""
+    return os.write(fd, line)
 
 
 def _parse(raw: bytes) -> dict[str, Any] | None:

@@ -188,6 +188,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
+    from ..measure.isolate import die_with_parent
+
+    die_with_parent()
     faulthandler.enable()
     job = json.loads(sys.stdin.read())
     run(job)
