@@ -70,10 +70,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--calibration", type=int, default=128, help="calibration images")
     p.add_argument("--eval-n", type=int, default=200, help="Darknet19_448 agreement images")
-    p.add_argument("--no-infertune", action="store_true", help="peers only (no optimize run)")
+    p.add_argument("--no-infertune", nargs="?", const="all", default=None, metavar="MODELS",
+                   help="peers only: no optimize run (for the comma-separated MODELS, or all)")
     p.add_argument("--quick", action="store_true",
                    help="2 rounds, short measurements, 32 calibration / 50 agreement images")
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--render", type=Path, metavar="JSON",
+                   help="measure nothing: rewrite the .md beside a saved results JSON")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.min_runs, args.min_seconds = 2, 10, 1.0
@@ -165,8 +168,9 @@ def build_infertune(model: str, batch: int, work: Path, args, threads: int) -> d
 
     row = {"pipeline": INFERTUNE, "runtime": None, "precision": None, "artifact": None,
            "reason": None}
-    if args.no_infertune:
-        return {**row, "reason": "not run (--no-infertune)"}
+    if args.no_infertune and (args.no_infertune == "all"
+                              or model in args.no_infertune.split(",")):
+        return {**row, "reason": "not run in this benchmark run (--no-infertune)"}
     if not hasattr(api, "optimize"):
         return {**row, "reason": "not available: optimize not built yet"}
     config = {"model": model, "out": str(work / "run"), "data": "sample", "max_drop": 1.0,
@@ -233,6 +237,9 @@ def score(rows: list[dict], model: str, shape, args, threads: int) -> dict:
             continue
         if row["pipeline"] == "torch eager fp32":
             reference = logits
+        # A quantizer that rounds every output to 0 (ORT's default QDQ Softmax, 1/256 scale,
+        # on 1000 classes) is named as such in the notes, not left as a mysterious 0%.
+        row["outputs_all_zero"] = not bool(np.any(logits))
         if labelled:
             rep = classification_report(logits, val.y)
             row["accuracy"] = {"top1": rep["top1"], "top1_ci": rep["top1_ci"], "n": rep["n"]}
@@ -359,8 +366,10 @@ def _f(value, digits: int = 1) -> str:
 
 
 def _ms(value) -> str:
-    """Milliseconds with 3 significant figures (ref-large runs in well under 1 ms)."""
-    return "–" if value is None else f"{value:.3g}"
+    """Milliseconds: 3 significant figures below 100 (ref-large runs in under 1 ms)."""
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _quality(row: dict) -> str:
@@ -410,6 +419,10 @@ def case_markdown(case: dict) -> list[str]:
              for k in ("reason", "accuracy_reason") if r.get(k)]
     notes += [f"- {r['pipeline']}: {'; '.join(r['reasons'])}" for r in case["rows"]
               if r.get("reasons")]
+    notes += [f"- {r['pipeline']}: every output is exactly 0 (quality collapsed)"
+              + (" — ORT's default QDQ quantizes the final Softmax with a fixed 1/256 scale, "
+                 "so 1000-class probabilities all round to 0" if r["runtime"] == "onnxruntime"
+                 else "") for r in case["rows"] if r.get("outputs_all_zero")]
     return lines + [""] + notes + ([""] if notes else [])
 
 
@@ -434,6 +447,11 @@ def markdown(result: dict) -> str:
              "p50 over the measured FP32 and INT8 peaks.", "",
              "Caveat: this machine is shared with other work and noisy (single runs swing "
              "±15%); only the per-round ratios are comparable, absolute figures are not.", ""]
+    cores = cpu.get("logical_cores") or 1
+    if max(result["load_before"][0], result["load_after"][0]) > cores:
+        lines += [f"**Disturbed run**: the 1-minute load average exceeded the {cores} cores "
+                  "(other work was running): neither the machine limits nor the latencies "
+                  "are those of an idle machine.", ""]
     for case in result["cases"]:
         lines += case_markdown(case)
     return "\n".join(lines) + "\n"
@@ -441,6 +459,10 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        _atomic.write_text(args.render.with_suffix(".md"),
+                           markdown(json.loads(args.render.read_text())))
+        return 0
     from infertune.measure.fingerprint import fingerprint
     from infertune.measure.limits import machine_limits
     from infertune.measure.rounds import default_threads
