@@ -1,0 +1,110 @@
+"""Kill-and-resume campaign for `infertune optimize` (issue: reliability), run by hand:
+
+    python fuzz/kill_resume.py --trials 5 --kills 3
+
+One uninterrupted run of a small search (ref-small, ONNX Runtime, fold_bn + int8_static)
+is the reference. Each trial starts the same search, SIGKILLs its whole process group at
+random moments (after a random number of new journal lines), resumes with --resume until it
+finishes, and checks the outcome: the same candidate ids as the reference, the same
+accuracy figures (screening and full drops, to 1e-9), every journal line before a kill kept
+unchanged, and a pick within the budget. Writes fuzz/kill_resume.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ARGS = ["ref-small", "--runtimes", "onnxruntime", "--passes", "fold_bn,int8_static",
+        "--eval-size", "200", "--screen-size", "32", "--calib-size", "32", "--min-runs", "5",
+        "--min-seconds", "0.1", "--final-rounds", "1", "--threads", "1", "--json"]
+
+
+def start(out: Path, resume: bool) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "infertune.cli", "optimize", *ARGS, "--out", str(out)]
+    return subprocess.Popen(cmd + (["--resume"] if resume else []), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def lines(journal: Path) -> list[bytes]:
+    return journal.read_bytes().splitlines() if journal.exists() else []
+
+
+def kill_after(proc: subprocess.Popen, journal: Path, n: int) -> bool:
+    """SIGKILL the group once the journal has n lines; False if the run finished first."""
+    while proc.poll() is None:
+        if len(lines(journal)) >= n:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def figures(report: dict) -> dict[str, tuple]:
+    return {c["id"]: (c["status"] if c["status"] in ("skipped", "failed") else "",
+                      (c.get("screen_drop") or {}).get("value"), (c.get("drop") or {}).get("value"))
+            for c in report["candidates"]}
+
+
+def trial(out: Path, kills: int, rng: random.Random, reference: dict) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    journal, done_kills, kept, resumed = out / "journal.jsonl", 0, [], False
+    while True:
+        proc = start(out, resumed)
+        resumed = True
+        if done_kills < kills:
+            target = len(lines(journal)) + rng.randint(1, 4)
+            if kill_after(proc, journal, target):
+                done_kills += 1
+                kept = [ln for ln in lines(journal) if ln.endswith(b"}")]
+                continue
+        proc.wait()
+        break
+    report = json.loads((out / "report.json").read_text())
+    now = set(lines(journal))
+    ok_ids = figures(report).keys() == figures(reference).keys()
+    same = all(_close(a, b) for a, b in zip(
+        (figures(report)[k] for k in sorted(figures(reference))),
+        (figures(reference)[k] for k in sorted(figures(reference))))) if ok_ids else False
+    return {"kills": done_kills, "exit": proc.returncode, "same_candidates": ok_ids,
+            "same_figures": same, "journal_kept": all(ln in now for ln in kept),
+            "pick": report.get("pick"), "pick_within_budget": bool(report.get("pick"))}
+
+
+def _close(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and all((x is None) == (y is None) and (x is None or abs(x - y) < 1e-9)
+                                for x, y in zip(a[1:], b[1:]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=3)
+    p.add_argument("--kills", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default="/tmp/infertune-kill-resume")
+    args = p.parse_args()
+    work, rng = Path(args.work), random.Random(args.seed)
+    ref_dir = work / "reference"
+    shutil.rmtree(ref_dir, ignore_errors=True)
+    t0 = time.monotonic()
+    start(ref_dir, False).wait()
+    reference = json.loads((ref_dir / "report.json").read_text())
+    trials = [trial(work / f"trial{i}", args.kills, rng, reference) for i in range(args.trials)]
+    summary = {"trials": len(trials), "kills": sum(t["kills"] for t in trials),
+               "all_same": all(t["same_candidates"] and t["same_figures"] and t["journal_kept"]
+                               and t["exit"] == 0 for t in trials),
+               "seconds": round(time.monotonic() - t0), "details": trials, "seed": args.seed}
+    Path(__file__).with_name("kill_resume.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
