@@ -120,32 +120,47 @@ def _run(api, config, args: argparse.Namespace) -> Any:
 
 
 class ProgressView:
-    """One line per event on stderr, and the front so far after each stage (rich)."""
+    """A live progress bar over the candidates (planned so far), one line per event above it,
+    and the Pareto front so far after each stage (rich, on stderr)."""
 
     def __init__(self) -> None:
         from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.console = Console(stderr=True, highlight=False)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=self.console, transient=True)
+        self.task = self.bar.add_task("optimize", total=0)
+        self.bar.start()
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind, t = event["event"], f"[{event['elapsed_s']:7.1f}s]"
+        out = self.bar.console
         if kind == "stage":
-            self.console.rule(f"{event['stage']}: {event['n']} candidate(s)")
+            self.bar.update(self.task, total=self.bar.tasks[0].total + event.get("planned", 0),
+                            description=event["stage"])
+            out.rule(f"{event['stage']}: {event['n']} candidate(s)")
         elif kind == "build":
-            self.console.print(f"{t} building and screening {event['n']} candidate(s)…")
-        elif kind in ("screened", "measured"):
-            self.console.print(f"{t} {kind:8s} {event['label']}: {_status(event)}")
+            out.print(f"{t} building and screening {event['n']} candidate(s)…")
+        elif kind == "screened":
+            out.print(f"{t} screened {event['label']}: {_status(event)}")
+            if event.get("status") != "screened":
+                self.bar.advance(self.task)
+        elif kind == "measured":
+            out.print(f"{t} measured {event['label']}: {_status(event)}")
+            self.bar.advance(self.task)
         elif kind == "front":
             from .render_optimize import front_table
 
-            self.console.print(front_table(event["front"]))
+            out.print(front_table(event["front"]))
         elif kind == "final":
-            self.console.print(f"{t} side by side: {event['n']} models × {event['rounds']} rounds…")
+            self.bar.update(self.task, description="side by side")
+            out.print(f"{t} side by side: {event['n']} models × {event['rounds']} rounds…")
         elif kind == "journal":
-            self.console.print(f"{t} journal: skipped torn line(s) {', '.join(event['dropped'])}")
+            out.print(f"{t} journal: skipped torn line(s) {', '.join(event['dropped'])}")
 
     def close(self) -> None:
-        pass
+        self.bar.stop()
 
 
 def _status(event: dict[str, Any]) -> str:

@@ -141,7 +141,9 @@ def _stage(s: Search, cands: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cands = space.order(cands)
     if not cands:
         return []
-    s.emit("stage", stage=cands[0]["stage"], n=len(cands))
+    s.emit("stage", stage=cands[0]["stage"], n=len(cands),
+           planned=sum(c["status"] == "planned" and (c["id"], "full") not in s.journal.entries
+                       for c in cands))
     s.screen_all(cands)
     s.full_all(cands)
     _mark(s)
