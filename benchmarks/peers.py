@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-n", type=int, default=200, help="Darknet19_448 agreement images")
     p.add_argument("--no-infertune", nargs="?", const="all", default=None, metavar="MODELS",
                    help="peers only: no optimize run (for the comma-separated MODELS, or all)")
+    p.add_argument("--search-budget-s", type=float, default=None,
+                   help="optimize's time_budget_s (stop starting candidates after this)")
     p.add_argument("--quick", action="store_true",
                    help="2 rounds, short measurements, 32 calibration / 50 agreement images")
     p.add_argument("--out", type=Path, default=None)
@@ -175,7 +177,8 @@ def build_infertune(model: str, batch: int, work: Path, args, threads: int) -> d
         return {**row, "reason": "not available: optimize not built yet"}
     config = {"model": model, "out": str(work / "run"), "data": "sample", "max_drop": 1.0,
               "metric": "agreement" if model.startswith("darknet") else "top1",
-              "threads": threads, "calib_size": args.calibration}
+              "threads": threads, "calib_size": args.calibration,
+              "time_budget_s": args.search_budget_s}
     try:
         report, row["build_s"] = timed(api.optimize, config)
     except Exception as exc:  # the pick's absence is reported, the peers still run
@@ -417,6 +420,8 @@ def case_markdown(case: dict) -> list[str]:
     lines += [_row(r) for r in case["rows"]]
     notes = [f"- {r['pipeline']}: {r[k]}" for r in case["rows"]
              for k in ("reason", "accuracy_reason") if r.get(k)]
+    notes += [f"- {r['pipeline']}: {r['label']} (optimize's search took "
+              f"{_f(r.get('search_duration_s'))} s)" for r in case["rows"] if r.get("label")]
     notes += [f"- {r['pipeline']}: {'; '.join(r['reasons'])}" for r in case["rows"]
               if r.get("reasons")]
     notes += [f"- {r['pipeline']}: every output is exactly 0 (quality collapsed)"
