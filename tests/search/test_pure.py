@@ -144,9 +144,9 @@ def test_screening_discards_a_candidate_beyond_the_budget():
 def test_screening_discards_a_dominated_candidate_with_a_noise_margin():
     best = _cand("best", 1.0, 0.0, size=0.5)
     cand = {"screen_drop": {"value": 0.5, "low": 0.0, "high": 1.0, "n": 64}, "size_mb": 1.0,
-            "probe_ms": 1.05}                    # within the 10% margin: kept
+            "probe_ms": 1.2}                     # within the 25% margin: kept
     assert screening.verdict(cand, [best], 1.0) == (None, None)
-    cand["probe_ms"] = 1.2
+    cand["probe_ms"] = 1.3
     assert screening.verdict(cand, [best], 1.0)[0] == "dominated"
     cand["size_mb"] = 0.4                        # smaller: cannot be dominated
     assert screening.verdict(cand, [best], 1.0) == (None, None)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-# A probe is short (a few calls), so it gets a margin before it counts as slower.
-PROBE_MARGIN = 0.10
+# A probe is a few calls on a shared machine, where single runs swing by ±15% (SPEC): it must
+# be slower by more than that before it counts as slower. 10% screened out NNCF INT8 on
+# ref-large by noise alone (0.67 ms probe vs 0.60 ms), though it was as fast in a full run.
+PROBE_MARGIN = 0.25
 
 RULES = (
     {"name": "over_budget",
