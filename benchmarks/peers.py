@@ -72,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--eval-n", type=int, default=200, help="Darknet19_448 agreement images")
     p.add_argument("--no-infertune", nargs="?", const="all", default=None, metavar="MODELS",
                    help="peers only: no optimize run (for the comma-separated MODELS, or all)")
+    p.add_argument("--infertune-run", metavar="MODEL=RUN_DIR,...",
+                   help="use a finished optimize run's pick instead of searching again")
     p.add_argument("--search-budget-s", type=float, default=None,
                    help="optimize's time_budget_s (stop starting candidates after this)")
     p.add_argument("--quick", action="store_true",
@@ -173,8 +175,11 @@ def build_infertune(model: str, batch: int, work: Path, args, threads: int) -> d
     if args.no_infertune and (args.no_infertune == "all"
                               or model in args.no_infertune.split(",")):
         return {**row, "reason": "not run in this benchmark run (--no-infertune)"}
-    if not hasattr(api, "optimize"):
-        return {**row, "reason": "not available: optimize not built yet"}
+    reuse = dict(item.split("=", 1) for item in (args.infertune_run or "").split(",") if "=" in item)
+    if model in reuse:  # a finished optimize run of this model: its search time is its cost
+        report = json.loads((Path(reuse[model]) / "report.json").read_text())
+        row["build_s"] = (report.get("run") or {}).get("duration_s")
+        return _pick_row(row, report, Path(reuse[model]))
     config = {"model": model, "out": str(work / "run"), "data": "sample", "max_drop": 1.0,
               "metric": "agreement" if model.startswith("darknet") else "top1",
               "threads": threads, "calib_size": args.calibration,
@@ -184,13 +189,17 @@ def build_infertune(model: str, batch: int, work: Path, args, threads: int) -> d
     except Exception as exc:  # the pick's absence is reported, the peers still run
         return {**row, "reason": f"optimize failed: {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:300]}"}
+    return _pick_row(row, report, work / "run")
+
+
+def _pick_row(row: dict, report: dict, run_dir: Path) -> dict:
     row["search_duration_s"] = (report.get("run") or {}).get("duration_s")
     export = report.get("export")
     if not export:
         return {**row, "reason": f"optimize made no pick: {(report.get('no_pick') or {}).get('reason')}"}
     pick = next(c for c in report["candidates"] if c["id"] == report["pick"])
     row.update(runtime=export["runtime"], artifact=export["artifact"], label=pick.get("label"),
-               precision=pick.get("precision"), run_dir=str(work / "run"),
+               precision=pick.get("precision"), run_dir=str(run_dir),
                options=_runtime_options(export["runtime"]))
     return row
 
