@@ -19,6 +19,7 @@ from .evaluation import baseline_beats_chance, scores
 from .journal import Journal
 
 Progress = Callable[[dict[str, Any]], None]
+STARTUP_S = 6.0  # a measuring child's start: interpreter, framework import, model load
 MAX_SAMPLES = 2000  # raw latency samples kept per candidate (for the distribution charts)
 
 
@@ -47,11 +48,23 @@ class Search:
         return time.monotonic() - self.t0
 
     def out_of_time(self) -> bool:
+        """True once starting another candidate would leave too little of the time budget
+        for the closing side-by-side rounds (their time is estimated from measured p50s)."""
         limit = self.config.time_budget_s
-        if limit is not None and self.elapsed() >= limit:
+        if limit is not None and self.elapsed() >= limit - self.final_reserve_s():
             self.stopped_by_budget = True
             return True
         return False
+
+    def final_reserve_s(self) -> float:
+        """Estimated seconds of the final rounds: baseline + up to 3 contenders, each
+        measurement a child start (~STARTUP_S) plus max(min_seconds, min_runs × p50)."""
+        c = self.config
+        p50s = sorted((r.get("latency_ms") or {}).get("p50") or 0 for r in self.measured())
+        lineup = ([(self.baseline or {}).get("latency_ms", {}).get("p50") or 0]
+                  + p50s[:3]) if p50s else []
+        per_round = sum(STARTUP_S + max(c.min_seconds, c.min_runs * p / 1000) for p in lineup)
+        return c.final_rounds * per_round
 
     def job(self, cand: dict[str, Any], mode: str, **extra: Any) -> dict[str, Any]:
         c = self.config
