@@ -172,13 +172,23 @@ def _mixed(s: Search, quant: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mixed precision only when no INT8 candidate met the budget: the fastest INT8 (by its
     probe) whose engine can keep layers in float is the starting point."""
     int8 = [c for c in quant if c.get("precision") == "int8" and c.get("probe_ms")]
-    if not int8 or any(s.within(c) for c in int8):
+    if not int8 or not all(_misses_budget(s, c) for c in int8):
         return []
     for cand in sorted(int8, key=lambda c: (c["probe_ms"], c["id"])):
         planned = space.mixed(s.plan_ctx, cand, None)
         if planned:
             return planned
     return []
+
+
+def _misses_budget(s: Search, cand: dict[str, Any]) -> bool:
+    """Measured beyond the budget (in full, or by the screening's over-budget rule). A
+    candidate screened out as *dominated* (not faster) says nothing about accuracy: it must
+    not start the mixed-precision stage (which made the plan depend on latency noise)."""
+    if cand.get("screen_rule") == "over_budget":
+        return True
+    return (cand.get("status") == "ok" and cand.get("fidelity_level") == "full"
+            and not s.within(cand))
 
 
 def _fastest(cands: list[dict[str, Any]]) -> dict[str, Any] | None:
