@@ -1,7 +1,13 @@
-"""Terminal rendering of `optimize`: the front table and the closing summary (rich)."""
+"""Terminal rendering of `optimize`: the front table and the closing summary (rich).
+
+The summary reads the typed report (`report.run_report.RunReport`) and shows the same
+figures as report.md: each candidate's p50 is `report.fields.decisive_p50` (the
+side-by-side rounds' median where it took part, marked †), and the pick line says which
+measurement decided the pick.
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
@@ -9,6 +15,8 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 
 
 def front_table(rows: list[dict[str, Any]]):
+    """The progress event's front rows (search/run.py: id, label, p50_ms, drop, size_mb,
+    within_budget), fastest first."""
     from rich.table import Table
 
     table = Table(title="Pareto front so far", title_justify="left")
@@ -20,37 +28,76 @@ def front_table(rows: list[dict[str, Any]]):
     return table
 
 
-def optimize_summary(report: dict[str, Any]) -> None:
-    from rich.console import Console
+def _p50(cand, report) -> str:
+    from .report import fields as f
+
+    value = f.decisive_p50(cand, report)
+    return _fmt(value) + (f.ROUNDS_MARK if value is not None and f.from_rounds(cand, report)
+                          else "")
+
+
+def _drop(cand) -> str:
+    drop = cand.drop
+    if drop is None:
+        return "—"
+    return f"{_fmt(drop.value)} [{_fmt(drop.low)}, {_fmt(drop.high)}]"
+
+
+def candidates_table(report):
     from rich.table import Table
 
-    console = Console(highlight=False)
-    by_id = {c["id"]: c for c in report["candidates"]}
-    table = Table(title=f"{report['model']['source']}: {report['data']['metric']} budget "
-                        f"{report['budget']['budget_points']:.2f} pt", title_justify="left")
+    from .report import fields as f
+
+    budget = f.max_drop(report)
+    table = Table(title=f"{report.model.get('source')}: {report.data.get('metric')} budget "
+                        f"{_fmt(budget)} pt", title_justify="left")
     for col in ("stage", "candidate", "status", "p50 ms", "speedup", "drop pt [interval]",
                 "size MB"):
         table.add_column(col, justify="left" if col in ("stage", "candidate", "status") else "right")
-    for c in report["candidates"]:
-        drop = c.get("drop") or {}
-        mark = " ★" if c["id"] == report.get("pick") else (" •" if c["id"] in report["frontier"] else "")
-        table.add_row(c["stage"], c["label"] + mark, c["status"],
-                      _fmt((c.get("latency_ms") or {}).get("p50")), _fmt(c.get("speedup"), ".2f"),
-                      f"{_fmt(drop.get('value'))} [{_fmt(drop.get('low'))}, {_fmt(drop.get('high'))}]"
-                      if drop else "—", _fmt(c.get("size_mb")))
-    console.print(table)
-    console.print("★ pick  • Pareto front")
-    if report.get("pick"):
-        pick = by_id[report["pick"]]
-        console.print(f"pick: {pick['label']} — {_fmt(pick.get('speedup'))}× the original, drop "
-                      f"{_fmt((pick.get('drop') or {}).get('value'))} points "
-                      f"({report['data']['metric']})")
-        console.print(f"exported model: {report['export']['artifact']}")
+    for c in report.candidates:
+        mark = " ★" if c.id == report.pick_id else (" •" if c.id in report.frontier else "")
+        table.add_row(c.plan.stage, c.label + mark, c.status.value, _p50(c, report),
+                      _fmt(c.decision.speedup), _drop(c), _fmt(c.size_mb))
+    return table
+
+
+def summary_lines(report) -> list[str]:
+    """The lines under the table: the pick (or why none), the decision's basis, files."""
+    from .report import decision
+
+    lines = []
+    pick = report.pick
+    if pick is not None:
+        lines.append(f"pick: {pick.label} — {_fmt(pick.decision.speedup)}× the original, drop "
+                     f"{_fmt(pick.drop.value if pick.drop else None)} points "
+                     f"({report.data.get('metric')})")
+        lines += decision.basis_lines(report)
+        if report.export:
+            lines.append(f"exported model: {report.export.get('artifact')}")
     else:
-        console.print(f"no pick: {report['no_pick']['reason']}")
-        for cid in report["no_pick"]["closest"]:
-            c = by_id[cid]
-            console.print(f"  closest: {c['label']}: drop {_fmt(c['drop']['value'])} "
-                          f"(up to {_fmt(c['drop']['high'])}) points")
-    console.print(f"report: {report['run']['dir']}/report.json"
-                  + "".join(f", {p}" for p in report.get("reports", []) if not p.startswith("reports not")))
+        no_pick = report.no_pick or {}
+        lines.append(f"no pick: {no_pick.get('reason')}")
+        for cid in no_pick.get("closest") or ():
+            c = report.by_id.get(cid)
+            if c is not None and c.drop is not None:
+                lines.append(f"  closest: {c.label}: drop {_fmt(c.drop.value)} "
+                             f"(up to {_fmt(c.drop.high)}) points")
+    return lines
+
+
+def optimize_summary(report: Mapping[str, Any]) -> None:
+    """Prints the candidates table and the verdict of a finished optimize (report.json's
+    dict, parsed once here)."""
+    from rich.console import Console
+
+    from .report import parse_report
+
+    typed = parse_report(report)
+    console = Console(highlight=False)
+    console.print(candidates_table(typed))
+    console.print("★ pick  • Pareto front  † p50 from the side-by-side rounds")
+    for line in summary_lines(typed):
+        console.print(line)
+    console.print(f"report: {typed.run.get('dir')}/report.json"
+                  + "".join(f", {p}" for p in report.get("reports", [])
+                            if not p.startswith("reports not")))

@@ -9,9 +9,13 @@ import pytest
 from infertune.cli import main
 from infertune.errors import ConfigError, InfertuneError
 from infertune.report import compare as cmp
-from infertune.report import fields as f
 
 from .fixtures import make_report
+
+
+def _pick(report):
+    """The pick's report.json object (to change before writing)."""
+    return next(c for c in report["candidates"] if c["id"] == report["pick"])
 
 
 def _write(tmp_path, name, report):
@@ -22,7 +26,7 @@ def _write(tmp_path, name, report):
 
 
 def _slower(report, factor, *, samples=True):
-    pick = f.pick(report)
+    pick = _pick(report)
     pick["latency_ms"]["p50"] *= factor
     pick["latency_samples_ms"] = ([x * factor for x in pick["latency_samples_ms"]]
                                   if samples else [])
@@ -45,9 +49,9 @@ def test_slower_than_threshold_but_within_noise_passes(tmp_path):
     old_r, new_r = make_report(), make_report()
     # ±60 % spread on both sides: a 6 % slower median is not distinguishable from noise
     wide = [20.0 * (0.4 + 1.2 * i / 20) for i in range(21)]
-    f.pick(old_r)["latency_samples_ms"] = wide
-    f.pick(new_r)["latency_samples_ms"] = [x * 1.06 for x in wide]
-    f.pick(new_r)["latency_ms"]["p50"] = 21.2
+    _pick(old_r)["latency_samples_ms"] = wide
+    _pick(new_r)["latency_samples_ms"] = [x * 1.06 for x in wide]
+    _pick(new_r)["latency_ms"]["p50"] = 21.2
     result = cmp.compare(_write(tmp_path, "a", old_r), _write(tmp_path, "b", new_r))
     assert result["latency"]["ratio"] == pytest.approx(1.06)
     assert result["latency"]["ci"][0] < 1.0 < result["latency"]["ci"][1]
@@ -72,7 +76,7 @@ def test_different_cpus_are_not_comparable(tmp_path):
 def test_accuracy_drop_beyond_the_limit_fails(tmp_path):
     old = _write(tmp_path, "old", make_report())
     new_r = make_report()
-    top1 = f.pick(new_r)["accuracy"]["top1"]
+    top1 = _pick(new_r)["accuracy"]["top1"]
     top1.update(value=88.9, low=86.9, high=90.7)              # 89.6 → 88.9: −0.7 points
     result = cmp.compare(old, _write(tmp_path, "new", new_r))
     acc = result["accuracy"]

@@ -50,21 +50,41 @@ def test_html_is_self_contained(written):
     assert "<?xml" not in html and html.count("<svg") == len(CHARTS)
 
 
-def test_missing_measurements_say_not_measured(tmp_path):
+def test_sections_with_nothing_to_show_are_left_out(tmp_path):
     report = make_report()
     report["machine_limits"] = None
     report["machine_limits_note"] = "STREAM not run"
+    report["data"]["labelled"] = False
     for cand in report["candidates"]:
         cand["per_layer_ms"] = cand["confusion_matrix"] = None
         cand["latency_samples_ms"] = []
     report["mixed_precision"] = None
     files = rep.write_reports(tmp_path, report, formats=("md",))
     md = (tmp_path / "report.md").read_text()
-    assert "*not measured: machine limits not measured: STREAM not run*" in md
-    assert "*not measured: no raw latency samples recorded*" in md
+    assert sorted(p.name for p in files) == ["pareto.svg", "radar.svg", "report.md"]
+    for gone in ("Roofline", "Latency distributions", "Confusion matrix", "Where time goes",
+                 "Layers kept in float", "not measured: no"):
+        assert gone not in md, gone
+    # what was not measured is still said, once, in the gaps table
     assert "| machine_limits | STREAM not run | run |" in md
+    assert "| per_layer_ms |" in md and "| confusion_matrix |" not in md   # unlabelled
     assert not (tmp_path / "report.html").exists()
-    assert len(files) == 1 + 2          # report.md, pareto.svg, radar.svg
+    rep.write_reports(tmp_path, report, formats=("html",))
+    html = (tmp_path / "report.html").read_text()
+    assert "Layers kept in float" not in html and 'data-chart="roofline"' not in html
+    assert "data-chart-missing" not in html
+
+
+def test_one_set_of_figures_and_the_basis_of_the_pick(written):
+    md = (written[0] / "report.md").read_text()
+    # the pick line, its stage row and the final table all show the rounds' 20 ms
+    assert "Pick: **fold_bn + int8_static → onnxruntime** — p50 20† ms vs baseline 100† ms" in md
+    assert "| quantized | fold_bn + int8_static → onnxruntime ★ pick (best of 2) | int8 | 20† |" in md
+    assert "| mixed | fold_bn + mixed_precision → onnxruntime | mixed | 20.6† |" in md
+    assert "† p50 from the side-by-side rounds that decided the pick" in md
+    assert "Decided by the side-by-side rounds" in md
+    assert "within the measurement noise of each other" in md        # 19.8–20.4 vs 20.3–21
+    assert "| fold_bn + mixed_precision → onnxruntime | conv0, fc | 0.60 | 0.30 | 2.00 |" in md
 
 
 def test_a_failed_render_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -1,15 +1,20 @@
 """Reports of an optimize run: report.md (+ report_files/*.svg) and a self-contained
 report.html, rendered from report.json (docs/run-format.md); and `compare` of two runs.
 
-Pure data functions (fields, tables, charts, gaps, ledger, compare) are kept apart from the
-renderers (plots, markdown, html) so each table's rows and each chart's series can be
-tested without drawing anything.
+report.json is parsed once, at the entry points (`write_reports`, `report_run`, `compare`),
+into a `RunReport` whose candidates are `search.candidate.Candidate` records; everything
+below reads their attributes. Pure data functions (fields, tables, charts, gaps, ledger,
+decision, compare) are kept apart from the renderers (plots, markdown, html) so each
+table's rows and each chart's series can be tested without drawing anything.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from .run_report import RunReport
 
 FORMATS = ("md", "html")
 CHART_DIR = "report_files"
@@ -41,6 +46,26 @@ def load_report(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def parse_report(data: "Mapping[str, Any] | RunReport", path: str | Path | None = None
+                 ) -> "RunReport":
+    """The typed report of a report.json dict (a RunReport is returned as it is).
+
+    Raises:
+        InfertuneError: a candidate is not a record of docs/run-format.md.
+    """
+    from ..errors import InfertuneError
+    from .run_report import RunReport
+
+    if isinstance(data, RunReport):
+        return data
+    try:
+        return RunReport.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InfertuneError(f"a candidate of the report is not a record of "
+                             f"docs/run-format.md ({type(exc).__name__}: {exc})",
+                             path=path) from None
+
+
 def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     from ..errors import ConfigError
 
@@ -52,8 +77,10 @@ def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     return formats
 
 
-def write_reports(run_dir: Path, report: dict, formats: Iterable[str] = FORMATS) -> list[Path]:
-    """Renders `report` into `run_dir` and returns the files written.
+def write_reports(run_dir: Path, report: "Mapping[str, Any] | RunReport",
+                  formats: Iterable[str] = FORMATS) -> list[Path]:
+    """Renders `report` (report.json's dict, or its RunReport) into `run_dir` and returns
+    the files written.
 
     "md" writes report.md and its charts as report_files/NAME.svg; "html" writes
     report.html with the charts inline. Every file is written atomically (temporary name,
@@ -65,6 +92,7 @@ def write_reports(run_dir: Path, report: dict, formats: Iterable[str] = FORMATS)
 
     formats = check_formats(formats)
     run_dir = Path(run_dir)
+    report = parse_report(report, run_dir / "report.json")
     charts = render_charts(report)
     written: list[Path] = []
     if "md" in formats:
@@ -88,7 +116,7 @@ def report_run(run_dir: str | Path, formats: Iterable[str] = FORMATS) -> dict[st
     to it. Returns {"run_dir", "files"}."""
     formats = check_formats(formats)
     run_dir = Path(run_dir)
-    report = load_report(run_dir)
     out_dir = run_dir if run_dir.is_dir() else run_dir.parent
+    report = parse_report(load_report(run_dir), out_dir / "report.json")
     files = write_reports(out_dir, report, formats)
     return {"run_dir": str(out_dir), "files": [str(p) for p in files]}

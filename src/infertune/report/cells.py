@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from . import decision, gaps, ledger, tables
 from . import fields as f
-from . import gaps, ledger, tables
+from .run_report import RunReport
 
 NA = f.NOT_MEASURED
 
@@ -43,7 +44,17 @@ def _throughput(row: dict) -> str:
     return f"{row['throughput_ips']:.3g} @ batch {row['best_batch']}"
 
 
-def stage_table(report: dict, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def p50(row: dict) -> str:
+    """The row's p50, marked where it comes from the side-by-side rounds."""
+    return number(row["p50_ms"]) + (f.ROUNDS_MARK if row["p50_ms"] is not None
+                                    and row.get("p50_rounds") else "")
+
+
+def any_from_rounds(rows: list[dict]) -> bool:
+    return any(row.get("p50_rounds") and row["p50_ms"] is not None for row in rows)
+
+
+def stage_table(report: RunReport, rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     metric = f.metric_name(report)
     head = ["stage", "candidate", "precision", "p50 ms", "p90 ms", "throughput img/s",
             "size MB", "compression", "speedup", f"{metric} % [95% CI]",
@@ -53,7 +64,7 @@ def stage_table(report: dict, rows: list[dict]) -> tuple[list[str], list[list[st
         name = row["label"] + (" ★ pick" if row["pick"] else "")
         if row["alternatives"]:
             name += f" (best of {row['alternatives'] + 1})"
-        body.append([row["stage"], name, str(row["precision"]), number(row["p50_ms"]),
+        body.append([row["stage"], name, str(row["precision"]), p50(row),
                      number(row["p90_ms"]), _throughput(row), number(row["size_mb"]),
                      number(row["compression_ratio"], suffix="×"),
                      number(row["speedup"], suffix="×"), interval(row["metric"]),
@@ -63,7 +74,7 @@ def stage_table(report: dict, rows: list[dict]) -> tuple[list[str], list[list[st
     return head, body
 
 
-def candidates_table(report: dict) -> tuple[list[str], list[list[str]]]:
+def candidates_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
     head = ["id", "candidate", "stage", "runtime", "precision", "status", "p50 ms",
             "speedup", "drop points [95% CI]", "budget", "note"]
     body = []
@@ -72,26 +83,28 @@ def candidates_table(report: dict) -> tuple[list[str], list[list[str]]]:
                  if on] + ([row["reason"]] if row["reason"] else [])
         body.append([str(row["id"]), str(row["label"]), str(row["stage"]),
                      str(row["runtime"]), str(row["precision"]), str(row["status"]),
-                     number(row["p50_ms"]), number(row["speedup"], suffix="×"),
+                     p50(row), number(row["speedup"], suffix="×"),
                      interval(row["drop"]), budget(row["within_budget"]), "; ".join(notes)])
     return head, body
 
 
-def slow_table(report: dict) -> tuple[list[str], list[list[str]]]:
+def slow_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
     head = ["candidate", "runtime", "vs", "speedup vs that", "likely reasons"]
     body = [[str(r["label"]), str(r["runtime"]), f"{r['reference']} ({r['reference_id']})",
              f"{r['ratio']:.2f}×", " · ".join(r["reasons"])] for r in ledger.slow_rows(report)]
     return head, body
 
 
-def mixed_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["layer kept in float", "costs ms", "saves drop points", "ms per point saved"]
-    body = [[str(r["layer"]), fixed(r["cost_ms"]), fixed(r["drop_saved"]),
-             fixed(r["ms_per_point"])] for r in ledger.mixed_ledger_rows(report)]
+def mixed_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    head = ["candidate", "layers added to float", "costs ms", "saves drop points",
+            "ms per point saved"]
+    body = [[str(r["candidate"]), ", ".join(r["layers"]) or NA, fixed(r["cost_ms"]),
+             fixed(r["drop_saved"]), fixed(r["ms_per_point"])]
+            for r in ledger.mixed_ledger_rows(report)]
     return head, body
 
 
-def gaps_table(report: dict) -> tuple[list[str], list[list[str]]]:
+def gaps_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
     head = ["not measured", "why", "where"]
     body = [[g["what"], g["note"], ", ".join(g["where"])] for g in gaps.unmeasured(report)]
     body += [[f"candidate {r['id']} ({r['runtime']})", f"{r['status']}: {r['reason']}", str(
@@ -99,36 +112,50 @@ def gaps_table(report: dict) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
-def final_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    final = report.get("final_comparison") or {}
-    ids = f.by_id(report)
-    head = ["candidate", "p50 ms", "speedup median [min, max] over rounds"]
+def _round_p50s(row) -> str:
+    return ", ".join(number(p) for p in row.p50_ms_by_round) or NA
+
+
+def final_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    head = ["candidate", "p50 ms (median of rounds)", "p50 ms per round",
+            "speedup median [min, max] over rounds"]
     body = []
-    for row in final.get("rows") or []:
-        sp = row.get("speedup") or {}
-        body.append([str((ids.get(row.get("id")) or {}).get("label") or row.get("id")),
-                     number(f.num(row.get("p50_ms"))),
-                     f"{number(f.num(sp.get('median')))}× [{number(f.num(sp.get('min')))}, "
-                     f"{number(f.num(sp.get('max')))}]"])
+    for row in report.final.rows if report.final else ():
+        cand = report.by_id.get(row.id)
+        body.append([(cand.label if cand else row.id)
+                     + (" ★ pick" if row.id == report.pick_id else ""),
+                     number(row.p50_ms), _round_p50s(row),
+                     f"{number(row.speedup)}× [{number(row.speedup_min)}, "
+                     f"{number(row.speedup_max)}]"])
     return head, body
 
 
-def summary_lines(report: dict) -> list[str]:
-    """The verdict in a few sentences: the pick and its gain, or why there is none."""
-    model = report.get("model") or {}
-    chosen, base = f.pick(report), f.baseline(report)
+def _speedup(report: RunReport, cand) -> str:
+    text = number(cand.decision.speedup, suffix="×")
+    row = report.final_row(cand)
+    if row is not None and row.speedup_min is not None and row.speedup_max is not None:
+        text += f" [{number(row.speedup_min)}, {number(row.speedup_max)}] over the rounds"
+    return text
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    """The verdict in a few sentences: the pick and its gain (and which measurement
+    decided it), or why there is none."""
+    model = report.model
+    macs, params = f.num(model.get("macs")), f.num(model.get("params"))
     lines = [f"Model **{model.get('name') or model.get('source')}** "
-             f"({number(f.num(model.get('macs')) and f.num(model.get('macs')) / 1e9)} GMAC, "
-             f"{number(f.num(model.get('params')) and f.num(model.get('params')) / 1e6)} M "
-             f"params); run {(report.get('run') or {}).get('status')}."]
+             f"({number(macs and macs / 1e9)} GMAC, {number(params and params / 1e6)} M "
+             f"params); run {report.run.get('status')}."]
+    chosen, base = report.pick, report.baseline
     if chosen:
-        drop = interval(f.drop_triple(chosen, report))
-        lines.append(f"Pick: **{chosen.get('label')}** — p50 {number(f.p50_ms(chosen))} ms "
-                     f"vs baseline {number(f.p50_ms(base))} ms "
-                     f"({number(f.num(chosen.get('speedup')), suffix='×')}), "
+        drop = interval(f.drop_triple(chosen))
+        lines.append(f"Pick: **{chosen.label}** — p50 {f.p50_text(chosen, report)} ms "
+                     f"vs baseline {f.p50_text(base, report)} ms "
+                     f"({_speedup(report, chosen)}), "
                      f"drop {drop} points (budget {f.max_drop(report)}).")
+        lines += decision.basis_lines(report)
     else:
-        no_pick = report.get("no_pick") or {}
+        no_pick = report.no_pick or {}
         lines.append(f"No pick: {no_pick.get('reason') or 'no reason recorded'}; closest: "
                      f"{', '.join(no_pick.get('closest') or []) or 'none'}.")
     return lines

@@ -13,14 +13,20 @@ Decision (exit code 1 = regression), precisely:
   interval treats the two evaluations as independent samples: half-widths combined in
   quadrature (conservative when both runs used the same samples, which would allow a
   paired test); it is shown, and says whether the change is beyond noise.
+
+A report's side is its pick's (or baseline's) full latency measurement — p50, spread and
+raw samples from one measurement — not the final rounds' p50: the interval needs the
+samples, and a ratio of one measurement's p50 with another's spread would be neither.
 """
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
+from ..search.candidate import Candidate, Latency
 from . import fields as f
 
 N_BOOT = 2000
@@ -45,11 +51,39 @@ def parse_percent(text: str | float) -> float:
     return value
 
 
-def load_side(path: str | Path) -> dict[str, Any]:
-    """A run directory, report.json or model_card.json → {"path", "kind", "which",
-    "entry" (candidate-like dict), "metric", "scale", "machine", "versions"}."""
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: a run's pick or baseline, or a model card's model."""
+
+    path: str
+    kind: str                       # "report" or "model_card"
+    which: str                      # "pick", "baseline" or "model card"
+    label: str | None
+    runtime: str | None
+    metric: str
+    accuracy: f.Triple
+    latency: Latency | None = None
+    samples_ms: tuple[float, ...] = ()
+    throughput_ips: Mapping[str, Any] | None = None
+    size_mb: float | None = None
+    peak_rss_mb: float | None = None
+    machine: Mapping[str, Any] = field(default_factory=dict)
+    versions: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def p50_ms(self) -> float | None:
+        return None if self.latency is None else f.num(self.latency.p50)
+
+    @property
+    def best_throughput(self) -> float | None:
+        vals = [f.num(v) for v in (self.throughput_ips or {}).values()]
+        return max((v for v in vals if v is not None), default=None)
+
+
+def load_side(path: str | Path) -> Side:
+    """A run directory, report.json or model_card.json → its Side."""
     from ..errors import InfertuneError
-    from . import load_report
+    from . import load_report, parse_report
 
     path = Path(path)
     if path.is_file() and path.name != "report.json":
@@ -62,24 +96,35 @@ def load_side(path: str | Path) -> dict[str, Any]:
                 raise InfertuneError("neither a report.json nor a model card (metrics "
                                      "expected)", path=path)
             return _card_side(path, data)
-    report = load_report(path)
-    entry = f.subject(report)
+    report = parse_report(load_report(path), path)
+    entry = report.subject
     if entry is None:
         raise InfertuneError("the report has neither a pick nor a baseline", path=path)
-    machine = report.get("machine") or {}
-    return {"path": str(path), "kind": "report", "entry": entry,
-            "which": "pick" if f.pick(report) else "baseline",
-            "metric": f.metric_name(report), "accuracy": f.metric_triple(entry, report),
-            "machine": machine, "versions": machine.get("libraries") or {}}
+    return _candidate_side(path, entry, "pick" if report.pick else "baseline",
+                           f.metric_name(report), f.metric_triple(entry, report),
+                           report.machine)
 
 
-def _card_side(path: Path, card: dict) -> dict[str, Any]:
+def _candidate_side(path: Path, cand: Candidate, which: str, metric: str,
+                    accuracy: f.Triple, machine: Mapping[str, Any]) -> Side:
+    full = cand.full
+    return Side(path=str(path), kind="report", which=which, label=cand.label,
+                runtime=cand.runtime, metric=metric, accuracy=accuracy,
+                latency=full.latency if full else None,
+                samples_ms=tuple(full.samples_ms) if full else (),
+                throughput_ips=full.throughput_ips if full else None, size_mb=cand.size_mb,
+                peak_rss_mb=full.peak_rss_mb if full else None, machine=machine,
+                versions=machine.get("libraries") or {})
+
+
+def _card_latency(raw: Any) -> Latency | None:
+    if isinstance(raw, Mapping):
+        return Latency.from_json(raw) if f.num(raw.get("p50")) is not None else None
+    return Latency(p50=raw) if f.num(raw) is not None else None
+
+
+def _card_side(path: Path, card: dict) -> Side:
     metrics = card["metrics"]
-    latency = metrics.get("latency_ms")
-    entry = {"id": "model_card", "label": _recipe_label(card), "runtime": card.get("runtime"),
-             "latency_ms": latency if isinstance(latency, dict) else {"p50": latency},
-             "latency_samples_ms": metrics.get("latency_samples_ms") or [],
-             **{k: metrics.get(k) for k in ("throughput_ips", "size_mb", "peak_rss_mb")}}
     acc = metrics.get("accuracy")
     metric = "top-1"
     if acc is None:
@@ -90,9 +135,15 @@ def _card_side(path: Path, card: dict) -> dict[str, Any]:
     # A card written with fractions (0.9 for 90 %) is shown in percent like a report.
     scale = 100.0 if triple[0] is not None and triple[0] <= 1.0 else 1.0
     machine = card.get("machine") or {}
-    return {"path": str(path), "kind": "model_card", "entry": entry, "which": "model card",
-            "metric": metric, "accuracy": f.scaled(triple, scale), "machine": machine,
-            "versions": card.get("versions") or machine.get("libraries") or {}}
+    return Side(path=str(path), kind="model_card", which="model card",
+                label=_recipe_label(card), runtime=card.get("runtime"), metric=metric,
+                accuracy=f.scaled(triple, scale),
+                latency=_card_latency(metrics.get("latency_ms")),
+                samples_ms=tuple(metrics.get("latency_samples_ms") or ()),
+                throughput_ips=metrics.get("throughput_ips"),
+                size_mb=f.num(metrics.get("size_mb")),
+                peak_rss_mb=f.num(metrics.get("peak_rss_mb")), machine=machine,
+                versions=card.get("versions") or machine.get("libraries") or {})
 
 
 def _recipe_label(card: dict) -> str:
@@ -116,34 +167,36 @@ def median_ratio_ci(old: list[float], new: list[float], *, n_boot: int = N_BOOT,
     return float(np.median(b) / np.median(a)), float(lo), float(hi)
 
 
-def _relative_se(latency: dict) -> float | None:
-    cv = f.num(latency.get("cv"))
-    if cv is None and f.num(latency.get("std")) is not None and f.num(latency.get("mean")):
-        cv = latency["std"] / latency["mean"]
+def _relative_se(latency: Latency | None) -> float | None:
+    if latency is None:
+        return None
+    cv = f.num(latency.cv)
+    if cv is None and f.num(latency.std) is not None and f.num(latency.mean):
+        cv = latency.std / latency.mean
     if cv is None:
         return None
-    n = f.num(latency.get("n"))
+    n = f.num(latency.n)
     return MEDIAN_SE_FACTOR * cv / math.sqrt(n) if n and n > 0 else cv
 
 
-def latency_change(old: dict, new: dict, *, threshold_pct: float, comparable: bool,
+def latency_change(old: Side, new: Side, *, threshold_pct: float, comparable: bool,
                    seed: int = 0) -> dict[str, Any]:
-    """Latency verdict of two candidate-like entries (see the module docstring)."""
-    p_old, p_new = f.p50_ms(old), f.p50_ms(new)
+    """Latency verdict of two sides (see the module docstring)."""
+    p_old, p_new = old.p50_ms, new.p50_ms
     out: dict[str, Any] = {"old_p50_ms": p_old, "new_p50_ms": p_new, "ratio": None,
                            "ci": None, "method": None, "beyond_noise": None,
                            "comparable": comparable, "regression": False}
     if p_old is None or p_new is None:
         out["method"] = f"{f.NOT_MEASURED}: a p50 is missing"
         return out
-    s_old, s_new = old.get("latency_samples_ms") or [], new.get("latency_samples_ms") or []
+    s_old, s_new = list(old.samples_ms), list(new.samples_ms)
     if len(s_old) >= MIN_SAMPLES and len(s_new) >= MIN_SAMPLES:
         ratio, lo, hi = median_ratio_ci(s_old, s_new, seed=seed)
         out["method"] = (f"percentile bootstrap of the ratio of medians ({N_BOOT} resamples, "
                          f"seed {seed}, {len(s_old)} and {len(s_new)} samples)")
     else:
         ratio = p_new / p_old
-        se = [_relative_se(c.get("latency_ms") or {}) for c in (old, new)]
+        se = [_relative_se(side.latency) for side in (old, new)]
         if None in se:
             lo = hi = None
             out["method"] = "point estimate only: no samples and no spread recorded"
@@ -215,12 +268,12 @@ def version_differences(old: dict, new: dict) -> list[dict[str, Any]]:
             for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
 
 
-def other_metrics(old: dict, new: dict) -> list[dict[str, Any]]:
+def other_metrics(old: Side, new: Side) -> list[dict[str, Any]]:
     """Throughput (best batch), size and peak memory: old, new and change in %."""
     rows = []
-    for name, getter in (("throughput img/s", lambda c: f.best_throughput(c)[0]),
-                         ("size MB", lambda c: f.num(c.get("size_mb"))),
-                         ("peak RSS MB", lambda c: f.num(c.get("peak_rss_mb")))):
+    for name, getter in (("throughput img/s", lambda s: s.best_throughput),
+                         ("size MB", lambda s: s.size_mb),
+                         ("peak RSS MB", lambda s: s.peak_rss_mb)):
         a, b = getter(old), getter(new)
         change = 100.0 * (b / a - 1.0) if a and b is not None else None
         rows.append({"what": name, "old": a, "new": b, "change_pct": change})
@@ -242,27 +295,26 @@ def compare(a: str | Path, b: str | Path, *, fail_on_regression: str | float = "
     if not math.isfinite(max_accuracy_drop) or max_accuracy_drop < 0:
         raise ConfigError(f"--max-accuracy-drop must be ≥ 0 points, not {max_accuracy_drop}")
     old, new = load_side(a), load_side(b)
-    machine = machine_differences(old["machine"], new["machine"])
+    machine = machine_differences(old.machine, new.machine)
     comparable = not any(d["what"] in LATENCY_KEYS for d in machine)
-    latency = latency_change(old["entry"], new["entry"], threshold_pct=threshold,
+    latency = latency_change(old, new, threshold_pct=threshold,
                              comparable=comparable, seed=seed)
-    accuracy = accuracy_change(old["accuracy"], new["accuracy"],
-                               max_drop_points=max_accuracy_drop)
-    accuracy["metric"] = new["metric"] if new["metric"] == old["metric"] else (
-        f"{old['metric']} vs {new['metric']}")
+    accuracy = accuracy_change(old.accuracy, new.accuracy, max_drop_points=max_accuracy_drop)
+    accuracy["metric"] = new.metric if new.metric == old.metric else (
+        f"{old.metric} vs {new.metric}")
     regressions = _regressions(latency, accuracy, threshold, max_accuracy_drop)
     return {"old": _describe(old), "new": _describe(new), "latency": latency,
-            "accuracy": accuracy, "other": other_metrics(old["entry"], new["entry"]),
+            "accuracy": accuracy, "other": other_metrics(old, new),
             "machine_differences": machine,
-            "version_differences": version_differences(old["versions"], new["versions"]),
+            "version_differences": version_differences(dict(old.versions),
+                                                       dict(new.versions)),
             "thresholds": {"latency_pct": threshold, "accuracy_points": max_accuracy_drop},
             "regressions": regressions, "exit_code": 1 if regressions else 0}
 
 
-def _describe(side: dict) -> dict[str, Any]:
-    entry = side["entry"]
-    return {"path": side["path"], "kind": side["kind"], "which": side["which"],
-            "label": entry.get("label"), "runtime": entry.get("runtime")}
+def _describe(side: Side) -> dict[str, Any]:
+    return {"path": side.path, "kind": side.kind, "which": side.which, "label": side.label,
+            "runtime": side.runtime}
 
 
 def _regressions(latency: dict, accuracy: dict, threshold: float, max_drop: float) -> list[str]:

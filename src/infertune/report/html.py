@@ -9,6 +9,7 @@ import html
 import re
 
 from . import document
+from .run_report import RunReport
 
 CSS = """
 :root { color-scheme: light; }
@@ -57,14 +58,14 @@ def inline_svg(svg: str) -> str:
 def chart(chart: dict) -> str:
     head = f"<h3>{_text(chart['title'])}</h3>"
     if chart["svg"] is None:
-        return head + f'<p class="na" data-chart-missing="{chart["name"]}">not measured: ' \
+        return head + f'<p class="na" data-chart-missing="{chart["name"]}">' \
                       f'{_text(chart["note"])}</p>'
     return (f'{head}<figure class="chart" data-chart="{chart["name"]}" role="img" '
             f'aria-label="{html.escape(chart["title"])}">{inline_svg(chart["svg"])}'
             f"<figcaption>{_text(chart['caption'])}</figcaption></figure>")
 
 
-def render(report: dict, charts: list[dict]) -> str:
+def render(report: RunReport, charts: list[dict]) -> str:
     parts = []
     title = "infertune report"
     for block in document.build(report, charts):

@@ -1,11 +1,11 @@
 """Blocks → Markdown. Charts are SVG files in `report_files/` next to report.md, linked
 as images: Markdown cannot embed them, SVG stays small and sharp at any zoom, and GitHub,
-GitLab and VS Code previews display it. A chart without data becomes its "not measured"
-note.
+GitLab and VS Code previews display it. A chart that failed to draw becomes its note.
 """
 from __future__ import annotations
 
 from . import document
+from .run_report import RunReport
 
 
 def _cell(text: str) -> str:
@@ -19,7 +19,7 @@ def table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(report: dict, charts: list[dict], chart_paths: dict[str, str]) -> str:
+def render(report: RunReport, charts: list[dict], chart_paths: dict[str, str]) -> str:
     """Markdown text; `chart_paths` maps chart name → path relative to report.md."""
     out = []
     for block in document.build(report, charts):
@@ -40,5 +40,5 @@ def render(report: dict, charts: list[dict], chart_paths: dict[str, str]) -> str
 def _chart(chart: dict, chart_paths: dict[str, str]) -> str:
     title = f"### {chart['title']}\n\n"
     if chart["name"] not in chart_paths:
-        return title + f"*not measured: {chart['note']}*"
+        return title + f"*{chart['note']}*"
     return title + f"![{chart['title']}]({chart_paths[chart['name']]})\n\n{chart['caption']}"

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from . import charts
 from . import fields as f
+from .run_report import RunReport
 
 RC = {"svg.fonttype": "none", "svg.hashsalt": "infertune", "font.size": 9,
       "axes.spines.top": False, "axes.spines.right": False}
@@ -80,13 +81,19 @@ def per_layer_svg(rows: list[tuple[str, float]] | None, title: str) -> str | Non
     return to_svg(draw, (7.0, 0.9 + 0.28 * len(rows)))
 
 
-def latency_svg(series: list[tuple[str, list[float]]]) -> str | None:
+def latency_svg(series: list[tuple[str, list[float], float | None]]) -> str | None:
     if not series:
         return None
 
     def draw(ax):
-        ax.boxplot([s for _, s in series][::-1], orientation="horizontal", showfliers=True,
-                   tick_labels=[short(n) for n, _ in series][::-1])
+        rows = series[::-1]
+        ax.boxplot([s for _, s, _ in rows], orientation="horizontal", showfliers=True,
+                   tick_labels=[short(n) for n, _, _ in rows])
+        rounds = [(p50, i + 1) for i, (_, _, p50) in enumerate(rows) if p50 is not None]
+        if rounds:
+            ax.scatter(*zip(*rounds), marker="D", s=28, color="tab:red", zorder=4,
+                       label="median p50 of the side-by-side rounds")
+            ax.legend(loc="lower right", fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel("latency of each timed call (ms, log scale)")
     return to_svg(draw, (7.0, 1.0 + 0.35 * len(series)))
@@ -156,50 +163,54 @@ def roofline_svg(series: dict | None) -> str | None:
     return to_svg(draw, (7.0, 4.6))
 
 
-def render_charts(report: dict) -> list[dict[str, Any]]:
-    """[{"name", "title", "caption", "svg" | None, "note"}] in report order."""
-    base, chosen = f.baseline(report), f.pick(report)
-    pick_label = (chosen or {}).get("label") or "the pick"
+def render_charts(report: RunReport) -> list[dict[str, Any]]:
+    """[{"name", "title", "caption", "svg" | None, "note"}] in report order.
+
+    A chart with nothing to show is left out (what was not measured is listed once, in
+    the report's "What could not be measured here" table); a chart that failed to draw
+    stays, with svg None and the error as its note."""
+    base, chosen = report.baseline, report.pick
+    pick_label = short(chosen.label) if chosen else "the pick"
     specs = [
         ("pareto", "Pareto front: latency vs accuracy drop",
-         "Marker area ∝ size; orange: on the front; star: the pick; dashed red: the budget.",
-         lambda: pareto_svg(charts.pareto_series(report)), "no candidate has latency and drop"),
+         "Marker area ∝ size; orange: on the front; star: the pick; dashed red: the budget. "
+         "Latency: the p50 the tables show (from the side-by-side rounds where a candidate "
+         "took part).", lambda: pareto_svg(charts.pareto_series(report))),
         ("layers_baseline", "Where time goes: baseline", "Measured time per layer.",
-         lambda: per_layer_svg(charts.per_layer_series(base), "baseline"),
-         "per-layer times of the baseline not recorded"),
+         lambda: per_layer_svg(charts.per_layer_series(base), "baseline")),
         ("layers_pick", "Where time goes: pick", "Measured time per layer.",
-         lambda: per_layer_svg(charts.per_layer_series(chosen), short(pick_label)),
-         "per-layer times of the pick not recorded" if chosen else "no pick"),
-        ("latency", "Latency distributions", "Every timed call; box: quartiles, whiskers: "
-         "1.5 IQR.", lambda: latency_svg(charts.latency_series(report)),
-         "no raw latency samples recorded"),
+         lambda: per_layer_svg(charts.per_layer_series(chosen), pick_label)),
+        ("latency", "Latency distributions", "Every timed call of each candidate's full "
+         "measurement; box: quartiles, whiskers: 1.5 IQR; red diamond: the median p50 of the "
+         "side-by-side rounds, where the candidate took part.",
+         lambda: latency_svg(charts.latency_series(report))),
         ("confusion_baseline", "Confusion matrix: baseline", "Rows sum to 1.",
-         lambda: confusion_svg(charts.confusion_series(base), "baseline"),
-         "no confusion matrix (unlabelled data or not recorded)"),
+         lambda: confusion_svg(charts.confusion_series(base), "baseline")
+         if report.labelled else None),
         ("confusion_pick", "Confusion matrix: pick", "Rows sum to 1.",
-         lambda: confusion_svg(charts.confusion_series(chosen), short(pick_label)),
-         "no confusion matrix of the pick" if chosen else "no pick"),
+         lambda: confusion_svg(charts.confusion_series(chosen), pick_label)
+         if report.labelled else None),
         ("radar", "Top candidates compared", "Each axis normalised so 1 is the best shown "
-         "(see charts.radar_series).", lambda: radar_svg(charts.radar_series(report)),
-         "fewer than two measured top candidates or three common metrics"),
+         "(see charts.radar_series).", lambda: radar_svg(charts.radar_series(report))),
         ("roofline", "Roofline", "Achieved operations per second (2·MACs / p50) against "
          "the machine's measured compute and memory ceilings. Intensity counts the weight "
          "bytes read once per call (plus activation bytes where profiled): a lower bound of "
          "the traffic, so an upper bound of the intensity.",
-         lambda: roofline_svg(charts.roofline_series(report)),
-         "machine limits not measured: " + str(report.get("machine_limits_note")
-                                               or (report.get("machine_limits") or {})
-                                               .get("method") or "no note")),
+         lambda: roofline_svg(charts.roofline_series(report))),
     ]
-    return [_draw(name, title, caption, make, note) for name, title, caption, make, note in specs]
+    drawn = [_draw(name, title, caption, make) for name, title, caption, make in specs]
+    return [chart for chart in drawn if chart is not None]
 
 
-def _draw(name: str, title: str, caption: str, make: Callable[[], str | None],
-          note: str) -> dict[str, Any]:
+def _draw(name: str, title: str, caption: str, make: Callable[[], str | None]
+          ) -> dict[str, Any] | None:
     # A chart that cannot be drawn is a result, not a crash: the report of a finished
     # optimize must still be written, and says which chart is missing and why.
     try:
         svg = make()
     except Exception as exc:  # noqa: BLE001 - any drawing failure, reported in the page
-        svg, note = None, f"chart could not be drawn ({type(exc).__name__}: {exc})"
-    return {"name": name, "title": title, "caption": caption, "svg": svg, "note": note}
+        return {"name": name, "title": title, "caption": caption, "svg": None,
+                "note": f"chart could not be drawn ({type(exc).__name__}: {exc})"}
+    if svg is None:
+        return None
+    return {"name": name, "title": title, "caption": caption, "svg": svg, "note": None}

@@ -12,37 +12,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..search.candidate import Candidate
 from . import fields as f
+from .run_report import RunReport
 
 
-def _objective_key(report: dict):
-    objective = (report.get("budget") or {}).get("objective", "latency")
+def _objective_key(report: RunReport):
+    objective = report.objective
 
-    def key(cand: dict) -> float:
+    def key(cand: Candidate) -> float:
         if objective == "throughput":
             return -(f.best_throughput(cand)[0] or 0.0)
         if objective == "size":
-            return f.num(cand.get("size_mb")) or float("inf")
-        return f.p50_ms(cand) or float("inf")
+            return cand.size_mb if cand.size_mb is not None else float("inf")
+        p50 = f.decisive_p50(cand, report)
+        return float("inf") if p50 is None else p50
     return key
 
 
-def stage_choice(cands: list[dict], report: dict) -> tuple[dict, bool]:
-    """(chosen candidate, within budget) among one stage's measured candidates."""
+def stage_choice(cands: list[Candidate], report: RunReport) -> tuple[Candidate, bool]:
+    """(chosen candidate, within budget) among one stage's measured candidates, by the
+    same p50 the pick was decided on (`fields.decisive_p50`)."""
     key = _objective_key(report)
-    within = [c for c in cands if c.get("within_budget") is not False]
+    within = [c for c in cands if c.decision.within_budget is not False]
     pool = within or cands
     return min(pool, key=key), bool(within)
 
 
-def stage_rows(report: dict) -> dict[str, list[dict[str, Any]]]:
+def stage_rows(report: RunReport) -> dict[str, list[dict[str, Any]]]:
     """Runtime → one row per stage present, in pipeline order (runtimes in order of
     first appearance)."""
-    groups: dict[str, dict[str, list[dict]]] = {}
-    for cand in report.get("candidates") or []:
+    groups: dict[str, dict[str, list[Candidate]]] = {}
+    for cand in report.candidates:
         if f.is_measured(cand):
-            groups.setdefault(cand.get("runtime", "?"), {}).setdefault(
-                cand.get("stage", "?"), []).append(cand)
+            groups.setdefault(cand.runtime, {}).setdefault(cand.plan.stage, []).append(cand)
     order = {stage: i for i, stage in enumerate(f.STAGES)}
     out = {}
     for runtime, stages in groups.items():
@@ -56,33 +59,30 @@ def stage_rows(report: dict) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def candidate_metrics(cand: dict, report: dict) -> dict[str, Any]:
+def candidate_metrics(cand: Candidate, report: RunReport) -> dict[str, Any]:
     """The numbers of one candidate, in display units (ms, images/s, MB, %, points)."""
-    lat = cand.get("latency_ms") or {}
     tput, batch = f.best_throughput(cand)
-    return {"id": cand.get("id"), "label": cand.get("label") or cand.get("id"),
-            "runtime": cand.get("runtime"), "stage": cand.get("stage"),
-            "precision": cand.get("precision"), "status": cand.get("status"),
-            "reason": cand.get("reason"),
-            "p50_ms": f.num(lat.get("p50")), "p90_ms": f.num(lat.get("p90")),
-            "cv": f.num(lat.get("cv")), "throughput_ips": tput, "best_batch": batch,
-            "size_mb": f.num(cand.get("size_mb")),
-            "compression_ratio": f.num(cand.get("compression_ratio")),
-            "speedup": f.num(cand.get("speedup")),
-            "metric": f.metric_triple(cand, report), "drop": f.drop_triple(cand, report),
-            "within_budget": cand.get("within_budget"),
-            "pick": cand.get("id") == report.get("pick"),
-            "frontier": cand.get("id") in (report.get("frontier") or [])}
+    return {"id": cand.id, "label": cand.label or cand.id, "runtime": cand.runtime,
+            "stage": cand.plan.stage, "precision": cand.precision,
+            "status": cand.status.value, "reason": cand.reason,
+            "p50_ms": f.decisive_p50(cand, report), "p50_rounds": f.from_rounds(cand, report),
+            "p90_ms": f.p90_ms(cand), "cv": f.latency_cv(cand), "throughput_ips": tput,
+            "best_batch": batch, "size_mb": cand.size_mb,
+            "compression_ratio": cand.decision.compression_ratio,
+            "speedup": cand.decision.speedup,
+            "metric": f.metric_triple(cand, report), "drop": f.drop_triple(cand),
+            "within_budget": cand.decision.within_budget,
+            "pick": cand.id == report.pick_id, "frontier": cand.id in report.frontier}
 
 
-def candidate_rows(report: dict) -> list[dict[str, Any]]:
+def candidate_rows(report: RunReport) -> list[dict[str, Any]]:
     """Every candidate in the order tried, measured or not."""
-    return [candidate_metrics(c, report) for c in report.get("candidates") or []]
+    return [candidate_metrics(c, report) for c in report.candidates]
 
 
-def machine_rows(report: dict) -> list[tuple[str, str]]:
+def machine_rows(report: RunReport) -> list[tuple[str, str]]:
     """(what, value) lines of the machine fingerprint."""
-    machine = report.get("machine") or {}
+    machine = report.machine
     cpu = machine.get("cpu") or {}
     isa = f.isa(report)
     threads = machine.get("threads") or {}
@@ -100,18 +100,16 @@ def machine_rows(report: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def version_rows(report: dict) -> list[tuple[str, str]]:
-    libs = ((report.get("machine") or {}).get("libraries")) or {}
+def version_rows(report: RunReport) -> list[tuple[str, str]]:
+    libs = report.machine.get("libraries") or {}
     return [(name, version) for name, version in libs.items() if version]
 
 
-def method_rows(report: dict) -> list[tuple[str, str]]:
+def method_rows(report: RunReport) -> list[tuple[str, str]]:
     """How every number was measured, in the report's own words."""
-    timing = report.get("timing") or {}
-    budget = report.get("budget") or {}
-    data = report.get("data") or {}
-    limits = report.get("machine_limits") or {}
-    final = report.get("final_comparison") or {}
+    timing, budget, data = report.timing, report.budget, report.data
+    limits = report.machine_limits or {}
+    final = report.final
     rows = [("timing", f"{timing.get('method')} (threads {timing.get('threads')}, batch "
                        f"{timing.get('batch')}, at least {timing.get('min_runs')} runs and "
                        f"{timing.get('min_seconds')} s)"),
@@ -122,10 +120,10 @@ def method_rows(report: dict) -> list[tuple[str, str]]:
                        f"{budget.get('metric')}, confidence {budget.get('confidence')}); "
                        f"{budget.get('rule')}"),
             ("objective", str(budget.get("objective")))]
-    for rule in (report.get("screening") or {}).get("rules") or []:
+    for rule in report.screening.get("rules") or []:
         rows.append((f"screening: {rule.get('name')}", str(rule.get("text"))))
     if final:
-        rows.append(("final comparison", f"{final.get('method')}, {final.get('rounds')} rounds"))
+        rows.append(("final comparison", f"{final.method}, {final.rounds} rounds"))
     if limits:
         rows.append(("machine limits", str(limits.get("method"))))
     return rows

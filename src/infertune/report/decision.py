@@ -1,0 +1,106 @@
+"""Which measurement decided the pick, and how sure that decision is, in words.
+
+The pick of a latency run is the contender with the lowest median p50 in the final
+side-by-side rounds (search/report.py); other objectives, or a run without rounds, pick
+from each candidate's own full measurement. A reader who sees a contender faster in its
+own measurement than the pick must be told why the pick still won, and whether the win is
+larger than the round-to-round spread: two candidates whose round p50s overlap are within
+noise of each other, and the report says so rather than implying a ranking.
+"""
+from __future__ import annotations
+
+from ..search.candidate import Candidate
+from . import fields as f
+from .run_report import FinalRow, RunReport
+
+OBJECTIVE_WORDS = {"latency": "the lowest p50", "throughput": "the highest throughput",
+                   "size": "the smallest artifact"}
+
+
+def _ms(value: float | None) -> str:
+    return f.NOT_MEASURED if value is None else f"{value:.3g} ms"
+
+
+def _range(row: FinalRow) -> str:
+    rng = row.round_range
+    return "no round recorded" if rng is None else f"rounds {rng[0]:.3g}–{rng[1]:.3g} ms"
+
+
+def runner_up(report: RunReport) -> FinalRow | None:
+    """The fastest contender of the rounds other than the pick and the baseline."""
+    if report.final is None:
+        return None
+    others = [r for r in report.final.rows if r.p50_ms is not None
+              and r.id not in (report.pick_id, report.baseline_id)]
+    return min(others, key=lambda r: (r.p50_ms, r.id), default=None)
+
+
+def overlap(a: FinalRow, b: FinalRow) -> bool | None:
+    """Whether the two rows' round p50 ranges overlap (speed-up min–max where the round
+    p50s are not recorded); None when neither is known."""
+    ra, rb = a.round_range, b.round_range
+    if ra is None or rb is None:
+        if None in (a.speedup_min, a.speedup_max, b.speedup_min, b.speedup_max):
+            return None
+        ra, rb = (a.speedup_min, a.speedup_max), (b.speedup_min, b.speedup_max)
+    return ra[0] <= rb[1] and rb[0] <= ra[1]
+
+
+def decided_by_rounds(report: RunReport) -> bool:
+    return (report.objective == "latency" and report.pick is not None
+            and f.from_rounds(report.pick, report))
+
+
+def basis_lines(report: RunReport) -> list[str]:
+    """Sentences saying which measurement decided the pick and why; [] without a pick."""
+    pick = report.pick
+    if pick is None:
+        return []
+    if not decided_by_rounds(report):
+        return [f"Decided by each candidate's own full measurement: "
+                f"{OBJECTIVE_WORDS.get(report.objective, report.objective)} among the fully "
+                "evaluated candidates within budget"
+                + ("." if report.final is None else
+                   "; the side-by-side rounds time the contenders for latency only.")]
+    return _rounds_lines(report, pick)
+
+
+def _rounds_lines(report: RunReport, pick: Candidate) -> list[str]:
+    final = report.final
+    row = report.final_row(pick)
+    n = final.rounds or len(row.p50_ms_by_round)
+    contenders = sum(r.id != report.baseline_id for r in final.rows)
+    lines = [f"Decided by the side-by-side rounds: the baseline and the "
+             f"{contenders} fastest candidates within budget were timed again in "
+             f"{n} interleaved round(s), one after the other under the same conditions; the "
+             f"pick has the lowest median p50 ({_ms(row.p50_ms)}, {_range(row)}). "
+             + f.ROUNDS_NOTE]
+    other = runner_up(report)
+    if other is None:
+        return lines
+    label = report.by_id[other.id].label if other.id in report.by_id else other.id
+    text = f"Runner-up: {label}, median p50 {_ms(other.p50_ms)} ({_range(other)}). "
+    close = overlap(row, other)
+    if n < 2:
+        text += "One round only: no spread to tell a difference from noise."
+    elif close:
+        text += ("Their round p50s overlap: the two are within the measurement noise of "
+                 "each other, and the pick is the lower median, not a demonstrably faster "
+                 "model.")
+    elif close is False:
+        text += "Their round p50s do not overlap: the pick is faster in every round."
+    lines.append(text + _own_measurement_note(report, pick))
+    return lines
+
+
+def _own_measurement_note(report: RunReport, pick: Candidate) -> str:
+    """Names a contender that was faster than the pick in its own full measurement."""
+    faster = [report.by_id[r.id] for r in report.final.rows
+              if r.id in report.by_id and r.id not in (pick.id, report.baseline_id)
+              and report.by_id[r.id].p50_ms is not None and pick.p50_ms is not None
+              and report.by_id[r.id].p50_ms < pick.p50_ms]
+    if not faster:
+        return ""
+    best = min(faster, key=lambda c: c.p50_ms)
+    return (f" In their own full measurements {best.label} was faster ({_ms(best.p50_ms)} "
+            f"vs {_ms(pick.p50_ms)}); the rounds, which time them alternately, decide.")
