@@ -385,10 +385,15 @@ def test_local_layer_uses_one_filter_per_position():
 def test_heads_pass_through_and_output_skips_cost():
     text = net_text(3, 4, 4, "[convolutional]\nfilters=14\nsize=1\nactivation=linear",
                     "[region]\nclasses=2\ncoords=4\nnum=2", "[yolo]\nclasses=2\nmask=0,1\nnum=4", "[dropout]")
-    net, outs, y = run_layers(text, rand(2, 3, 4, 4))
-    for out in outs[1:]:
-        np.testing.assert_array_equal(out, outs[0])
-    np.testing.assert_array_equal(y, outs[0])
+    torch.manual_seed(0)
+    net = network_from_text(text)
+    with torch.no_grad():
+        conv = net.layers[0](torch.from_numpy(rand(2, 3, 4, 4)))
+        maps = net(torch.from_numpy(rand(2, 3, 4, 4)))
+    assert net.output_heads == [1, 2] and net.output_names == ["region_1", "yolo_2"]
+    assert isinstance(maps, tuple) and len(maps) == 2  # every head is an output, raw
+    for out in maps:
+        np.testing.assert_array_equal(out.numpy(), conv.numpy())
     text = net_text(2, 3, 3, "[avgpool]", "[softmax]", "[cost]\ntype=sse")
     net, outs, y = run_layers(text, rand(2, 2, 3, 3))
     assert net.output_index == 1 and len(outs) == 2 and y.shape == (2, 2)  # cost not run

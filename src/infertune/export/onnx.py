@@ -84,7 +84,7 @@ def torch_to_proto(model, spec: InputSpec, opset: int, stage: Path):
     dummy = torch_input(model, spec, batch=1, seed=None)
     with torch.no_grad():
         outputs = tensors_in(_forward(model, dummy))
-    names = ["output"] + [f"output_{i}" for i in range(1, len(outputs))]
+    names = output_names(model, len(outputs))
     dynamic = {spec.name: {0: "batch"},
                **{n: {0: "batch"} for n, t in zip(names, outputs) if t.dim() > 0}}
     target = stage / "export.onnx"
@@ -98,6 +98,15 @@ def torch_to_proto(model, spec: InputSpec, opset: int, stage: Path):
     except Exception as exc:
         raise UnsupportedModel(f"cannot export to ONNX: {first_line(exc)}") from None
     return onnx.load(str(target))  # pulls in any external-data files from the stage
+
+
+def output_names(model, count: int) -> list[str]:
+    """The model's own output names when it declares them (a Darknet detector: one per head,
+    "yolo_16"), else "output", "output_1", ..."""
+    named = getattr(model, "output_names", None)
+    if isinstance(named, (list, tuple)) and len(named) == count and len(set(named)) == count:
+        return [str(name) for name in named]
+    return ["output"] + [f"output_{i}" for i in range(1, count)]
 
 
 def onnx_to_proto(path: Path, opset: int):

@@ -83,6 +83,16 @@ def _num_classes(net: "DarknetNet") -> int | None:
     return shape[0] if shape[1:] == (1, 1) else None
 
 
+def _detection_meta(net: "DarknetNet") -> dict[str, Any]:
+    """{"detection": DetectionSpec or None, "outputs": names} for a detector, {} otherwise."""
+    from ...tasks.detection.heads import detection_spec
+
+    if not net.output_heads:
+        return {}
+    spec = detection_spec(net.sections, net.out_shapes, net.output_heads, net.input_size[1:])
+    return {"detection": spec, "outputs": list(net.output_names)}
+
+
 def _require_file(path: Path, what: str) -> None:
     if path.is_dir():
         raise ModelFileError(f"is a directory, not a {what}", path=path)
@@ -118,6 +128,7 @@ def load_darknet(cfg_path: str | Path, weights_path: str | Path | None = None, *
         "family": "darknet", "bn_eps": bn_eps, "num_classes": _num_classes(net),
         "preprocess": "darknet", "weights_header": asdict(header) if header else None,
         "layers_loaded": header.layers_loaded if header else 0,
+        **_detection_meta(net),
     }
     source = f"{cfg_path}:{weights_path}" if weights_path else str(cfg_path)
     return ModelHandle(format="torch", obj=net, input_spec=InputSpec(shape=("batch", c, h, w)),

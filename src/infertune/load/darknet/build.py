@@ -18,6 +18,8 @@ from .cfg import Section
 from .layers import LAYER_CLASSES, LayerInfo, Shape
 
 DETECTION_HEADS = frozenset({"region", "yolo", "Gaussian_yolo", "detection"})
+# Heads whose raw (C, H, W) map is a network output: every one of them, in cfg order.
+MAP_HEADS = frozenset({"region", "yolo", "Gaussian_yolo"})
 # Layer types we parse but cannot run (recurrent, AB research layers).
 UNSUPPORTED_TYPES = frozenset({"rnn", "gru", "lstm", "crnn", "conv_lstm", "history", "iseg",
                                "implicit", "contrastive", "reorg3d", "local_avgpool"})
@@ -507,8 +509,11 @@ class DarknetNet(nn.Module):
         output_index: the last layer that is not [cost] (Darknet's network output).
         name, bn_eps: cfg name and batch-norm epsilon convention ("cpu" / "gpu").
         macs: multiply-accumulates per image of each layer (conv-like layers).
-        head_indices: [region]/[yolo]/[detection] layers (a detector's outputs; forward
-            returns only the last one).
+        head_indices: [region]/[yolo]/[detection] layers.
+        output_heads: the [region]/[yolo]/[Gaussian_yolo] layers, in cfg order: forward
+            returns each one's raw map (a tuple when there are several), so a detector with
+            two or three scales keeps them all. output_names: their names ("yolo_16"), or
+            None for a network without such heads (a classifier keeps its one output).
     """
 
     def __init__(self, sections: list[Section], plans: list[LayerPlan],
@@ -521,9 +526,13 @@ class DarknetNet(nn.Module):
         self.macs = [plan.macs for plan in plans]
         self.output_index = max(i for i, plan in enumerate(plans) if plan.kind != "cost")
         self.head_indices = [i for i, plan in enumerate(plans) if plan.kind in DETECTION_HEADS]
+        self.output_heads = [i for i in self.head_indices
+                             if plans[i].kind in MAP_HEADS and i <= self.output_index]
+        self.output_names = [f"{plans[i].kind.lower()}_{i}" for i in self.output_heads] or None
         self._refs = [plan.refs for plan in plans[: self.output_index + 1]]
-        last_use = {j: i for i, refs in enumerate(self._refs) for j in refs}
-        self._keep = frozenset(last_use)
+        last_use = {j: i for i, refs in enumerate(self._refs) for j in refs
+                    if j not in self.output_heads}
+        self._keep = frozenset(last_use) | frozenset(self.output_heads)
         self._release = [[j for j, last in last_use.items() if last == i]
                          for i in range(len(self._refs))]
 
@@ -531,10 +540,12 @@ class DarknetNet(nn.Module):
     def output_shape(self) -> Shape:
         return self.out_shapes[self.output_index]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         """Runs layers 0..output_index, keeping only outputs a later route/shortcut reads.
 
-        Returns (B, N) when the output is flat or C×1×1 (a classifier), else (B, C, H, W).
+        Returns the raw map of each detection head (B, C, H, W) — a tuple when there are
+        several — else (B, N) when the output is flat or C×1×1 (a classifier), else
+        (B, C, H, W).
         """
         saved: dict[int, Tensor] = {}
         for i, refs in enumerate(self._refs):
@@ -544,6 +555,9 @@ class DarknetNet(nn.Module):
                 saved[i] = x
             for j in self._release[i]:
                 del saved[j]
+        if self.output_heads:
+            maps = tuple(saved[i] for i in self.output_heads)
+            return maps[0] if len(maps) == 1 else maps
         shape = self.output_shape
         return x.flatten(1) if isinstance(shape, int) or shape[1:] == (1, 1) else x
 
