@@ -1,0 +1,71 @@
+"""Network outputs → Detections per image: decode every head, correct the letterbox, NMS,
+and list each (box, class) whose prob is above the score threshold, as Darknet's
+`detector test` prints them. Pure numpy; the network is timed without any of this.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .decode import Candidates, correct_boxes, decode_region, decode_yolo, to_pixels
+from .heads import DetectionSpec, RegionHead
+from .nms import nms_sort
+from .records import Detections
+
+
+def _as_list(outputs, count: int) -> list[np.ndarray]:
+    if isinstance(outputs, np.ndarray) or hasattr(outputs, "shape"):
+        outputs = [outputs]
+    arrays = [np.asarray(o) for o in outputs]
+    if len(arrays) != count:
+        raise ValueError(f"the detector has {count} heads but {len(arrays)} outputs were given")
+    return arrays
+
+
+def candidates(maps: Sequence[np.ndarray], spec: DetectionSpec, threshold: float) -> Candidates:
+    """Every head's candidates for one image (maps: one (C, H, W) per head), network-relative."""
+    parts = [decode_region(raw, head, threshold) if isinstance(head, RegionHead)
+             else decode_yolo(raw, head, spec.input_hw, threshold)
+             for raw, head in zip(maps, spec.heads)]
+    return Candidates.concat(parts, spec.classes)
+
+
+def detect_one(maps: Sequence[np.ndarray], spec: DetectionSpec, image_hw: tuple[int, int], *,
+               score_threshold: float | None = None,
+               nms_threshold: float | None = None) -> Detections:
+    """Detections of one image from its head maps (one (C, H, W) array per head)."""
+    thresh = spec.score_threshold if score_threshold is None else score_threshold
+    nms = spec.nms_threshold if nms_threshold is None else nms_threshold
+    found = candidates(maps, spec, thresh)
+    boxes = correct_boxes(found.boxes, image_hw, spec.input_hw, spec.letterbox)
+    last = spec.heads[-1]  # AlexeyAB takes the NMS kind from the network's last layer
+    probs = found.probs
+    if nms > 0:
+        probs = nms_sort(boxes, found.objectness, probs, nms,
+                         kind=getattr(last, "nms_kind", "default"),
+                         beta=getattr(last, "beta_nms", 0.6))
+    rows, classes = np.nonzero(probs > thresh)
+    scores = probs[rows, classes]
+    order = np.argsort(-scores, kind="stable")
+    pixels = to_pixels(boxes[rows[order]], image_hw)
+    return Detections(pixels, scores[order], classes[order], tuple(int(v) for v in image_hw))
+
+
+def detect(outputs, spec: DetectionSpec, image_hws: Sequence[tuple[int, int]], *,
+           score_threshold: float | None = None,
+           nms_threshold: float | None = None) -> list[Detections]:
+    """Detections of each image of a batch.
+
+    Args:
+        outputs: the network's outputs, one (B, C, H, W) array per head (a single array for a
+            one-head detector), as torch or ONNX Runtime returns them.
+        spec: the handle's meta["detection"].
+        image_hws: (height, width) of each original image, in batch order.
+        score_threshold / nms_threshold: instead of the spec's (Darknet's .25 / .45).
+    """
+    arrays = _as_list(outputs, len(spec.heads))
+    if any(len(a) != len(image_hws) for a in arrays):
+        raise ValueError(f"{len(image_hws)} image sizes for a batch of {len(arrays[0])}")
+    return [detect_one([a[i] for a in arrays], spec, hw, score_threshold=score_threshold,
+                       nms_threshold=nms_threshold) for i, hw in enumerate(image_hws)]
