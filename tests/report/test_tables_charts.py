@@ -177,3 +177,14 @@ def test_stage_best_is_chosen_by_the_figure_that_decided_the_pick():
     assert f.decisive_p50(run.by_id["int8_minmax"], run) == 20.8
     assert f.decisive_p50(run.by_id["dyn_ort"], run) == 120.0      # not in the rounds
     assert not f.from_rounds(run.by_id["dyn_ort"], run)
+
+
+def test_decisive_p50_from_the_rounds_alone():
+    from infertune.report.run_report import FinalComparison
+
+    report = make_report()
+    final = FinalComparison.from_json(report["final_comparison"])
+    run = make_run(report)
+    assert f.decisive_p50(run.by_id["mixed_ort"], final) == 20.6
+    assert f.decisive_p50(run.by_id["dyn_ort"], final) == 120.0
+    assert f.decisive_p50(run.by_id["mixed_ort"], None) == 22.0    # no rounds: full p50

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..search.candidate import Candidate, Status
-from .run_report import RunReport
+from .run_report import FinalComparison, FinalRow, RunReport
 
 STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined")
 NOT_MEASURED = "not measured"
@@ -34,18 +34,29 @@ def is_measured(cand: Candidate) -> bool:
     return cand.status is Status.OK and cand.p50_ms is not None
 
 
-def from_rounds(cand: Candidate | None, report: RunReport) -> bool:
+def _final_row(cand: Candidate | None, rounds: RunReport | FinalComparison | None
+               ) -> FinalRow | None:
+    if cand is None or rounds is None:
+        return None
+    return rounds.final_row(cand) if isinstance(rounds, RunReport) else rounds.row(cand.id)
+
+
+def from_rounds(cand: Candidate | None, report: RunReport | FinalComparison | None) -> bool:
     """Whether `cand`'s p50 in this report is the side-by-side rounds' median."""
-    row = report.final_row(cand)
+    row = _final_row(cand, report)
     return row is not None and row.p50_ms is not None
 
 
-def decisive_p50(cand: Candidate | None, report: RunReport) -> float | None:
+def decisive_p50(cand: Candidate | None, report: RunReport | FinalComparison | None
+                 ) -> float | None:
     """The p50 (ms) the report shows for `cand`: the median over the side-by-side rounds
-    where it took part in them, else its full measurement's p50, else None."""
+    where it took part in them, else its full measurement's p50, else None.
+
+    `report` is the run's RunReport, or only its rounds (search/report.py, before the
+    report exists: `FinalComparison.from_json(final)`; None without rounds)."""
     if cand is None:
         return None
-    row = report.final_row(cand)
+    row = _final_row(cand, report)
     if row is not None and row.p50_ms is not None:
         return row.p50_ms
     return cand.p50_ms
