@@ -115,3 +115,22 @@ def test_cli_report_and_user_errors(tmp_path, monkeypatch, capsys):
         rep.write_reports(tmp_path, make_report(), formats=("pdf",))
     with pytest.raises(InfertuneError):
         rep.load_report(tmp_path / "bad")
+
+
+def test_a_chart_that_fails_to_draw_stays_with_its_error(monkeypatch):
+    from infertune.report import html, markdown, plots
+
+    from .fixtures import make_run
+
+    def broken(*args):
+        raise ValueError("no axes")
+    for name in ("pareto_svg", "per_layer_svg", "latency_svg", "confusion_svg", "radar_svg"):
+        monkeypatch.setattr(plots, name, lambda *a: "<svg></svg>")
+    monkeypatch.setattr(plots, "roofline_svg", broken)
+    charts = plots.render_charts(make_run())
+    assert [c["name"] for c in charts] == list(CHARTS)
+    assert charts[-1]["svg"] is None and "ValueError: no axes" in charts[-1]["note"]
+    assert "*chart could not be drawn (ValueError: no axes)*" in markdown.render(
+        make_run(), charts, {c["name"]: f"{c['name']}.svg" for c in charts[:-1]})
+    assert 'data-chart-missing="roofline">chart could not be drawn' in html.render(
+        make_run(), charts)
