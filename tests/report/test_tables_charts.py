@@ -188,3 +188,13 @@ def test_decisive_p50_from_the_rounds_alone():
     assert f.decisive_p50(run.by_id["mixed_ort"], final) == 20.6
     assert f.decisive_p50(run.by_id["dyn_ort"], final) == 120.0
     assert f.decisive_p50(run.by_id["mixed_ort"], None) == 22.0    # no rounds: full p50
+
+
+def test_precision_shows_what_ran_and_what_was_asked():
+    report = make_report()
+    report["candidates"][3].update(ran_precision="fp32",
+                                   ran_precision_note="the runtime ran no int8 kernel")
+    row = next(r for r in tables.candidate_rows(make_run(report)) if r["id"] == "int8_ort")
+    assert row["precision"] == "fp32 (asked int8)"
+    row = next(r for r in tables.candidate_rows(make_run()) if r["id"] == "int8_ort")
+    assert row["precision"] == "int8"

@@ -93,7 +93,9 @@ def latency_svg(series: list[tuple[str, list[float], float | None]]) -> str | No
         if rounds:
             ax.scatter(*zip(*rounds), marker="D", s=28, color="tab:red", zorder=4,
                        label="median p50 of the side-by-side rounds")
-            ax.legend(loc="lower right", fontsize=7)
+            # Below the axes: inside, it hides a box.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7,
+                      frameon=False)
         ax.set_xscale("log")
         ax.set_xlabel("latency of each timed call (ms, log scale)")
     return to_svg(draw, (7.0, 1.0 + 0.35 * len(series)))

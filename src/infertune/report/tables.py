@@ -63,7 +63,7 @@ def candidate_metrics(cand: Candidate, report: RunReport) -> dict[str, Any]:
     """The numbers of one candidate, in display units (ms, images/s, MB, %, points)."""
     tput, batch = f.best_throughput(cand)
     return {"id": cand.id, "label": cand.label or cand.id, "runtime": cand.runtime,
-            "stage": cand.plan.stage, "precision": cand.precision,
+            "stage": cand.plan.stage, "precision": precision_text(cand),
             "status": cand.status.value, "reason": cand.reason,
             "p50_ms": f.decisive_p50(cand, report), "p50_rounds": f.from_rounds(cand, report),
             "p90_ms": f.p90_ms(cand), "cv": f.latency_cv(cand), "throughput_ips": tput,
@@ -73,6 +73,13 @@ def candidate_metrics(cand: Candidate, report: RunReport) -> dict[str, Any]:
             "metric": f.metric_triple(cand, report), "drop": f.drop_triple(cand),
             "within_budget": cand.decision.within_budget,
             "pick": cand.id == report.pick_id, "frontier": cand.id in report.frontier}
+
+
+def precision_text(cand: Candidate) -> str:
+    """What ran, and what the recipe asked where the runtime reported something else."""
+    if cand.precision != cand.plan.precision:
+        return f"{cand.precision} (asked {cand.plan.precision})"
+    return str(cand.precision)
 
 
 def candidate_rows(report: RunReport) -> list[dict[str, Any]]:
