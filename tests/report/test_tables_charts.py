@@ -2,14 +2,12 @@
 (made-up numbers; the expected values are worked out in the comments)."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from infertune.report import charts, gaps, tables
 from infertune.report import fields as f
 
-from .fixtures import make_report, make_run
+from .fixtures import make_report, make_run, with_faster_own_measurement
 
 # Chart and table arithmetic is exact apart from float rounding.
 TOL = 1e-9
@@ -155,21 +153,8 @@ def test_roofline_series():
     assert charts.roofline_series(make_run(report)) is None
 
 
-def _with_faster_own_measurement(report):
-    """darknet19_448's case: a second quantized candidate faster than the pick in its own
-    full measurement (19 ms < 20 ms) but slower in the side-by-side rounds (20.8 ms)."""
-    other = copy.deepcopy(report["candidates"][3])
-    other.update(id="int8_minmax", label="fold_bn + int8_static(method=minmax) → onnxruntime")
-    other["latency_ms"]["p50"] = 19.0
-    report["candidates"].append(other)
-    report["final_comparison"]["rows"].append(
-        {"id": "int8_minmax", "p50_ms": 20.8, "p50_ms_by_round": [20.5, 20.8, 21.4],
-         "speedup": {"median": 100 / 20.8, "min": 4.6, "max": 4.9}})
-    return report
-
-
 def test_stage_best_is_chosen_by_the_figure_that_decided_the_pick():
-    run = make_run(_with_faster_own_measurement(make_report()))
+    run = make_run(with_faster_own_measurement(make_report()))
     ort = {r["stage"]: r for r in tables.stage_rows(run)["onnxruntime"]}
     # by the full measurements int8_minmax (19 ms) would win; the rounds say 20.0 < 20.8
     assert ort["quantized"]["id"] == "int8_ort" and ort["quantized"]["pick"]
