@@ -73,6 +73,10 @@ class PassSpec:
         description: one line for `infertune list passes`.
         needs_data: whether it needs calibration/training data in the context.
         trains: whether it trains (recovery passes): `apply` then gives it `train` data.
+        exact: a rewrite that changes no output (folding, fusion, cleanup, layout): when it
+            finds nothing to do the model is still what a recipe naming it promises, so
+            `optimize` keeps the candidate (labelled "nothing to do"); any other pass that
+            does not apply makes the candidate skipped with the pass's reason.
     """
 
     name: str
@@ -82,6 +86,7 @@ class PassSpec:
     description: str
     needs_data: bool = False
     trains: bool = False
+    exact: bool = False
 
     def options(self) -> list[dict[str, Any]]:
         """The Config's fields, for `infertune list passes`."""
@@ -95,11 +100,13 @@ PASSES: Registry[PassSpec] = Registry("pass")
 
 
 def register_pass(name: str, *, config: type, accepts: tuple[str, ...], description: str,
-                  needs_data: bool = False, trains: bool = False) -> Callable[[ApplyFn], ApplyFn]:
+                  needs_data: bool = False, trains: bool = False,
+                  exact: bool = False) -> Callable[[ApplyFn], ApplyFn]:
     """Decorator registering `apply` under `name`."""
 
     def decorator(fn: ApplyFn) -> ApplyFn:
-        PASSES.add(name, PassSpec(name, config, accepts, fn, description, needs_data, trains))
+        PASSES.add(name, PassSpec(name, config, accepts, fn, description, needs_data, trains,
+                                  exact))
         return fn
 
     return decorator

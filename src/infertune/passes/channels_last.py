@@ -35,7 +35,7 @@ class ChannelsLastConfig:
     convert_input: bool = True
 
 
-@register_pass("channels_last", config=ChannelsLastConfig, accepts=("torch",),
+@register_pass("channels_last", exact=True, config=ChannelsLastConfig, accepts=("torch",),
                description="torch: weights and input in channels-last (NHWC) memory order "
                            "for oneDNN convolutions (exact)")
 def apply(model: ModelHandle, config: ChannelsLastConfig, ctx: PassContext) -> PassResult:

@@ -39,7 +39,7 @@ class CleanupConfig:
     fold_constants: bool = True
 
 
-@register_pass("cleanup", config=CleanupConfig, accepts=("onnx",),
+@register_pass("cleanup", exact=True, config=CleanupConfig, accepts=("onnx",),
                description="remove dead outputs and nodes, fold constants (ONNX Runtime BASIC "
                            "level; standard ONNX ops only, exact)")
 def apply(model: ModelHandle, config: CleanupConfig, ctx: PassContext) -> PassResult:

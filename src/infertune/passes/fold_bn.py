@@ -33,7 +33,7 @@ class FoldBnConfig:
     """No options: the fold is exact and its epsilon is the model's own."""
 
 
-@register_pass("fold_bn", config=FoldBnConfig, accepts=("torch", "onnx"),
+@register_pass("fold_bn", exact=True, config=FoldBnConfig, accepts=("torch", "onnx"),
                description="fold BatchNorm into the preceding convolution (exact; "
                            "Darknet's CPU/GPU epsilon convention honoured)")
 def apply(model: ModelHandle, config: FoldBnConfig, ctx: PassContext) -> PassResult:

@@ -45,7 +45,7 @@ class FuseActivationConfig:
     fold_bn: bool = True
 
 
-@register_pass("fuse_activation", config=FuseActivationConfig, accepts=("torch", "onnx"),
+@register_pass("fuse_activation", exact=True, config=FuseActivationConfig, accepts=("torch", "onnx"),
                description="conv(+BN)+activation as one op: ONNX Runtime FusedConv for ONNX "
                            "(ORT-only artifact), in-place ConvAct modules for torch")
 def apply(model: ModelHandle, config: FuseActivationConfig, ctx: PassContext) -> PassResult:

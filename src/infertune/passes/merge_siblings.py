@@ -54,7 +54,7 @@ class MergeSiblingsConfig:
             raise ConfigError(f"min_group must be at least 2, not {self.min_group}")
 
 
-@register_pass("merge_siblings", config=MergeSiblingsConfig, accepts=("onnx",),
+@register_pass("merge_siblings", exact=True, config=MergeSiblingsConfig, accepts=("onnx",),
                description="merge sibling convs reading one tensor (same kernel/stride/pads) "
                            "into one wider conv + Split (exact)")
 def apply(model: ModelHandle, config: MergeSiblingsConfig, ctx: PassContext) -> PassResult:

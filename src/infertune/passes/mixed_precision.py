@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from ..errors import ConfigError
 from ..types import ModelHandle
@@ -83,12 +83,22 @@ def apply(model: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext) ->
         return PassResult(model, False, f"keeping {len(keep)} of {len(layers)} layers float "
                                         "leaves nothing to quantize", {"kept": keep})
     result = quantize(source, config.static(), ctx, keep)
-    details = {**result.details, "keep": list(config.keep), "exported_to_onnx": source is not model}
+    details = {**result.details, "keep": list(config.keep), "exported_to_onnx": source is not model,
+               KEPT_KEY: [k["layer"] for k in keep]}
     if ranking is not None:
         details["sensitivity"] = [{k: r[k] for k in ("rank", "layer", "sqnr_db", "top1_agreement")}
                                   for r in ranking["layers"]]
     return PassResult(result.model if result.applied else model, result.applied, result.reason,
                       details)
+
+
+KEPT_KEY = "kept_by_choice"  # the layers this pass chose to keep float (sensitivity or names)
+
+
+def kept_float_layers(details: Mapping[str, Any]) -> list[str]:
+    """The layers a mixed_precision step kept in float by choice, in the order chosen, from
+    its report's details (not those every INT8 engine leaves float anyway)."""
+    return [str(name) for name in details.get(KEPT_KEY) or []]
 
 
 def kept_layers(source: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext,

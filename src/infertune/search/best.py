@@ -43,7 +43,7 @@ def export_best(s, report: dict[str, Any]) -> dict[str, Any] | None:
         return None
     rec = next(c for c in report["candidates"] if c["id"] == pick)
     best = s.run_dir / "best"
-    src = Path(rec["artifact"]["path"])
+    src = Path(s.records[pick].artifact)
     files = _copy_artifact(src, best)
     main = Path(files[-1]).name
     card = model_card(report, rec, main, s)
@@ -75,7 +75,11 @@ def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s) -> dic
     base = next(c for c in report["candidates"] if c["id"] == report["baseline_id"])
     return {"card_version": 1, "source": report["model"]["source"], "model": report["model"],
             "candidate": rec["id"], "label": rec["label"], "stage": rec["stage"],
-            "recipe": rec["recipe"], "runtime": rec["runtime"], "precision": rec.get("precision"),
+            "recipe": rec["recipe"], "runtime": rec["runtime"],
+            # What ran: as the runtime reports it where it does (ran_precision_note says how),
+            # else what the recipe asked for and every step applied.
+            "precision": rec.get("precision"), "requested_precision": rec.get("requested_precision"),
+            "precision_note": rec.get("ran_precision_note"),
             "artifact": main, "metrics": {k: rec.get(k) for k in keys},
             "baseline_metrics": {k: base.get(k) for k in keys},
             "budget": report["budget"], "data": report["data"], "timing": report["timing"],

@@ -2,33 +2,45 @@
 Pure numpy over arrays the workers saved."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import select
+from .candidate import Drop, Fidelity
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A candidate's drop, fidelity and (labelled, full evaluation) accuracy; or the reason
+    there are none."""
+
+    drop: Drop | None
+    fidelity: Fidelity | None = None
+    accuracy: dict[str, Any] | None = None
+    reason: str | None = None
 
 
 def scores(base_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray | None,
-           metric: str, confidence: float, seed: int, *, full: bool) -> dict[str, Any]:
-    """{"drop", "fidelity", "accuracy"} of `logits` vs the baseline's on the same samples."""
+           metric: str, confidence: float, seed: int, *, full: bool) -> Scores:
+    """The drop, fidelity and accuracy of `logits` vs the baseline's on the same samples."""
     from ..metrics.fidelity import fidelity
 
     n = min(len(base_logits), len(logits))
     base, cand = base_logits[:n], logits[:n]
     if not np.all(np.isfinite(cand)):
-        return {"drop": None, "fidelity": None, "accuracy": None,
-                "reason": "the candidate produced non-finite outputs (inf/NaN)"}
+        return Scores(None, reason="the candidate produced non-finite outputs (inf/NaN)")
     fid = fidelity(base, cand, confidence=confidence)
     fid = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fid.items()}
+    fid["top1_agreement_ci"] = tuple(fid["top1_agreement_ci"]) if fid.get("top1_agreement_ci") \
+        else None
     if metric == "top1":
-        drop = select.drop_top1(base, cand, labels[:n], confidence=confidence, seed=seed)
+        drop = select.drop_top1(base, cand, labels[:n], confidence=confidence)
     else:
         drop = select.drop_agreement(base, cand, confidence=confidence)
-    out = {"drop": drop, "fidelity": fid, "accuracy": None}
-    if full and labels is not None:
-        out["accuracy"] = accuracy(cand, labels[:n], confidence)
-    return out
+    acc = accuracy(cand, labels[:n], confidence) if full and labels is not None else None
+    return Scores(drop, Fidelity.from_json(fid), acc)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray, confidence: float) -> dict[str, Any]:

@@ -4,30 +4,37 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from ..passes.mixed_precision import kept_float_layers as _kept
 from . import screening, select
+from .candidate import Candidate, Decision, Status
 
 SCHEMA_VERSION = 1
-# Record keys that stay internal (paths to scratch files, planning hints).
-INTERNAL = ("eval_logits", "prior_speedup", "screen_logits")
+
+
+def kept_float_layers(cand: Candidate) -> list[str]:
+    """Layers the candidate's mixed_precision step kept in float (its own report)."""
+    return next((_kept(p.details) for p in (cand.screen.passes if cand.screen else ())
+                 if p.pass_name == "mixed_precision"), [])
 
 
 def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
     from .. import __version__
     from ..measure.fingerprint import fingerprint
 
-    cands = [_public(r) for r in s.records.values()]
-    base = next(c for c in cands if c["id"] == s.baseline["id"])
-    _derive(cands, base, final)
+    cands = _decide(s, final)
+    base = next(c for c in cands if c.id == s.baseline.id)
     pick_id = _pick(s, cands, final)
     front = select.frontier(cands, s.config.objective)
     no_pick = None
     if pick_id is None:
         no_pick = {"reason": _no_pick_reason(s, cands),
-                   "closest": [c["id"] for c in select.closest(
-                       [c for c in cands if c["id"] != base["id"]])]}
+                   "closest": [c.id for c in select.closest([c for c in cands if c.id != base.id])]}
+    rows = []
     for c in cands:
-        if c["id"] not in (base["id"], pick_id):
-            c.pop("confusion_matrix", None)
+        row = c.to_json()
+        if c.id not in (base.id, pick_id):
+            row["confusion_matrix"] = None
+        rows.append(row)
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "infertune", "version": __version__},
@@ -44,9 +51,9 @@ def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
                  "train_n": s.data_info.get("train_n", 0),
                  "description": s.data_info["description"]},
         "budget": {"max_drop": s.config.max_drop, "drop_type": s.config.drop_type,
-                   "budget_points": s.budget_pts, "metric": s.metric,
+                   "budget_points": s.budget.points, "metric": s.metric,
                    "confidence": s.config.confidence, "objective": s.config.objective,
-                   "rule": select.BUDGET_RULE.format(conf=s.config.confidence)},
+                   "rule": s.budget.text()},
         "machine": fingerprint(),
         "machine_limits": None,
         "timing": _timing(s),
@@ -54,10 +61,11 @@ def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
                       "probe": {"min_runs": s.config.probe_runs,
                                 "min_seconds": s.config.probe_seconds},
                       "rules": list(screening.RULES)},
-        "baseline_id": base["id"],
-        "candidates": cands,
+        "baseline_id": base.id,
+        "candidates": rows,
         "frontier": front,
         "pick": pick_id,
+        "pick_decided_by": _decided_by(s, final, pick_id),
         "no_pick": no_pick,
         "final_comparison": final,
         "export": None,
@@ -65,66 +73,81 @@ def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
     }
 
 
-def _public(rec: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in rec.items() if k not in INTERNAL}
-    if out.get("status") == "screened":  # a survivor the time budget stopped before its full run
-        out["status"] = "not_tried"
-    out.setdefault("fidelity_level", "screen" if out.get("screen_drop") else None)
-    if out.get("fidelity_level") == "screen":
-        out.setdefault("drop", out.get("screen_drop"))
-        out.setdefault("fidelity", out.get("screen_fidelity"))
-    acc = out.get("accuracy") or {}
-    if "confusion_matrix" in acc:
-        out["confusion_matrix"] = acc.pop("confusion_matrix")
+def _decide(s, final: dict[str, Any] | None) -> list[Candidate]:
+    """Every record with its Decision: within budget (the one rule), speed-up (from the
+    side-by-side rounds where the candidate took part, else separate measurements) and
+    compression ratio."""
+    base = s.records[s.baseline.id]
+    by_final = {r["id"]: r for r in (final or {}).get("rows", [])}
+    out = []
+    for c in s.records.values():
+        speedup, rng, method = None, None, None
+        if base.p50_ms and c.p50_ms:
+            speedup, method = base.p50_ms / c.p50_ms, "separate measurements (baseline p50 / candidate p50)"
+        row = by_final.get(c.id)
+        if row and row.get("speedup"):
+            speedup, rng = row["speedup"]["median"], (row["speedup"]["min"], row["speedup"]["max"])
+            method = "median of per-round ratios, interleaved rounds"
+        ratio = base.size_mb / c.size_mb if base.size_mb and c.size_mb else None
+        within = s.budget.within(c.drop.high) if c.drop else None
+        out.append(c.with_(decision=Decision(within_budget=within, speedup=speedup,
+                                             speedup_range=rng, speedup_method=method,
+                                             compression_ratio=ratio)))
     return out
 
 
-def _derive(cands: list[dict[str, Any]], base: dict[str, Any], final: dict[str, Any] | None) -> None:
-    """speedup (baseline p50 / candidate p50; from the side-by-side rounds where the
-    candidate took part) and compression_ratio (baseline size / candidate size)."""
-    base_p50 = (base.get("latency_ms") or {}).get("p50")
-    by_final = {r["id"]: r for r in (final or {}).get("rows", [])}
-    for c in cands:
-        p50 = (c.get("latency_ms") or {}).get("p50")
-        c["speedup"] = base_p50 / p50 if base_p50 and p50 else None
-        c["speedup_method"] = "separate measurements (baseline p50 / candidate p50)" \
-            if c["speedup"] else None
-        row = by_final.get(c["id"])
-        if row and row.get("speedup"):
-            c["speedup"] = row["speedup"]["median"]
-            c["speedup_range"] = [row["speedup"]["min"], row["speedup"]["max"]]
-            c["speedup_method"] = "median of per-round ratios, interleaved rounds"
-        c["compression_ratio"] = (base["size_mb"] / c["size_mb"]
-                                  if base.get("size_mb") and c.get("size_mb") else None)
-
-
-def _pick(s, cands: list[dict[str, Any]], final: dict[str, Any] | None) -> str | None:
+def _pick(s, cands: list[Candidate], final: dict[str, Any] | None) -> str | None:
     """Latency objective: the fastest contender of the side-by-side rounds; otherwise (or
     without rounds) the best objective among fully measured candidates within budget."""
-    within = {c["id"] for c in cands if c.get("within_budget") and c.get("status") == "ok"
-              and c.get("fidelity_level") == "full" and c["id"] != s.baseline["id"]}
+    within = {c.id for c in cands if c.measured and s.budget.within(c.drop.high)
+              and c.id != s.baseline.id}
     if s.config.objective == "latency" and final:
         rows = [r for r in final["rows"] if r["id"] in within and r.get("p50_ms")]
         if rows:
             return min(rows, key=lambda r: (r["p50_ms"], r["id"]))["id"]
-    best = select.pick([c for c in cands if c["id"] in within], s.config.objective)
-    return best["id"] if best else None
+    best = select.pick([c for c in cands if c.id in within], s.config.objective, s.budget)
+    return best.id if best else None
 
 
-def _no_pick_reason(s, cands: list[dict[str, Any]]) -> str:
-    tried = [c for c in cands if c["id"] != s.baseline["id"] and c.get("status") == "ok"]
+def _decided_by(s, final: dict[str, Any] | None, pick_id: str | None) -> str | None:
+    """Which measurement decided the pick, and whether the runner-up was within noise."""
+    if pick_id is None:
+        return None
+    if s.config.objective != "latency" or not final:
+        return f"the best {s.config.objective} among fully measured candidates within budget"
+    rows = [r for r in final["rows"] if r["id"] != s.baseline.id and r.get("p50_ms")]
+    text = (f"the lowest median p50 over the {final['rounds']} interleaved side-by-side rounds "
+            f"of the {len(rows)} fastest candidates within budget (their separate full "
+            f"measurements only chose who took part)")
+    chosen = next((r for r in rows if r["id"] == pick_id), None)
+    others = [r for r in rows if r["id"] != pick_id]
+    if chosen and others:
+        rival = min(others, key=lambda r: r["p50_ms"])
+        lo = min(chosen["p50_ms_by_round"] or [chosen["p50_ms"]])
+        hi = max(chosen["p50_ms_by_round"] or [chosen["p50_ms"]])
+        rlo = min(rival["p50_ms_by_round"] or [rival["p50_ms"]])
+        if rlo <= hi:
+            text += (f"; the runner-up {rival['id']} ({rival['p50_ms']:.3g} ms vs "
+                     f"{chosen['p50_ms']:.3g} ms) overlapped it in the rounds "
+                     f"({rlo:.3g} ms vs a {lo:.3g}–{hi:.3g} ms range): within noise")
+    return text
+
+
+def _no_pick_reason(s, cands: list[Candidate]) -> str:
+    tried = [c for c in cands if c.id != s.baseline.id and c.status is Status.OK]
     if not tried:
         return "no candidate could be built and measured (see each candidate's reason)"
-    return (f"no candidate's drop is within the {s.budget_pts:g}-point budget at "
+    return (f"no candidate's drop is within the {s.budget.points:g}-point budget at "
             f"{s.config.confidence:.0%} confidence; nothing was exported")
 
 
 def _model(s) -> dict[str, Any]:
-    base = s.baseline
+    from ..passes import model_bytes
+
+    screen = s.baseline.screen
     return {"source": s.config.model, "name": s.handle.name, "format": s.handle.format,
-            "input": s.handle.input_spec.to_dict(), "params": base.get("params"),
-            "macs": base.get("macs"), "weights_bytes": (base.get("passes") or [{}])[0].get(
-                "bytes_before") if base.get("passes") else None,
+            "input": s.handle.input_spec.to_dict(), "params": screen.params if screen else None,
+            "macs": screen.macs if screen else None, "weights_bytes": model_bytes(s.handle),
             "family": s.handle.meta.get("family")}
 
 
@@ -137,40 +160,30 @@ def _timing(s) -> dict[str, Any]:
                        f"those calls at batch 1 with {s.threads} threads; peak RSS from VmHWM")}
 
 
-def _mixed_ledger(cands: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """What each added float layer costs (ms) and saves (drop points), K by K."""
-    mixed = [c for c in cands if c.get("stage") == "mixed" and c.get("status") == "ok"
-             and c.get("fidelity_level") == "full"]
+def _mixed_ledger(cands: list[Candidate]) -> dict[str, Any] | None:
+    """What each added float layer costs (ms) and saves (drop points), K by K: the layers
+    named are those the mixed_precision pass reports it kept in float."""
+    mixed = [c for c in cands if c.plan.stage == "mixed" and c.measured]
     if not mixed:
         return None
-    parent = next((c for c in cands if c["id"] == mixed[0].get("parent_id")), None)
-    chain = ([parent] if parent and parent.get("latency_ms") else []) + sorted(
-        mixed, key=lambda c: int(c["recipe"][-1]["options"].get("keep", "0")))
+    by_id = {c.id: c for c in cands}
+    parent = by_id.get(mixed[0].plan.parent_id)
+    chain = ([parent] if parent is not None and parent.measured else []) + sorted(
+        mixed, key=lambda c: int(c.plan.recipe[-1].options.get("keep", "0")))
     ledger, kept_before = [], []
     for prev, cur in zip(chain, chain[1:]):
-        kept = _kept_layers(cur)
-        ledger.append({"candidate": cur["id"], "layers": [k for k in kept if k not in kept_before],
-                       "cost_ms": cur["latency_ms"]["p50"] - prev["latency_ms"]["p50"],
-                       "drop_saved": prev["drop"]["value"] - cur["drop"]["value"]})
+        kept = kept_float_layers(cur)
+        ledger.append({"candidate": cur.id, "layers": [k for k in kept if k not in kept_before],
+                       "cost_ms": cur.p50_ms - prev.p50_ms,
+                       "drop_saved": prev.drop.value - cur.drop.value})
         kept_before = kept
-    return {"parent": parent["id"] if parent else None, "ledger": ledger,
-            "kept": _kept_layers(chain[-1])}
-
-
-def _kept_layers(cand: dict[str, Any]) -> list[str]:
-    for rep in cand.get("passes") or []:
-        if rep.get("pass") == "mixed_precision":
-            for key in ("kept", "keep_layers", "kept_layers", "excluded"):
-                if isinstance(rep.get(key), list):
-                    return [str(k) for k in rep[key]]
-    return []
+    return {"parent": parent.id if parent else None, "ledger": ledger,
+            "kept": kept_float_layers(chain[-1])}
 
 
 def machine_limits(s) -> dict[str, Any] | None:
-    try:
-        from ..measure.limits import machine_limits as measured_limits
-    except ImportError:
-        return None
+    from ..measure.limits import machine_limits as measured_limits
+
     try:
         return measured_limits(s.threads)
     except Exception as exc:  # noqa: BLE001 - a missing figure is reported, never fatal
@@ -178,14 +191,11 @@ def machine_limits(s) -> dict[str, Any] | None:
                 "method": f"not measured: {exc}"[:200]}
 
 
-def layer_times_for(s, rec: dict[str, Any]) -> tuple[list | None, str | None]:
+def layer_times_for(s, cand: Candidate) -> tuple[list | None, str | None]:
+    from ..profile.layer_time import layer_times
+
     try:
-        from ..profile.layer_time import layer_times
-    except ImportError:
-        return None, "per-layer timing is not available in this version"
-    try:
-        res = layer_times(rec["runtime"], rec["artifact"]["path"], s.handle.input_spec.chw,
-                          s.threads)
+        res = layer_times(cand.runtime, cand.artifact, s.handle.input_spec.chw, s.threads)
     except Exception as exc:  # noqa: BLE001
         return None, f"not measured: {exc}"[:200]
     if isinstance(res, dict):

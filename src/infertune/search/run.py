@@ -16,8 +16,11 @@ from .._atomic import write_text
 from ..config import OptimizeConfig, load_config, save_config
 from ..errors import ConfigError, InfertuneError
 from . import select, space
+from .candidate import Candidate, Status
+from .best import export_best
 from .engine import Progress, Search
 from .journal import Journal, RunLock
+from .report import assemble
 
 
 def optimize(config: OptimizeConfig, *, resume: bool = False,
@@ -34,11 +37,7 @@ def optimize(config: OptimizeConfig, *, resume: bool = False,
         try:
             run_stages(search)
             final = final_comparison(search)
-            from .report import assemble
-
             report = assemble(search, final, started)
-            from .best import export_best
-
             report["export"] = export_best(search, report)
             extras(search, report)
         finally:
@@ -115,99 +114,105 @@ def model_key(config: OptimizeConfig) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- stages
 def run_stages(s: Search) -> None:
-    base = space.baseline(s.plan_ctx)
-    _stage(s, [base])
-    if base.get("status") != "ok":
+    base = _stage(s, [space.baseline(s.plan_ctx)])[0]
+    if base.status is not Status.OK:
         raise InfertuneError(f"the original model could not be run on "
-                             f"{base['runtime']}: {base.get('reason')}")
+                             f"{base.runtime}: {base.reason}")
     s.baseline = base
     if s.base_eval is None:
-        s.set_baseline_logits(np.load(base["eval_logits"]))
-    _mark(s)
+        s.set_baseline_logits(np.load(s.logits[base.id]))
     # Fused and quantized candidates are screened first and fully evaluated together, fastest
     # probe first: an INT8 candidate measured early lets the dominance rule drop the slower
     # FP32 ones before their (costly) full evaluation.
-    fused, quant = _stage(s, space.fused(s.plan_ctx), full=False), \
-        _stage(s, space.quantized(s.plan_ctx), full=False)
+    fused = _stage(s, space.fused(s.plan_ctx), full=False)
+    quant = _stage(s, space.quantized(s.plan_ctx), full=False)
     _full(s, fused + quant)
-    _stage(s, _mixed(s, quant))
-    fp32 = _fastest([c for c in [base, *fused] if s.within(c)])
+    _stage(s, _mixed(s, [s.records[c.id] for c in quant]))
+    fp32 = _fastest([c for c in [base, *(s.records[c.id] for c in fused)] if s.within(c)])
     comp_ctx = dataclasses.replace(s.plan_ctx, train_step_s=_train_step_s(base))
     comp = _stage(s, space.compressed(comp_ctx, fp32, s.labels is not None)) if fp32 else []
     best_comp = _fastest([c for c in comp if s.within(c)])
     best_q = _fastest([c for c in s.records.values()
-                       if c.get("precision") in ("int8", "mixed") and s.within(c)])
+                       if c.precision in ("int8", "mixed") and s.within(c)])
     if best_comp and best_q:
         _stage(s, space.combined(s.plan_ctx, best_comp, best_q))
 
 
-def _stage(s: Search, cands: list[dict[str, Any]], full: bool = True) -> list[dict[str, Any]]:
+def _stage(s: Search, cands: list[Candidate], full: bool = True) -> list[Candidate]:
     """Screens a stage's candidates, then (unless `full` is False) evaluates the survivors."""
     cands = space.order(cands)
     if not cands:
         return []
-    s.emit("stage", stage=cands[0]["stage"], n=len(cands),
-           planned=sum(c["status"] == "planned" and (c["id"], "full") not in s.journal.entries
+    s.emit("stage", stage=cands[0].plan.stage, n=len(cands),
+           planned=sum(c.status is Status.PLANNED and s.journal.get("full", c.id) is None
                        for c in cands))
-    s.screen_all(cands)
+    cands = s.screen_all(cands)
     if full:
         _full(s, cands)
-    return cands
+    return [s.records[c.id] for c in cands]
 
 
-def _full(s: Search, cands: list[dict[str, Any]]) -> None:
+def _full(s: Search, cands: list[Candidate]) -> None:
     s.full_all(cands)
-    _mark(s)
     s.emit("front", front=_front_rows(s))
 
 
-def _mark(s: Search) -> None:
-    """within_budget for every record with a drop (pure: recomputed from the journal)."""
-    for rec in s.records.values():
-        drop = rec.get("drop") or rec.get("screen_drop")
-        rec["within_budget"] = select.within_budget(drop, s.budget_pts) if drop else None
-
-
-def _mixed(s: Search, quant: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _mixed(s: Search, quant: list[Candidate]) -> list[Candidate]:
     """Mixed precision only when no INT8 candidate met the budget: the fastest INT8 (by its
     probe) whose engine can keep layers in float is the starting point."""
-    int8 = [c for c in quant if c.get("precision") == "int8" and c.get("probe_ms")]
+    int8 = [c for c in quant if c.plan.precision == "int8" and c.screen and c.screen.probe_ms]
     if not int8 or not all(_misses_budget(s, c) for c in int8):
         return []
-    for cand in sorted(int8, key=lambda c: (c["probe_ms"], c["id"])):
-        planned = space.mixed(s.plan_ctx, cand, None)
+    n_layers = quantizable_layers(s.handle)
+    for cand in sorted(int8, key=lambda c: (c.screen.probe_ms, c.id)):
+        planned = space.mixed(s.plan_ctx, cand, n_layers)
         if planned:
             return planned
     return []
 
 
-def _misses_budget(s: Search, cand: dict[str, Any]) -> bool:
+def quantizable_layers(handle) -> int:
+    """Conv/Linear layers of the model (what an INT8 engine quantizes and mixed precision
+    may keep in float)."""
+    if handle.format == "torch":
+        import torch
+
+        kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+        return sum(isinstance(m, kinds) for m in handle.obj.modules())
+    import onnx
+
+    graph = onnx.load(str(handle.path), load_external_data=False).graph
+    return sum(n.op_type in ("Conv", "Gemm", "MatMul", "ConvTranspose") for n in graph.node)
+
+
+def _misses_budget(s: Search, cand: Candidate) -> bool:
     """Measured beyond the budget (in full, or by the screening's over-budget rule). A
     candidate screened out as *dominated* (not faster) says nothing about accuracy: it must
     not start the mixed-precision stage (which made the plan depend on latency noise)."""
-    if cand.get("screen_rule") == "over_budget":
+    if cand.screen_rule == "over_budget":
         return True
-    return (cand.get("status") == "ok" and cand.get("fidelity_level") == "full"
-            and not s.within(cand))
+    return cand.measured and not s.within(cand)
 
 
-def _fastest(cands: list[dict[str, Any]]) -> dict[str, Any] | None:
-    ok = [c for c in cands if c.get("status") == "ok" and (c.get("latency_ms") or {}).get("p50")]
-    return min(ok, key=lambda c: (c["latency_ms"]["p50"], c["id"])) if ok else None
+def _fastest(cands: list[Candidate]) -> Candidate | None:
+    ok = [c for c in cands if c.measured]
+    return min(ok, key=lambda c: (c.p50_ms, c.id)) if ok else None
 
 
-def _train_step_s(base: dict[str, Any]) -> float | None:
-    p50 = (base.get("latency_ms") or {}).get("p50")
-    return 3 * 16 * p50 / 1000 if p50 else None
+def _train_step_s(base: Candidate) -> float | None:
+    return 3 * 16 * base.p50_ms / 1000 if base.p50_ms else None
 
 
 def _front_rows(s: Search) -> list[dict[str, Any]]:
     ids = select.frontier(list(s.records.values()), s.config.objective)
-    return [{"id": i, "label": s.records[i]["label"],
-             "p50_ms": (s.records[i].get("latency_ms") or {}).get("p50") or s.records[i].get("probe_ms"),
-             "drop": (s.records[i].get("drop") or s.records[i].get("screen_drop") or {}).get("value"),
-             "size_mb": s.records[i].get("size_mb"),
-             "within_budget": s.records[i].get("within_budget")} for i in ids]
+    rows = []
+    for i in ids:
+        c = s.records[i]
+        rows.append({"id": i, "label": c.label,
+                     "p50_ms": c.p50_ms or (c.screen.probe_ms if c.screen else None),
+                     "drop": c.drop.value if c.drop else None, "size_mb": c.size_mb,
+                     "within_budget": s.budget.within(c.drop.high) if c.drop else None})
+    return rows
 
 
 # ---------------------------------------------------------------------------- final
@@ -219,13 +224,12 @@ def final_comparison(s: Search) -> dict[str, Any] | None:
     in interleaved rounds: the speed-ups quoted are medians of per-round ratios."""
     from ..measure.rounds import summarize
 
-    ok = [c for c in s.records.values() if c.get("status") == "ok" and s.within(c)
-          and c["id"] != s.baseline["id"] and select.objective_value(c, "latency") is not None]
-    ok.sort(key=lambda c: (c["latency_ms"]["p50"], c["id"]))
+    ok = [c for c in s.records.values() if s.within(c) and c.id != s.baseline.id]
+    ok.sort(key=lambda c: (c.p50_ms, c.id))
     contenders = ok[:FINAL_CONTENDERS]
     if not contenders:
         return None
-    key = "+".join(c["id"] for c in contenders)
+    key = "+".join(c.id for c in contenders)
     entry = s.journal.get("final", key)
     if entry is not None:
         return entry["result"]
@@ -236,16 +240,16 @@ def final_comparison(s: Search) -> dict[str, Any] | None:
         row = []
         for cand in lineup:
             res = s.latency(cand, probe=False)
-            row.append({**res, "runtime": cand["runtime"], "round": r})
+            row.append({**res, "runtime": cand.runtime, "round": r})
         results.append(row)
-    summary = summarize(results, [c["id"] for c in lineup])
-    rows = [{"id": c["id"], "p50_ms": sm["p50_ms_median"], "p50_ms_by_round": sm["p50_ms_by_round"],
+    summary = summarize(results, [c.id for c in lineup])
+    rows = [{"id": c.id, "p50_ms": sm["p50_ms_median"], "p50_ms_by_round": sm["p50_ms_by_round"],
              "speedup": sm["speedup"]} for c, sm in zip(lineup, summary)]
     result = {"rounds": s.config.final_rounds, "rows": rows,
               "method": "interleaved rounds (baseline, then each contender, every round); "
                         "speed-up = median of per-round ratios of p50s, min and max beside it",
               "noisy_rounds": sum(sm["noisy_rounds"] for sm in summary)}
-    s.journal.append("final", key, {"result": result})
+    s.record("final", key, {"result": result})
     return result
 
 
@@ -257,14 +261,12 @@ def extras(s: Search, report: dict[str, Any]) -> None:
     report["machine_limits"] = machine_limits(s)
     for cid in {report["baseline_id"], report.get("pick")} - {None}:
         rec = next(c for c in report["candidates"] if c["id"] == cid)
-        rec["per_layer_ms"], rec["per_layer_note"] = layer_times_for(s, rec)
+        rec["per_layer_ms"], rec["per_layer_note"] = layer_times_for(s, s.records[cid])
 
 
 def _render(run_dir: Path, report: dict[str, Any]) -> list[str]:
-    try:
-        from ..report import write_reports
-    except ImportError as exc:
-        return [f"reports not written: {exc}"]
+    from ..report import write_reports
+
     return [str(p) for p in write_reports(run_dir, report)]
 
 

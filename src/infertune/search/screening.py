@@ -1,11 +1,15 @@
 """Multi-fidelity screening: a cheap look at every candidate (fidelity on a few samples, a
 short latency probe), then the full evaluation only for those that can still matter. Pure.
 
-The rules, as reported in report.json:
+The dominance rule compares what the run's objective ranks by: batch-1 p50 (latency),
+images/s at the probe's batch (throughput) or artifact size (size).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
+
+from ..metrics.budget import BudgetRule
+from .candidate import Candidate
 
 # A probe is a few calls on a shared machine, where single runs swing by ±15% (SPEC): it must
 # be slower by more than that before it counts as slower. 10% screened out NNCF INT8 on
@@ -18,39 +22,54 @@ RULES = (
              "samples exceeds the budget: it cannot be within budget on more samples either "
              "(its screening numbers stay in the report)"},
     {"name": "dominated",
-     "text": f"discarded when a fully measured candidate is faster by more than "
-             f"{PROBE_MARGIN:.0%} than its latency probe, no less accurate than the lower end "
-             f"of its screening drop, and no larger: it cannot reach the Pareto front"},
+     "text": f"discarded when a fully measured candidate is better by more than "
+             f"{PROBE_MARGIN:.0%} on the run's objective than its probe (batch-1 p50 for "
+             f"latency, images/s for throughput, artifact size for size), no less accurate "
+             f"than the lower end of its screening drop, and no larger: it cannot reach the "
+             f"Pareto front"},
     {"name": "order",
      "text": "survivors are fully evaluated fastest probe first, so the dominance rule sees "
              "the strongest rivals early"},
 )
 
 
-def verdict(cand: dict[str, Any], measured: Sequence[dict[str, Any]],
-            budget_pts: float) -> tuple[str | None, str | None]:
+def _beats(other: Candidate, cand: Candidate, objective: str) -> tuple[bool, str]:
+    """Whether `other`'s full measurement beats `cand`'s probe by the margin, and how."""
+    if objective == "throughput":
+        mine = cand.screen.probe_ips
+        theirs = max((other.full.throughput_ips or {}).values(), default=None)
+        if mine is None or theirs is None:
+            return False, ""
+        return theirs > mine * (1 + PROBE_MARGIN), f"{theirs:.1f} vs a {mine:.1f} images/s probe"
+    if objective == "size":
+        return (other.size_mb * (1 + PROBE_MARGIN) < cand.size_mb,
+                f"{other.size_mb:.2f} vs {cand.size_mb:.2f} MB")
+    mine, theirs = cand.screen.probe_ms, other.p50_ms
+    if mine is None or theirs is None:
+        return False, ""
+    return theirs * (1 + PROBE_MARGIN) < mine, f"{theirs:.2f} ms vs a {mine:.2f} ms probe"
+
+
+def verdict(cand: Candidate, measured: Sequence[Candidate], rule: BudgetRule,
+            objective: str = "latency") -> tuple[str | None, str | None]:
     """(rule name, reason) when `cand` is screened out, else (None, None).
 
-    `cand` carries its screening drop (`screen_drop`), probe latency (`probe_ms`) and
-    `size_mb`; `measured` are fully evaluated records (drop, latency_ms, size_mb).
+    `cand` carries its screening drop and probe; `measured` are fully evaluated records.
     """
-    drop = cand.get("screen_drop")
-    if drop and drop["low"] > budget_pts + 1e-9:
-        return "over_budget", (f"screening drop {drop['value']:.2f} points (interval "
-                               f"{drop['low']:.2f} to {drop['high']:.2f}, n={drop['n']}) is "
-                               f"beyond the {budget_pts:g}-point budget")
-    probe = cand.get("probe_ms")
-    if probe is None or drop is None:
+    screen = cand.screen
+    drop = screen.drop if screen else None
+    if drop and rule.clearly_over(drop.low):
+        return "over_budget", (f"screening drop {drop.value:.2f} points (interval "
+                               f"{drop.low:.2f} to {drop.high:.2f}, n={drop.n}) is beyond the "
+                               f"{rule.points:g}-point budget")
+    if drop is None or screen.probe_ms is None or cand.size_mb is None:
         return None, None
     for other in measured:
-        lat = (other.get("latency_ms") or {}).get("p50")
-        odrop = (other.get("drop") or {}).get("value")
-        if lat is None or odrop is None or other.get("size_mb") is None:
+        if other.size_mb is None or other.drop is None:
             continue
-        if lat * (1 + PROBE_MARGIN) < probe and odrop <= drop["low"] \
-                and other["size_mb"] <= cand["size_mb"]:
-            return "dominated", (f"dominated by {other['id']} ({other['label']}): "
-                                 f"{lat:.2f} ms vs a {probe:.2f} ms probe, drop "
-                                 f"{odrop:.2f} ≤ {drop['low']:.2f}, "
-                                 f"{other['size_mb']:.2f} ≤ {cand['size_mb']:.2f} MB")
+        beats, how = _beats(other, cand, objective)
+        if beats and other.drop.value <= drop.low and other.size_mb <= cand.size_mb:
+            return "dominated", (f"dominated by {other.id} ({other.label}): {how}, drop "
+                                 f"{other.drop.value:.2f} ≤ {drop.low:.2f}, "
+                                 f"{other.size_mb:.2f} ≤ {cand.size_mb:.2f} MB")
     return None, None

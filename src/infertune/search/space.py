@@ -5,15 +5,17 @@ candidate met the budget: the K most sensitive layers kept in float) → pruned 
 (with recovery, where training is affordable) → combined (the best compression with the
 best quantization).
 
-Each planned candidate is a plain dict (id, stage, label, recipe, runtime, precision, status
-"planned" or "skipped"/"incompatible" with the reason). Pure: everything the plan depends on
-comes in a PlanContext, so a resumed run plans exactly the same candidates.
+Each planned candidate is a `Candidate` (search/candidate.py) holding its `Plan`, with status
+PLANNED, or SKIPPED with the reason. Pure: everything the plan depends on comes in a
+PlanContext, so a resumed run plans exactly the same candidates.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from .candidate import Candidate, Plan, Status, Step
 from .ids import candidate_id
 
 STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined")
@@ -66,63 +68,62 @@ class PlanContext:
     reference_runtime: str = "torch"
 
 
-def step(name: str, **options: Any) -> dict[str, Any]:
-    return {"pass": name, "options": options}
+def step(name: str, **options: Any) -> Step:
+    return Step(name, options)
 
 
-def make(ctx: PlanContext, stage: str, recipe: list[dict], runtime: str, precision: str,
-         parent_id: str | None = None) -> dict[str, Any]:
+def make(ctx: PlanContext, stage: str, recipe: Sequence[Step], runtime: str, precision: str,
+         parent_id: str | None = None) -> Candidate:
     """One planned candidate; skipped with the reason when its runtime or a pass is missing."""
-    cid = candidate_id(ctx.model_key, recipe, runtime)
-    label = " + ".join(_step_label(s) for s in recipe) or "original"
-    cand = {"id": cid, "parent_id": parent_id, "stage": stage, "label": f"{label} → {runtime}",
-            "recipe": recipe, "runtime": runtime, "precision": precision, "status": "planned",
-            "reason": None, "prior_speedup": PRIOR_SPEEDUP.get((precision, runtime), 1.0)}
+    recipe = tuple(recipe)
+    cid = candidate_id(ctx.model_key, [s.to_json() for s in recipe], runtime)
+    label = " + ".join(s.label for s in recipe) or "original"
+    plan = Plan(id=cid, stage=stage, label=f"{label} → {runtime}", recipe=recipe,
+                runtime=runtime, precision=precision, parent_id=parent_id,
+                prior_speedup=PRIOR_SPEEDUP.get((precision, runtime), 1.0))
     why = _why_not(ctx, recipe, runtime)
-    if why:
-        cand.update(status="skipped", reason=why)
-    return cand
+    return Candidate(plan, Status.SKIPPED, why) if why else Candidate(plan)
 
 
-def _step_label(s: Mapping[str, Any]) -> str:
-    opts = s.get("options") or {}
-    shown = {k: v for k, v in opts.items() if k not in ("samples", "eval_samples")}
-    return s["pass"] + (f"({','.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")
+def skip(cand: Candidate, reason: str) -> Candidate:
+    """`cand` skipped for `reason`, unless planning already skipped it for another."""
+    return cand.with_(status=Status.SKIPPED, reason=reason) \
+        if cand.status is Status.PLANNED else cand
 
 
-def _why_not(ctx: PlanContext, recipe: Sequence[Mapping[str, Any]], runtime: str) -> str | None:
+def _why_not(ctx: PlanContext, recipe: Sequence[Step], runtime: str) -> str | None:
     if runtime in ctx.unavailable:
         return f"runtime {runtime} unavailable: {ctx.unavailable[runtime]}"
     if runtime not in ctx.runtimes:
         return f"runtime {runtime} not requested"
     for s in recipe:
-        if s["pass"] not in ctx.registered_passes:
-            return f"pass {s['pass']} is not available in this version"
-        if ctx.allowed_passes is not None and s["pass"] not in ctx.allowed_passes:
-            return f"pass {s['pass']} not in --passes"
+        if s.pass_name not in ctx.registered_passes:
+            return f"pass {s.pass_name} is not available in this version"
+        if ctx.allowed_passes is not None and s.pass_name not in ctx.allowed_passes:
+            return f"pass {s.pass_name} not in --passes"
     return None
 
 
-def baseline(ctx: PlanContext) -> dict[str, Any]:
+def baseline(ctx: PlanContext) -> Candidate:
     """The float model on the reference runtime, unchanged: every drop is measured against it."""
     cand = make(ctx, "original", [], ctx.reference_runtime, "fp32")
-    cand.update(status="planned", reason=None, label=f"original → {ctx.reference_runtime}")
-    return cand
+    plan = dataclasses.replace(cand.plan, label=f"original → {ctx.reference_runtime}")
+    return Candidate(plan)
 
 
-def graph_prefix(ctx: PlanContext) -> list[dict]:
+def graph_prefix(ctx: PlanContext) -> list[Step]:
     """Exact rewrites every candidate starts from (conv+BN folding)."""
     return [step("fold_bn")]
 
 
-def fused(ctx: PlanContext) -> list[dict]:
+def fused(ctx: PlanContext) -> list[Candidate]:
     runtimes = [r for r in (*CPU_RUNTIMES, "tensorrt") if r in ctx.runtimes or r in ctx.unavailable]
     if ctx.model_format != "torch":
         runtimes = [r for r in runtimes if r in ("onnxruntime", "openvino", "tensorrt")]
     return [make(ctx, "fused", graph_prefix(ctx), r, "fp32") for r in runtimes]
 
 
-def quantized(ctx: PlanContext) -> list[dict]:
+def quantized(ctx: PlanContext) -> list[Candidate]:
     g, n = graph_prefix(ctx), ctx.calib_samples
     out = [make(ctx, "quantized", g + [step("int8_static", engine="ort", method=m, samples=n)],
                 "onnxruntime", "int8") for m in ("minmax", "percentile", "entropy")]
@@ -138,7 +139,7 @@ def quantized(ctx: PlanContext) -> list[dict]:
     return out
 
 
-def _low_precision(ctx: PlanContext, g: list[dict]) -> list[dict]:
+def _low_precision(ctx: PlanContext, g: list[Step]) -> list[Candidate]:
     """BF16/FP16 only where this CPU computes them natively; otherwise skipped, saying so."""
     out = []
     bf16_native = ctx.isa.get("avx512_bf16") or ctx.isa.get("amx_bf16")
@@ -146,52 +147,53 @@ def _low_precision(ctx: PlanContext, g: list[dict]) -> list[dict]:
     for runtime in ("openvino", "compile"):
         if runtime == "compile" and ctx.model_format != "torch":
             continue
-        cand = make(ctx, "quantized", g + [step("bf16")], runtime, "bf16")
-        if cand["status"] == "planned" and not bf16_native:
-            cand.update(status="skipped", reason="this CPU has no native BF16 arithmetic "
-                        "(no avx512_bf16/amx_bf16): BF16 would be emulated, slower than FP32")
+        target = "torch" if runtime == "compile" else runtime
+        cand = make(ctx, "quantized", g + [step("bf16", target=target)], runtime, "bf16")
+        if not bf16_native:
+            cand = skip(cand, "this CPU has no native BF16 arithmetic (no avx512_bf16/"
+                              "amx_bf16): BF16 would be emulated, slower than FP32")
         out.append(cand)
-    cand = make(ctx, "quantized", g + [step("fp16")], "openvino", "fp16")
-    if cand["status"] == "planned" and not fp16_native:
-        cand.update(status="skipped", reason="this CPU has no native FP16 arithmetic (no "
-                    "avx512_fp16): FP16 would be emulated or upcast, no faster than FP32")
+    cand = make(ctx, "quantized", g + [step("fp16", target="openvino")], "openvino", "fp16")
+    if not fp16_native:
+        cand = skip(cand, "this CPU has no native FP16 arithmetic (no avx512_fp16): FP16 "
+                          "would be emulated or upcast, no faster than FP32")
     out.append(cand)
     if ctx.gpu:
         out.append(make(ctx, "quantized", g + [step("fp16")], "tensorrt", "fp16"))
     return out
 
 
-def mixed(ctx: PlanContext, int8: dict[str, Any], n_layers: int | None) -> list[dict]:
-    """K most sensitive layers kept in float, for the INT8 recipe `int8` (ort or nncf)."""
-    opts = dict(int8["recipe"][-1]["options"])
+def mixed(ctx: PlanContext, int8: Candidate, n_layers: int) -> list[Candidate]:
+    """K most sensitive layers kept in float, for the INT8 recipe `int8` (ort or nncf); only
+    K below the model's `n_layers` quantizable layers (K ≥ n would keep everything float)."""
+    opts = dict(int8.plan.recipe[-1].options)
     engine = opts.get("engine", "ort")
     if engine not in ("ort", "nncf"):
         return []
-    keep = [k for k in MIXED_KEEP if n_layers is None or k < n_layers]
+    keep = [k for k in MIXED_KEEP if k < n_layers]
     base = {k: v for k, v in opts.items() if k in ("engine", "method", "samples")}
-    return [make(ctx, "mixed", int8["recipe"][:-1] + [step("mixed_precision", keep=str(k), **base)],
-                 int8["runtime"], "mixed", parent_id=int8["id"]) for k in keep]
+    prefix = list(int8.plan.recipe[:-1])
+    return [make(ctx, "mixed", prefix + [step("mixed_precision", keep=str(k), **base)],
+                 int8.runtime, "mixed", parent_id=int8.id) for k in keep]
 
 
-def compressed(ctx: PlanContext, fp32: dict[str, Any], labelled: bool) -> list[dict]:
+def compressed(ctx: PlanContext, fp32: Candidate, labelled: bool) -> list[Candidate]:
     """Pruned and decomposed variants (each followed by recovery) on the fastest FP32 runtime."""
     recovery = step("distill", seconds=ctx.recovery_seconds)
     plans = [("pruned", [step("prune_channels", ratio=r)]) for r in PRUNE_RATIOS]
     plans += [("decomposed", [step("low_rank", energy=e)]) for e in LOW_RANK_ENERGY]
     out = []
     for stage, head in plans:
-        cand = make(ctx, stage, head + [recovery] + graph_prefix(ctx), fp32["runtime"], "fp32",
-                    parent_id=fp32["id"])
-        if cand["status"] == "planned" and ctx.model_format != "torch":
-            cand.update(status="skipped", reason="pruning and decomposition edit torch models; "
-                        "this model is ONNX")
-        elif cand["status"] == "planned" and ctx.train_step_s is not None \
-                and ctx.train_step_s > MAX_TRAIN_STEP_S \
-                and not _forced(ctx, head[0]["pass"]):
-            cand.update(status="skipped", reason=f"recovery too slow here: one training step "
-                        f"≈ {ctx.train_step_s:.1f} s (> {MAX_TRAIN_STEP_S:g} s), so "
-                        f"{ctx.recovery_seconds:g} s of recovery would not recover accuracy; "
-                        f"name {head[0]['pass']} in --passes to try it anyway")
+        cand = make(ctx, stage, head + [recovery] + graph_prefix(ctx), fp32.runtime, "fp32",
+                    parent_id=fp32.id)
+        if ctx.model_format != "torch":
+            cand = skip(cand, "pruning and decomposition edit torch models; this model is ONNX")
+        elif ctx.train_step_s is not None and ctx.train_step_s > MAX_TRAIN_STEP_S \
+                and not _forced(ctx, head[0].pass_name):
+            cand = skip(cand, f"recovery too slow here: one training step ≈ "
+                              f"{ctx.train_step_s:.1f} s (> {MAX_TRAIN_STEP_S:g} s), so "
+                              f"{ctx.recovery_seconds:g} s of recovery would not recover "
+                              f"accuracy; name {head[0].pass_name} in --passes to try it anyway")
         out.append(cand)
     return out
 
@@ -200,14 +202,14 @@ def _forced(ctx: PlanContext, name: str) -> bool:
     return ctx.allowed_passes is not None and name in ctx.allowed_passes
 
 
-def combined(ctx: PlanContext, comp: dict[str, Any], int8: dict[str, Any]) -> list[dict]:
+def combined(ctx: PlanContext, comp: Candidate, int8: Candidate) -> list[Candidate]:
     """The best compression followed by the best quantization, on the quantization's runtime."""
-    head = [s for s in comp["recipe"] if s["pass"] != "fold_bn"]
-    tail = [s for s in int8["recipe"] if s["pass"] != "fold_bn"]
+    head = [s for s in comp.plan.recipe if s.pass_name != "fold_bn"]
+    tail = [s for s in int8.plan.recipe if s.pass_name != "fold_bn"]
     recipe = head + graph_prefix(ctx) + tail
-    return [make(ctx, "combined", recipe, int8["runtime"], int8["precision"], parent_id=comp["id"])]
+    return [make(ctx, "combined", recipe, int8.runtime, int8.plan.precision, parent_id=comp.id)]
 
 
-def order(cands: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def order(cands: Iterable[Candidate]) -> list[Candidate]:
     """Highest expected speed-up first (the time budget then cuts the least promising)."""
-    return sorted(cands, key=lambda c: -c.get("prior_speedup", 1.0))
+    return sorted(cands, key=lambda c: -c.plan.prior_speedup)

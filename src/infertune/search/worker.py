@@ -111,9 +111,13 @@ def build(job: dict[str, Any], res: dict[str, Any]) -> None:
     res.update(phase="passes")
     _write(job, res)
     final, reports = apply_passes(handle, steps, _context(job, handle, cand_dir))
-    res.update(passes=reports, final_format=final.format, weights_bytes=model_bytes(final),
-               **_counts(final), phase="artifact")
+    res.update(passes=mark_noops(reports), final_format=final.format,
+               weights_bytes=model_bytes(final), **_counts(final), phase="artifact")
     _write(job, res)
+    why = not_applied(reports)
+    if why:
+        res.update(status="skipped", reason=why)
+        return
     rt = RUNTIMES.get(job["runtime"])
     ok, why = rt.available()
     why = why if not ok else rt.incompatible(final)
@@ -121,13 +125,56 @@ def build(job: dict[str, Any], res: dict[str, Any]) -> None:
         res.update(status="incompatible", reason=why)
         return
     artifact = rt.build(final, cand_dir / "build", threads=job["threads"])
-    res.update(artifact=str(artifact), build_s=time.perf_counter() - t0, phase="screen")
+    res.update(artifact=str(artifact), build_s=time.perf_counter() - t0, phase="precision")
+    _write(job, res)
+    why = _check_precision(job, str(artifact), res)
+    if why:
+        res.update(status="skipped", reason=why)
+        return
+    res.update(phase="screen")
     _write(job, res)
     x = np.load(Path(job["run_dir"]) / "data" / "eval_x.npy", mmap_mode="r")[:job["screen_n"]]
     logits = _logits(job["runtime"], str(artifact), np.ascontiguousarray(x), job["threads"],
                      job.get("batch", EVAL_BATCH))
     np.save(cand_dir / "screen_logits.npy", logits)
     res.update(status="ok", screen_logits=str(cand_dir / "screen_logits.npy"))
+
+
+def not_applied(reports: list[dict[str, Any]]) -> str | None:
+    """The reason of the first step that changes numbers and did not apply: the candidate
+    would be the unchanged model under another name, so it is skipped with that reason."""
+    from ..passes import PASSES
+
+    for rep in reports:
+        name = rep.get("pass")
+        if rep.get("applied") or name not in PASSES or PASSES.get(name).exact:
+            continue
+        return f"{name} did not apply: {rep.get('reason') or 'no reason given'}"
+    return None
+
+
+def mark_noops(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pass reports, an exact rewrite that found nothing to do marked `exact_noop`."""
+    from ..passes import PASSES
+
+    return [{**rep, "exact_noop": True} if not rep.get("applied") and rep.get("pass") in PASSES
+            and PASSES.get(rep["pass"]).exact else rep for rep in reports]
+
+
+def _check_precision(job: dict[str, Any], artifact: str, res: dict[str, Any]) -> str | None:
+    """Records what precision the artifact runs in; the reason when it is not the one the
+    recipe asked for."""
+    from ..runtimes import RUNTIMES
+    from .precision import mismatch, ran_precision
+
+    requested = job.get("requested_precision", "fp32")
+    options = RUNTIMES.get(job["runtime"]).options(1)
+    ran, note = ran_precision(job["runtime"], artifact, requested, options)
+    why = mismatch(requested, ran)
+    if ran == "int8" and requested in ("mixed", "int8-dynamic"):
+        ran = requested  # INT8 with layers kept in float / dynamic activation scales
+    res.update(ran_precision=ran, ran_precision_note=note)
+    return why
 
 
 def evaluate(job: dict[str, Any], res: dict[str, Any]) -> None:
