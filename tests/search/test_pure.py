@@ -9,7 +9,10 @@ import pytest
 
 from infertune.config import OptimizeConfig
 from infertune.errors import ConfigError
+from infertune.metrics.budget import BudgetRule
 from infertune.search import screening, select
+from infertune.search.candidate import (Candidate, Drop, FullEval, Latency, Plan, Screen,
+                                        Status)
 from infertune.search.ids import candidate_id
 from infertune.search.pareto import dominates, pareto_front
 
@@ -57,10 +60,21 @@ def test_drop_top1_counts_and_sign():
     cand = labels.copy()
     cand[:3] = (cand[:3] + 1) % 4             # 3 wrong: top-1 97%
     d = select.drop_top1(_logits(base), _logits(cand), labels)
-    assert d["value"] == pytest.approx(3.0)   # points
-    assert d["n10"] == 3 and d["n01"] == 0 and d["n"] == 100
-    assert d["low"] <= 3.0 <= d["high"]
-    assert d["baseline_pct"] == 100 and d["candidate_pct"] == 97
+    assert d.value == pytest.approx(3.0)      # points
+    assert d.n10 == 3 and d.n01 == 0 and d.n == 100
+    assert d.low <= 3.0 <= d.high
+    assert d.baseline_pct == 100 and d.candidate_pct == 97
+    assert "Tango" in d.method
+
+
+def test_drop_top1_with_no_discordant_pairs_is_not_zero_width():
+    """50 samples, the same answers: the interval is not [0, 0] (the bootstrap's was)."""
+    labels = np.array([0, 1, 2, 3, 0] * 10)
+    d = select.drop_top1(_logits(labels), _logits(labels), labels)
+    z2 = 1.959963984540054 ** 2
+    assert d.value == 0.0
+    assert d.high == pytest.approx(100 * z2 / (50 + z2), rel=1e-6)   # 7.13 points
+    assert BudgetRule(0.5).within(d.high) is False
 
 
 def test_drop_agreement_is_disagreement_with_wilson_interval():
@@ -68,46 +82,52 @@ def test_drop_agreement_is_disagreement_with_wilson_interval():
     cand = base.copy()
     cand[:4] = (cand[:4] + 1) % 4             # 4 of 200 disagree
     d = select.drop_agreement(_logits(base), _logits(cand))
-    assert d["value"] == pytest.approx(2.0)
+    assert d.value == pytest.approx(2.0)
     # Wilson 95% for 4/200, computed independently.
     z, n, p = 1.959963984540054, 200, 0.02
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    assert d["low"] == pytest.approx(100 * (centre - half), rel=1e-6)
-    assert d["high"] == pytest.approx(100 * (centre + half), rel=1e-6)
+    assert d.low == pytest.approx(100 * (centre - half), rel=1e-6)
+    assert d.high == pytest.approx(100 * (centre + half), rel=1e-6)
 
 
 def test_budget_uses_the_upper_end_of_the_interval():
-    drop = {"value": 0.5, "low": -0.2, "high": 1.2}
-    assert select.within_budget(drop, 1.0) is False      # point estimate inside, bound outside
-    assert select.within_budget(drop, 1.2) is True
-    assert select.within_budget(None, 1.0) is None
+    assert BudgetRule(1.0).within(1.2) is False      # point estimate inside, bound outside
+    assert BudgetRule(1.2).within(1.2) is True
+    assert BudgetRule(1.0).within(None) is None
+    assert BudgetRule(1.0).clearly_over(1.01) and not BudgetRule(1.0).clearly_over(0.9)
 
 
 def test_relative_budget_is_a_share_of_the_baseline():
-    assert select.budget_points(1.0, "absolute", 80.0) == 1.0
-    assert select.budget_points(2.0, "relative", 80.0) == pytest.approx(1.6)
+    assert BudgetRule.from_option(1.0, "absolute", 80.0).points == 1.0
+    assert BudgetRule.from_option(2.0, "relative", 80.0).points == pytest.approx(1.6)
+    with pytest.raises(ConfigError):
+        BudgetRule(-1.0)
 
 
-def _cand(cid, p50, drop, size=1.0, status="ok", within=True, level="full"):
-    return {"id": cid, "label": cid, "status": status, "fidelity_level": level,
-            "latency_ms": {"p50": p50}, "drop": {"value": drop, "low": drop - 1, "high": drop + 0.5},
-            "size_mb": size, "within_budget": within, "throughput_ips": {"1": 1000 / p50}}
+def _cand(cid, p50, drop, size=1.0, status=Status.OK, probe=None, ips=None):
+    plan = Plan(cid, "quantized", cid, (), "onnxruntime", "int8")
+    d = Drop("top1", drop, drop - 1, drop + 0.5, 100, "test")
+    screen = Screen(artifact_path=f"/x/{cid}", artifact_bytes=int(size * 2**20), drop=d,
+                    probe_ms=probe, probe_ips=ips)
+    full = FullEval(drop=d, fidelity=None, latency=Latency(p50=p50),
+                    throughput_ips={"1": 1000 / p50}) if probe is None else None
+    return Candidate(plan, status if probe is None else Status.SCREENED, screen=screen, full=full)
 
 
 def test_pick_is_fastest_within_budget_with_deterministic_ties():
-    cands = [_cand("a", 10, 0.1), _cand("b", 5, 0.2, within=False), _cand("c", 7, 0.3),
-             _cand("d", 7, 0.1), _cand("e", 1, 0.0, status="failed")]
-    assert select.pick(cands, "latency")["id"] == "d"        # ties on p50 → smaller drop
-    assert select.pick(cands, "throughput")["id"] == "d"
-    assert select.pick(cands, "size")["id"] == "a"           # all 1.0 MB → smaller drop, then id
-    assert select.pick([_cand("x", 1, 5, within=False)], "latency") is None
+    rule = BudgetRule(1.0)
+    cands = [_cand("a", 10, 0.1), _cand("b", 5, 0.6), _cand("c", 7, 0.3),
+             _cand("d", 7, 0.1), _cand("e", 1, 0.0, status=Status.FAILED)]
+    assert select.pick(cands, "latency", rule).id == "d"     # b over budget; ties → smaller drop
+    assert select.pick(cands, "throughput", rule).id == "d"
+    assert select.pick(cands, "size", rule).id == "a"        # all 1.0 MB → smaller drop, then id
+    assert select.pick([_cand("x", 1, 5)], "latency", rule) is None
 
 
 def test_closest_when_nothing_meets_the_budget():
-    cands = [_cand("a", 1, 3.0, within=False), _cand("b", 1, 2.0, within=False),
-             _cand("c", 1, 9.0, within=False)]
-    assert [c["id"] for c in select.closest(cands, 2)] == ["b", "a"]
+    cands = [_cand("a", 1, 3.0), _cand("b", 1, 2.0), _cand("c", 1, 9.0)]
+    assert [c.id for c in select.closest(cands, 2)] == ["b", "a"]
 
 
 def test_frontier_over_objective_drop_and_size():
@@ -132,24 +152,39 @@ def test_candidate_id_is_a_stable_content_hash():
 
 
 # ------------------------------------------------------------------ screening
+def _screened(value, low, high, probe=1.0, size=1.0, ips=None):
+    plan = Plan("s", "quantized", "s", (), "onnxruntime", "int8")
+    screen = Screen(artifact_path="/x/s", artifact_bytes=int(size * 2**20),
+                    drop=Drop("top1", value, low, high, 64, "test"), probe_ms=probe,
+                    probe_ips=ips)
+    return Candidate(plan, Status.SCREENED, screen=screen)
+
+
 def test_screening_discards_a_candidate_beyond_the_budget():
-    cand = {"screen_drop": {"value": 6.0, "low": 2.5, "high": 9.0, "n": 64}, "probe_ms": 1.0,
-            "size_mb": 1.0}
-    rule, why = screening.verdict(cand, [], 1.0)
+    rule, why = screening.verdict(_screened(6.0, 2.5, 9.0), [], BudgetRule(1.0))
     assert rule == "over_budget" and "beyond" in why
-    cand["screen_drop"]["low"] = 0.9
-    assert screening.verdict(cand, [], 1.0) == (None, None)
+    assert screening.verdict(_screened(6.0, 0.9, 9.0), [], BudgetRule(1.0)) == (None, None)
 
 
 def test_screening_discards_a_dominated_candidate_with_a_noise_margin():
     best = _cand("best", 1.0, 0.0, size=0.5)
-    cand = {"screen_drop": {"value": 0.5, "low": 0.0, "high": 1.0, "n": 64}, "size_mb": 1.0,
-            "probe_ms": 1.2}                     # within the 25% margin: kept
-    assert screening.verdict(cand, [best], 1.0) == (None, None)
-    cand["probe_ms"] = 1.3
-    assert screening.verdict(cand, [best], 1.0)[0] == "dominated"
-    cand["size_mb"] = 0.4                        # smaller: cannot be dominated
-    assert screening.verdict(cand, [best], 1.0) == (None, None)
+    rule = BudgetRule(1.0)
+    assert screening.verdict(_screened(0.5, 0.0, 1.0, probe=1.2), [best], rule) == (None, None)
+    assert screening.verdict(_screened(0.5, 0.0, 1.0, probe=1.3), [best], rule)[0] == "dominated"
+    # smaller: cannot be dominated
+    assert screening.verdict(_screened(0.5, 0.0, 1.0, probe=1.3, size=0.4), [best],
+                             rule) == (None, None)
+
+
+def test_screening_dominance_follows_the_objective():
+    """Under throughput the probe's images/s is compared, not its batch-1 p50."""
+    best = _cand("best", 1.0, 0.0, size=0.5)          # 1000 images/s in full
+    slow_p50_fast_batch = _screened(0.5, 0.0, 1.0, probe=5.0, ips=900.0)
+    rule = BudgetRule(1.0)
+    assert screening.verdict(slow_p50_fast_batch, [best], rule, "latency")[0] == "dominated"
+    assert screening.verdict(slow_p50_fast_batch, [best], rule, "throughput") == (None, None)
+    low_ips = _screened(0.5, 0.0, 1.0, probe=5.0, ips=700.0)   # 1000 > 700 × 1.25
+    assert screening.verdict(low_ips, [best], rule, "throughput")[0] == "dominated"
 
 
 # ------------------------------------------------------------------ config

@@ -125,8 +125,8 @@ class Drop(_Record):
     value: float
     low: float
     high: float
-    n: int
-    method: str
+    n: int | None = None
+    method: str = "not recorded"
     p_value: float | None = None
     n01: int = 0
     n10: int = 0
@@ -273,7 +273,8 @@ class FullEval(_Record):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> "FullEval | None":
-        if data is None or data.get("fidelity_level") != "full" or not data.get("drop"):
+        if data is None or data.get("fidelity_level") != "full" or not data.get("drop") \
+                or not (data.get("latency_ms") or {}).get("p50"):
             return None
         acc = dict(data["accuracy"]) if data.get("accuracy") else None
         if acc is not None and data.get("confusion_matrix") is not None:

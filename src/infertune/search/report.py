@@ -65,7 +65,6 @@ def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
         "candidates": rows,
         "frontier": front,
         "pick": pick_id,
-        "pick_decided_by": _decided_by(s, final, pick_id),
         "no_pick": no_pick,
         "final_comparison": final,
         "export": None,
@@ -107,30 +106,6 @@ def _pick(s, cands: list[Candidate], final: dict[str, Any] | None) -> str | None
             return min(rows, key=lambda r: (r["p50_ms"], r["id"]))["id"]
     best = select.pick([c for c in cands if c.id in within], s.config.objective, s.budget)
     return best.id if best else None
-
-
-def _decided_by(s, final: dict[str, Any] | None, pick_id: str | None) -> str | None:
-    """Which measurement decided the pick, and whether the runner-up was within noise."""
-    if pick_id is None:
-        return None
-    if s.config.objective != "latency" or not final:
-        return f"the best {s.config.objective} among fully measured candidates within budget"
-    rows = [r for r in final["rows"] if r["id"] != s.baseline.id and r.get("p50_ms")]
-    text = (f"the lowest median p50 over the {final['rounds']} interleaved side-by-side rounds "
-            f"of the {len(rows)} fastest candidates within budget (their separate full "
-            f"measurements only chose who took part)")
-    chosen = next((r for r in rows if r["id"] == pick_id), None)
-    others = [r for r in rows if r["id"] != pick_id]
-    if chosen and others:
-        rival = min(others, key=lambda r: r["p50_ms"])
-        lo = min(chosen["p50_ms_by_round"] or [chosen["p50_ms"]])
-        hi = max(chosen["p50_ms_by_round"] or [chosen["p50_ms"]])
-        rlo = min(rival["p50_ms_by_round"] or [rival["p50_ms"]])
-        if rlo <= hi:
-            text += (f"; the runner-up {rival['id']} ({rival['p50_ms']:.3g} ms vs "
-                     f"{chosen['p50_ms']:.3g} ms) overlapped it in the rounds "
-                     f"({rlo:.3g} ms vs a {lo:.3g}–{hi:.3g} ms range): within noise")
-    return text
 
 
 def _no_pick_reason(s, cands: list[Candidate]) -> str:
