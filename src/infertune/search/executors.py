@@ -4,7 +4,9 @@
 (passes, calibration, recovery, accuracy) over a Ray cluster, while latency is measured by
 one task at a time on a node that offers the custom resource `infertune_timing` (start such
 nodes with `ray start --resources '{"infertune_timing": 1}'`), so measurements never
-overlap one another. Decisions are taken by the search process alone, from the results in a
+overlap one another. The search starts no measurement while build jobs are in flight
+(`Search.screen_all` builds a whole stage, then probes), so a timing node never times a
+candidate while it also builds one. Jobs and measurements of a GPU runtime ask Ray for a GPU. Decisions are taken by the search process alone, from the results in a
 fixed order, so both executors decide the same way on the same measurements. With Ray the run
 directory must be on storage every node sees (the jobs read and write it).
 """
@@ -54,7 +56,8 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ConfigError("--executor ray needs Ray: pip install 'infertune[ray]'") from None
+            raise ConfigError("--executor ray needs Ray: pip install 'infertune[ray]' "
+                              "(or '[all]')") from None
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
@@ -71,10 +74,13 @@ class RayExecutor:
         self._measure = ray.remote(num_cpus=0, resources={TIMING_RESOURCE: 1},
                                    max_retries=0)(_measure_remote)
 
+    def _job_for(self, job: dict[str, Any]):
+        return self._job.options(num_gpus=1) if needs_gpu(job.get("runtime")) else self._job
+
     def run_jobs(self, jobs: Sequence[dict[str, Any]], timeout_s: float,
                  on_result: OnResult | None = None) -> list[dict[str, Any]]:
         """Submits every job at once; `on_result(index, result)` in completion order."""
-        refs = [self._job.remote(job, timeout_s) for job in jobs]
+        refs = [self._job_for(job).remote(job, timeout_s) for job in jobs]
         index = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)
@@ -87,7 +93,8 @@ class RayExecutor:
         return results
 
     def measure(self, factory, **options: Any) -> dict[str, Any]:
-        return self.ray.get(self._measure.remote(factory.to_dict(), options))
+        task = self._measure.options(num_gpus=1) if needs_gpu(factory.runtime) else self._measure
+        return self.ray.get(task.remote(factory.to_dict(), options))
 
     def close(self) -> None:
         if self.started:
@@ -98,6 +105,14 @@ class RayExecutor:
         return {"executor": "ray", "nodes": len(nodes),
                 "cpus": self.ray.cluster_resources().get("CPU"),
                 "timing_nodes": sum(1 for n in nodes if n.get("Resources", {}).get(TIMING_RESOURCE))}
+
+
+GPU_RUNTIMES = ("tensorrt",)
+
+
+def needs_gpu(runtime: str | None) -> bool:
+    """Whether a job or measurement of `runtime` must run where Ray has a GPU."""
+    return runtime in GPU_RUNTIMES
 
 
 def _measure_remote(factory: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
