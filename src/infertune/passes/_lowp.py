@@ -11,7 +11,13 @@ How the precision reaches each runtime (`target`), and why:
   for f16/bf16 (INFERENCE_PRECISION_HINT; runtimes/openvino.py stores it in the IR). That is
   how OpenVINO does low precision: it converts at compile time, per op, where it can.
 - torch: a float16/bfloat16 copy of the module behind float32 I/O (_torch_cast.py says why).
-- auto: torch for a torch model, onnxruntime for an ONNX model.
+  Such a module runs on the torch runtimes (torch, torchscript, compile); OpenVINO takes it
+  as its float32 copy with the matching inference precision (the same model: see
+  CastIO.float32_module); ONNX Runtime and TensorRT refuse it with the reason. Never is it
+  exported to a bfloat16/float16-typed ONNX: ORT has no bfloat16 CPU kernels, and the
+  export would take bfloat16 inputs.
+- auto: torch for a torch model, onnxruntime for an ONNX model. The pass does not know the
+  runtime, so a plan that targets OpenVINO should say target=openvino.
 Where the CPU has no native support (no AVX512-FP16/AMX for fp16; no AVX512-BF16/AMX for
 bf16), the pass still applies and says so: the runtimes emulate, and latency shows it.
 """
@@ -79,7 +85,10 @@ def for_torch(model: ModelHandle, precision: str) -> PassResult:
         return PassResult(model, False, "a TorchScript module cannot be converted and wrapped "
                                         "(torch.export, which the torch runtimes use, refuses it)")
     module = _torch_cast.converted(model.obj, precision)
-    meta = {**model.meta, "precision": precision}
+    # "torch_precision" tells the runtimes that the module itself is cast: the torch ones run
+    # it as it is, OpenVINO compiles its float32 copy with the matching hint, the ONNX ones
+    # refuse it (runtimes/base.py, Runtime.incompatible).
+    meta = {**model.meta, "precision": precision, "torch_precision": precision}
     return PassResult(dataclasses.replace(model, obj=module, meta=meta), True, None,
                       {"how": f"module converted to {_torch_cast.DTYPES[precision]}, "
                               "float32 inputs and outputs"})

@@ -31,6 +31,14 @@ class CastIO(nn.Module):
     def forward(self, x: torch.Tensor) -> Any:
         return to_float32(self.inner(x.to(self.dtype)))
 
+    def float32_module(self) -> nn.Module:
+        """A float32 copy of `inner` with the same (already rounded) weights, for a runtime
+        that does low precision itself: OpenVINO compiles this FP32 graph with its own
+        bf16/f16 inference precision (runtimes/openvino.py). Upcasting is exact (every
+        bfloat16/float16 value is a float32), and OpenVINO rounds the weights to the same
+        values again, so nothing of the candidate changes but who does the casting."""
+        return copy.deepcopy(self.inner).float().eval()
+
 
 def to_float32(out: Any) -> Any:
     """Floating tensors (also inside tuples, lists and dicts) back to float32."""

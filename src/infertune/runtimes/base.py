@@ -61,6 +61,19 @@ FP32_REORDERED = Tolerance(1e-3, "FP32 with other kernels and summation order th
                                  "op or a silent BF16/FP16 path is 10x or more beyond it")
 
 
+# A bf16/fp16 candidate against the float32 reference (fp16/bf16 passes): the rounding of the
+# format dominates any runtime's FP32 reordering. bfloat16 keeps 8 significant bits (~2e-3
+# relative per rounding), float16 11 (~2.4e-4); on the tiny test models the outputs measured
+# 2-4e-3 (bf16) and ~4e-4 (fp16) of max |output|, cosine >= 1 - 5e-6. 3e-2 and 5e-3 leave
+# ~10x for deeper models and still fail a wrong op or a NaN from an overflowed pad (>= 1e-1).
+LOW_PRECISION = {
+    "bf16": Tolerance(3e-2, "bfloat16 arithmetic (8 significant bits, ~2e-3 relative per "
+                            "rounding) against the float32 reference"),
+    "fp16": Tolerance(5e-3, "float16 arithmetic (11 significant bits, ~2.4e-4 relative per "
+                            "rounding) against the float32 reference"),
+}
+
+
 class Runtime:
     """Base of every runtime (subclasses set the class attributes and `build`).
 
@@ -79,6 +92,12 @@ class Runtime:
     install: str = ""
     tolerance: Tolerance = FP32_REORDERED
     description: str = ""
+    # A torch module the fp16/bf16 passes cast to float16/bfloat16 (meta "torch_precision"):
+    # the torch runtimes run it as it is and OpenVINO compiles its float32 copy with the
+    # matching precision hint; the ones that start from an ONNX export refuse it, because
+    # that export would be a bfloat16/float16-typed graph (ORT has no bfloat16 CPU kernels).
+    takes_cast_torch: bool = False
+    cast_torch_hint: str = "plan the pass with target=openvino, or run it on torch or compile"
 
     def available(self) -> tuple[bool, str | None]:
         """(True, None), or (False, why not) without importing the framework."""
@@ -97,6 +116,10 @@ class Runtime:
         if handle.format not in self.accepts:
             return (f"{self.name} runs {' or '.join(self.accepts)} models; this model is "
                     f"{handle.format}")
+        cast = handle.meta.get("torch_precision")
+        if cast and handle.format == "torch" and not self.takes_cast_torch:
+            return (f"this model is a torch module cast to {cast} (the {cast} pass with target "
+                    f"torch), which {self.name} cannot run; {self.cast_torch_hint}")
         only = handle.meta.get("runtime_only")  # set by passes that emit runtime-specific ops
         if only and only != self.name:
             return f"this model only runs on {only} (a pass wrote {only}-specific ops)"
@@ -155,6 +178,10 @@ def onnx_artifact(handle: ModelHandle, workdir: str | Path,
     by the runtimes that start from ONNX (ONNX Runtime, OpenVINO, TensorRT)."""
     from ..export import export_onnx
 
+    if handle.format == "torch" and handle.meta.get("torch_precision"):
+        raise Incompatible(f"a torch module cast to {handle.meta['torch_precision']} is not "
+                           "exported to ONNX (a bfloat16/float16-typed graph; see "
+                           "Runtime.takes_cast_torch)")
     path = workdir_for(workdir, "onnx") / "model.onnx"
     if not path.exists():
         export_onnx(handle, path, input_size=input_size)

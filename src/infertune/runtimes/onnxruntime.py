@@ -98,6 +98,8 @@ class OnnxRuntime(Runtime):
     accepts = ("torch", "onnx")
     requires = ("onnxruntime", "onnx")
     install = "pip install onnxruntime onnx"
+    cast_torch_hint = ("ONNX Runtime takes float16 as a float16 graph with float32 I/O (fp16 "
+                       "with target=onnxruntime) and has no bfloat16 CPU kernels")
     description = "ONNX Runtime, all graph optimisations (CPU; TensorRT/CUDA EPs on a GPU)"
 
     def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:

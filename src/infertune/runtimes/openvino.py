@@ -6,7 +6,10 @@ unless told otherwise (Darknet19_448 here: 50 ms "default" vs 108-123 ms FP32). 
 figure therefore sets INFERENCE_PRECISION_HINT=f32 explicitly (option "precision", default
 "f32"; "default" leaves the plugin's choice), and the session reads back from the compiled
 model what really runs: the compiled INFERENCE_PRECISION_HINT and the histogram of the
-execution graph's per-node runtime precisions, both in `session_info`.
+execution graph's per-node runtime precisions, both in `session_info`, with one sentence
+for the model card in `session_info["precision"]["summary"]` ("bf16 requested; OpenVINO
+ran 4 of 4 ops in bf16", or "... this CPU has no native bf16 ...: OpenVINO ran 4 of 4 ops
+in f32": the CPU plugin silently keeps f32 where the CPU lacks the instructions).
 
 Performance hint: LATENCY for batch 1 (one stream using every thread), THROUGHPUT for larger
 batches. Under THROUGHPUT the plugin makes several streams that only help when several
@@ -17,8 +20,10 @@ OpenVINO's own benchmark_app reaches its throughput, here within one call).
 A candidate can carry its precision: a pass that wants OpenVINO to run it in f16 or bf16
 (the fp16/bf16 passes, target openvino) sets `meta["inference_precision"]` on the handle;
 `build` stores it in the IR's runtime info (`infertune/inference_precision`) and the session
-requests that precision instead of the options' one. A handle of format "openvino" (an IR,
-e.g. from NNCF's quantizer) is copied as it is.
+requests that precision instead of the options' one. A torch module the passes cast to
+bf16/fp16 themselves (target torch) is built as its float32 copy with the matching request
+(`float32_source`). A handle of format "openvino" (an IR, e.g. from NNCF's quantizer) is
+copied as it is.
 
 Absolute imports: this module is `infertune.runtimes.openvino`; `import openvino` is the library.
 """
@@ -35,6 +40,7 @@ PRECISIONS = ("f32", "bf16", "f16", "default")
 
 
 PRECISION_KEY = ["infertune", "inference_precision"]
+OV_PRECISION_NAMES = {"bf16": "bf16", "fp16": "f16"}  # infertune's precision → OpenVINO's
 
 
 def to_ir(onnx_path: Path, out: Path, precision: str | None = None) -> Path:
@@ -83,6 +89,65 @@ def runtime_precisions(compiled) -> dict[str, int]:
         if "runtimePrecision" in info:
             counts[str(info["runtimePrecision"].astype(str))] += 1
     return dict(counts)
+
+
+def float32_source(handle):
+    """(the handle to convert, the inference precision to request).
+
+    A torch module that the fp16/bf16 passes cast themselves (target torch, meta
+    "torch_precision") is converted as its float32 copy with the matching hint, never as a
+    bfloat16/float16-typed ONNX: OpenVINO does low precision per op at compile time, and the
+    ONNX export of a bfloat16 module is a graph that ONNX Runtime (which checks the export)
+    cannot even load. The weights keep their rounded values, so the candidate is the same.
+    """
+    import dataclasses
+
+    cast = handle.meta.get("torch_precision") if handle.format == "torch" else None
+    if not cast:
+        return handle, handle.meta.get("inference_precision")
+    meta = {k: v for k, v in handle.meta.items() if k != "torch_precision"}
+    precision = OV_PRECISION_NAMES[cast]
+    return dataclasses.replace(handle, obj=handle.obj.float32_module(),
+                               meta={**meta, "inference_precision": precision}), precision
+
+
+# Execution-graph nodes that do no arithmetic (I/O, constants, layout and type changes):
+# left out of the per-op count of what precision the model ran in.
+_NOT_COMPUTE = frozenset({"Input", "Output", "Const", "Reorder", "Convert", "Reshape"})
+
+
+def compute_precisions(compiled) -> dict[str, int]:
+    """How many computing nodes (not `_NOT_COMPUTE`) of the execution graph run in each
+    precision, as the plugin reports them (rt_info "runtimePrecision")."""
+    counts: Counter = Counter()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        kind = str(info["layerType"].astype(str)) if "layerType" in info else ""
+        if "runtimePrecision" in info and kind not in _NOT_COMPUTE:
+            counts[str(info["runtimePrecision"].astype(str))] += 1
+    return dict(counts)
+
+
+def precision_ran(requested: str, ran: str, ops: Mapping[str, int],
+                  capabilities: list[str]) -> dict[str, Any]:
+    """What OpenVINO ran, for the model card: the compiled inference precision (`ran`), the
+    per-op histogram and one sentence ("bf16 requested; OpenVINO ran 5 of 6 ops in bf16, 1
+    of 6 in f32"). `capabilities` is the CPU plugin's OPTIMIZATION_CAPABILITIES: it says
+    whether a low precision that was not run is missing from this CPU."""
+    total = sum(ops.values())
+    head = "the plugin's default precision requested" if requested == "default" \
+        else f"{requested} requested"
+    why = ""
+    if requested in ("bf16", "f16") and ran != requested:
+        native = {"bf16": "BF16", "f16": "FP16"}[requested] in capabilities
+        why = (f"OpenVINO kept {ran}: " if native else
+               f"this CPU has no native {requested} (OpenVINO's CPU capabilities: "
+               f"{', '.join(capabilities)}): ")
+    ran_ops = ", ".join(f"{n} of {total} ops in {p}" for p, n in
+                        sorted(ops.items(), key=lambda item: (-item[1], item[0])))
+    summary = f"{head}; {why}OpenVINO ran " + (ran_ops or f"{ran} (no per-op report)")
+    return {"requested": requested, "ran": ran, "ops_by_precision": dict(ops),
+            "cpu_capabilities": list(capabilities), "summary": summary}
 
 
 def _type_name(value: Any) -> str:
@@ -135,8 +200,12 @@ class OpenVinoSession:
 
     def describe(self) -> dict[str, Any]:
         c = self._compiled
-        return {"device": "CPU", "requested_precision": self.options.get("precision", "f32"),
-                "inference_precision": _type_name(c.get_property("INFERENCE_PRECISION_HINT")),
+        requested = self.options.get("precision", "f32")
+        ran = _type_name(c.get_property("INFERENCE_PRECISION_HINT"))
+        capabilities = [str(x) for x in
+                        self._ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")]
+        return {"device": "CPU", "requested_precision": requested, "inference_precision": ran,
+                "precision": precision_ran(requested, ran, compute_precisions(c), capabilities),
                 "runtime_precisions": runtime_precisions(c),
                 "performance_hint": str(c.get_property("PERFORMANCE_HINT")),
                 "num_streams": int(c.get_property("NUM_STREAMS")), "infer_requests": self._n,
@@ -151,11 +220,13 @@ class OpenVinoRuntime(Runtime):
     install = "pip install openvino"
     description = "OpenVINO CPU plugin, FP32 requested explicitly (LATENCY/THROUGHPUT hint)"
 
+    takes_cast_torch = True  # as its float32 copy with the matching hint (`float32_source`)
+
     def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
+        handle, precision = float32_source(handle)
         source = (Path(handle.path) if handle.format == "openvino"
                   else onnx_artifact(handle, workdir, input_size))
-        return to_ir(source, workdir_for(workdir, self.name) / "model.xml",
-                     handle.meta.get("inference_precision"))
+        return to_ir(source, workdir_for(workdir, self.name) / "model.xml", precision)
 
     def options(self, batch: int | None) -> dict[str, Any]:
         return {"precision": "f32", "batch": batch}

@@ -35,6 +35,7 @@ class TorchCompile(Runtime):
     accepts = ("torch",)
     requires = ("torch",)
     install = "pip install torch"
+    takes_cast_torch = True  # a bf16/fp16 module runs as it is, float32 I/O
     # Inductor fuses ops into generated C++ loops with its own vectorised reductions and,
     # frozen, folds BatchNorm: the float summation order differs from eager's kernels.
     tolerance = Tolerance(1e-3, "generated C++ kernels with their own summation order, "

@@ -102,6 +102,7 @@ class TorchEager(Runtime):
     accepts = ("torch",)
     requires = ("torch",)
     install = "pip install torch"
+    takes_cast_torch = True  # a bf16/fp16 module runs as it is, float32 I/O
     # Same ATen kernels on the same inputs as the reference module: differences, if any, are
     # in the last bits (a changed summation order in a fused op).
     tolerance = Tolerance(1e-5, "the same ATen kernels as the reference module, op by op: "
@@ -140,7 +141,32 @@ class TorchSession:
     def describe(self) -> dict[str, Any]:
         torch = self._torch
         return {**self.info, "torch": torch.__version__,
-                "intra_op_threads": torch.get_num_threads()}
+                "intra_op_threads": torch.get_num_threads(),
+                "precision": module_precision(self._module) if self._module is not None
+                else None}
+
+
+_SHORT = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "float64": "fp64"}
+
+
+def module_precision(module) -> dict[str, Any]:
+    """What the loaded module computes in, for the model card: its floating weights' dtypes
+    (a bf16/fp16 candidate is a module cast whole, behind float32 I/O: _torch_cast.py) and,
+    for bf16/fp16, whether this CPU has the instructions (else torch emulates them)."""
+    from collections import Counter
+
+    tensors = list(module.parameters()) + list(module.buffers()) + _graph_constants(module)
+    counts = Counter(_SHORT.get(str(t.dtype).removeprefix("torch."), str(t.dtype))
+                     for t in tensors if t.is_floating_point())
+    ran = counts.most_common(1)[0][0] if counts else "unknown"
+    summary = f"torch ran the module with {ran} weights"
+    if counts and len(counts) > 1:
+        summary += " (" + ", ".join(f"{n} tensors {p}" for p, n in counts.most_common()) + ")"
+    if ran in ("bf16", "fp16"):
+        from ..passes._lowp import native_support
+
+        summary += f", float32 inputs and outputs; {native_support(ran)['note']}"
+    return {"ran": ran, "weights_by_precision": dict(counts), "summary": summary}
 
 
 @opener("torch", preload=("numpy", "torch"))
@@ -149,3 +175,14 @@ def open_torch(artifact: str, options: Mapping[str, Any]) -> TorchSession:
     set_torch_threads(options.get("threads"))
     kind = "TorchScript (unfrozen)" if artifact.endswith(".ts") else "torch.export program"
     return TorchSession(load_module(artifact), options, {"artifact_kind": kind, "mode": "eager"})
+
+
+def _graph_constants(module) -> list:
+    """A frozen TorchScript module's weights: tensor constants of its graph (no parameters)."""
+    import torch
+
+    graph = getattr(module, "graph", None)
+    if not isinstance(module, torch.jit.ScriptModule) or graph is None:
+        return []
+    values = (node.output().toIValue() for node in graph.findAllNodes("prim::Constant"))
+    return [v for v in values if isinstance(v, torch.Tensor)]

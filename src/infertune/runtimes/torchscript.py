@@ -115,6 +115,7 @@ class TorchScriptRuntime(Runtime):
     accepts = ("torch",)
     requires = ("torch",)
     install = "pip install torch"
+    takes_cast_torch = True  # a bf16/fp16 module runs as it is, float32 I/O
     # Freezing folds BatchNorm into the convolution weights (w' = w*g/sqrt(v+eps)): the
     # products are rounded differently from conv-then-BN, ~1e-6 relative per layer.
     tolerance = Tolerance(1e-4, "frozen graph: BatchNorm folded into the convolutions changes "
