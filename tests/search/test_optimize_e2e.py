@@ -263,3 +263,29 @@ def test_ray_executor_decides_as_the_local_one(run, tmp_path):
             if c.get(key) and other.get(key) and c.get("fidelity_level") == other.get("fidelity_level"):
                 assert c[key]["value"] == pytest.approx(other[key]["value"])
     assert rep["pick"] is not None
+
+
+def test_a_real_runs_report_names_the_layers_kept_in_float(tmp_path):
+    """A budget of 0 points no INT8 candidate can prove, so the mixed-precision stage runs;
+    its ledger (report.json, report.md) names the layers each K kept in float, as the
+    mixed_precision pass reported them — rendered from this real run, not a fixture."""
+    out = tmp_path / "run"
+    args = [a if a != "fold_bn,int8_static" else "fold_bn,int8_static,mixed_precision"
+            for a in FAST]
+    assert main(["optimize", "ref-small", *args, "--max-drop", "0", "--out", str(out),
+                 "--json"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["pick"] is None            # nothing can be shown to lose 0 points
+    ledger = rep["mixed_precision"]
+    assert ledger and ledger["ledger"], "the mixed-precision stage did not run"
+    mixed = {c["id"]: c for c in rep["candidates"] if c["stage"] == "mixed"}
+    for row in ledger["ledger"]:
+        assert row["layers"], row
+        step = next(p for p in mixed[row["candidate"]]["passes"] if p["pass"] == "mixed_precision")
+        assert set(row["layers"]) <= set(step["kept_by_choice"])
+    assert ledger["kept"] and len(ledger["kept"]) == max(len(p["kept_by_choice"]) for c in
+                                                         mixed.values() for p in c["passes"]
+                                                         if p["pass"] == "mixed_precision")
+    text = (out / "report.md").read_text()
+    for name in ledger["kept"]:
+        assert name in text

@@ -1,0 +1,166 @@
+"""Decisions optimize must not get wrong (issue: trustworthy decisions).
+
+* A recipe step that changes numbers and did not apply makes the candidate skipped with
+  the pass's own reason (the real pass reports, from `apply_passes` on a tiny model).
+* An exact rewrite that found nothing to do keeps the candidate, labelled so.
+* The precision a candidate is reported as is what the artifact runs in.
+* The search clock and the time budget's decisions survive a resume.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from infertune.config import OptimizeConfig
+from infertune.data.dataset import Dataset
+from infertune.data.preprocess import resolve_preprocess
+from infertune.passes import PassContext, apply_passes
+from infertune.search import space
+from infertune.search.candidate import Candidate, Plan, Screen, Status, Step
+from infertune.search.engine import Search, _label_with_noops
+from infertune.search.journal import Journal
+from infertune.search.precision import mismatch, ran_precision
+from infertune.search.worker import mark_noops, not_applied
+from infertune.types import InputSpec, ModelHandle
+
+
+def _tiny(bn: bool = True) -> ModelHandle:
+    torch.manual_seed(0)
+    layers = [nn.Conv2d(3, 8, 3, padding=1), *( [nn.BatchNorm2d(8)] if bn else []), nn.ReLU(),
+              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4)]
+    return ModelHandle(format="torch", obj=nn.Sequential(*layers).eval(),
+                       input_spec=InputSpec(shape=("batch", 3, 8, 8)), name="tiny", source="tiny")
+
+
+def _ctx(tmp_path) -> PassContext:
+    x = np.random.default_rng(0).normal(size=(16, 3, 8, 8)).astype(np.float32)
+    calib = Dataset(x=x, y=None, class_names=[], description="seeded normal images",
+                    preprocess=resolve_preprocess("none"))
+    return PassContext(workdir=tmp_path / "work", calibration=calib, reference=None, seed=0)
+
+
+def _reports(tmp_path, steps, model=None):
+    _, reports = apply_passes(model or _tiny(), steps, _ctx(tmp_path))
+    return mark_noops(reports)
+
+
+def test_mixed_precision_keeping_every_layer_skips_the_candidate(tmp_path):
+    reports = _reports(tmp_path, [("mixed_precision", {"keep": "5"})])   # 2 weighted layers
+    why = not_applied(reports)
+    assert why and why.startswith("mixed_precision did not apply") and "nothing to quantize" in why
+
+
+def test_nncf_missing_skips_the_candidate(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nncf", None)          # as if nncf were not installed
+    reports = _reports(tmp_path, [("int8_static", {"engine": "nncf"})])
+    why = not_applied(reports)
+    assert why and why.startswith("int8_static did not apply") and "nncf" in why.lower()
+
+
+def test_failed_pt2e_skips_the_candidate(tmp_path, monkeypatch):
+    from infertune.passes import _torch_quant
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("capture failed")
+
+    monkeypatch.setattr(torch.export, "export", broken)
+    reports = _reports(tmp_path, [("int8_static", {"engine": "torch"})])
+    why = not_applied(reports)
+    assert why and why.startswith("int8_static did not apply"), reports
+    assert _torch_quant  # the engine module the pass used
+
+
+def test_pruning_that_removes_nothing_skips_the_candidate(tmp_path):
+    reports = _reports(tmp_path, [("prune_channels", {"ratio": 0.0})])
+    assert not_applied(reports) == "prune_channels did not apply: ratio=0: nothing to remove"
+
+
+def test_an_exact_rewrite_with_nothing_to_do_keeps_the_candidate(tmp_path):
+    reports = _reports(tmp_path, [("fold_bn", {})], model=_tiny(bn=False))
+    assert not_applied(reports) is None
+    assert reports[0]["applied"] is False and reports[0]["exact_noop"] is True
+    from infertune.search.candidate import PassReport
+
+    plan = Plan("x", "fused", "fold_bn → onnxruntime", (Step("fold_bn"),), "onnxruntime", "fp32")
+    screen = Screen(passes=tuple(PassReport.from_json(r) for r in reports))
+    assert _label_with_noops(Candidate(plan), screen) == "fold_bn (nothing to do) → onnxruntime"
+
+
+def test_precision_is_read_from_the_artifact(tmp_path):
+    from infertune.export import export_onnx
+
+    model = _tiny()
+    fp32 = tmp_path / "fp32.onnx"
+    export_onnx(model, fp32)
+    assert ran_precision("onnxruntime", str(fp32), "int8")[0] == "fp32"
+    assert mismatch("int8", "fp32") == "int8 was asked for, but the built artifact runs in fp32"
+    from infertune.passes import PASSES  # noqa: F401  (registers the passes)
+
+    handle = ModelHandle(format="onnx", path=str(fp32), input_spec=model.input_spec, name="t",
+                         source="t")
+    out, _ = apply_passes(handle, [("int8_static", {"engine": "ort"})], _ctx(tmp_path))
+    ran, note = ran_precision("onnxruntime", str(out.path), "int8")
+    assert ran == "int8" and "QuantizeLinear" in note
+    assert mismatch("int8", "int8") is None and mismatch("fp32", "int8") is None
+
+
+def test_mixed_precision_plan_stops_below_the_layer_count():
+    ctx = space.PlanContext(model_key={"source": "m"}, model_format="onnx",
+                            runtimes=("onnxruntime",), registered_passes=frozenset(
+                                {"fold_bn", "int8_static", "mixed_precision"}))
+    int8 = space.make(ctx, "quantized", [space.step("fold_bn"),
+                                         space.step("int8_static", engine="ort")],
+                      "onnxruntime", "int8")
+    keeps = [c.plan.recipe[-1].options["keep"] for c in space.mixed(ctx, int8, n_layers=3)]
+    assert keeps == ["1", "2"]
+
+
+# ------------------------------------------------------------------ the time budget
+class _NoExecutor:
+    def describe(self):
+        return {"executor": "none"}
+
+
+def _search(tmp_path, journal, budget_s):
+    config = OptimizeConfig(model="ref-small", out=str(tmp_path), time_budget_s=budget_s,
+                            final_rounds=1)
+    ctx = space.PlanContext(model_key={"source": "ref-small"}, model_format="torch",
+                            runtimes=("torch",))
+    return Search(config, tmp_path, journal, _NoExecutor(), None, ctx,
+                  {"screen_n": 8, "eval_n": 8, "calib_n": 8}, lambda event: None)
+
+
+def test_the_search_clock_and_budget_survive_a_resume(tmp_path):
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("screen", "a", {"status": "ok", "elapsed_s": 400.0})
+    first = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=1000)
+    assert first.elapsed() >= 400.0                 # continues, does not restart at 0
+    assert not first.out_of_time()
+    over = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=300)
+    assert over.out_of_time() and over.stopped_by_budget
+    cand = over.not_tried(Candidate(Plan("b", "fused", "b", (), "torch", "fp32")), "screen")
+    assert cand.status is Status.NOT_TRIED
+    # A resumed run (same budget) is stopped from the start and replays the decision.
+    again = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=300)
+    assert again.stopped_by_budget
+    replayed = again._replay_screen(Candidate(Plan("b", "fused", "b", (), "torch", "fp32")))
+    assert replayed.status is Status.NOT_TRIED and "time budget" in replayed.reason
+
+
+def test_candidate_json_round_trip():
+    from infertune.search.candidate import Drop, FullEval, Latency
+
+    d = Drop("top1", 0.5, -0.2, 1.2, 500, "Tango", 0.5, 1, 3, 98.0, 97.5)
+    c = Candidate(Plan("i", "quantized", "x → onnxruntime", (Step("int8_static", {"method": "minmax"}),),
+                       "onnxruntime", "int8", parent_id="p"),
+                  Status.OK, screen=Screen(build_s=1.0, artifact_path="/a", artifact_bytes=2048,
+                                           drop=d, probe_ms=1.5, ran_precision="int8"),
+                  full=FullEval(drop=d, fidelity=None, latency=Latency(p50=1.25, n=10),
+                                samples_ms=(1.0, 1.5)))
+    back = Candidate.from_json(c.to_json())
+    assert back == c
+    assert back.precision == "int8" and back.p50_ms == 1.25 and back.size_mb == 2048 / 2**20
