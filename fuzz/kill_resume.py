@@ -1,13 +1,22 @@
 """Kill-and-resume campaign for `infertune optimize` (issue: reliability), run by hand:
 
     python fuzz/kill_resume.py --trials 5 --kills 3
+    python fuzz/kill_resume.py --trials 2 --kills 3 --time-budget 120   # with a time budget
 
 One uninterrupted run of a small search (ref-small, ONNX Runtime, fold_bn + int8_static)
 is the reference. Each trial starts the same search, SIGKILLs its whole process group at
 random moments (after a random number of new journal lines), resumes with --resume until it
 finishes, and checks the outcome: the same candidate ids as the reference, the same
 accuracy figures (screening and full drops, to 1e-9), every journal line before a kill kept
-unchanged, and a pick within the budget. Writes fuzz/kill_resume.json.
+unchanged, and a pick within the budget (its drop's upper end read from the report).
+
+With --time-budget every run (reference and trials) gets the same budget: the search clock
+and the budget's decisions are journaled, so a resumed run must not get a fresh budget. The
+campaign then also compares the pick and the candidates not tried for lack of time with the
+reference's; time spent in a job that a kill interrupted is not on the clock (it was never
+journaled), so a resumed run can get slightly more search time than an uninterrupted one,
+and where the budget falls in the middle of a stage that may change what it reaches.
+Writes fuzz/kill_resume.json (or kill_resume_budget.json).
 """
 from __future__ import annotations
 
@@ -23,12 +32,14 @@ import time
 from pathlib import Path
 
 ARGS = ["ref-small", "--runtimes", "onnxruntime", "--passes", "fold_bn,int8_static",
-        "--eval-size", "200", "--screen-size", "32", "--calib-size", "32", "--min-runs", "5",
+        "--eval-size", "600", "--screen-size", "32", "--calib-size", "32", "--min-runs", "5",
         "--min-seconds", "0.1", "--final-rounds", "1", "--threads", "1", "--json"]
 
 
-def start(out: Path, resume: bool) -> subprocess.Popen:
+def start(out: Path, resume: bool, budget_s: float | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "infertune.cli", "optimize", *ARGS, "--out", str(out)]
+    if budget_s:
+        cmd += ["--time-budget", f"{budget_s:g}s"]
     return subprocess.Popen(cmd + (["--resume"] if resume else []), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -54,11 +65,25 @@ def figures(report: dict) -> dict[str, tuple]:
             for c in report["candidates"]}
 
 
-def trial(out: Path, kills: int, rng: random.Random, reference: dict) -> dict:
+def not_tried(report: dict) -> list[str]:
+    return sorted(c["id"] for c in report["candidates"] if c["status"] == "not_tried")
+
+
+def pick_within_budget(report: dict) -> bool | None:
+    """The pick's drop upper end against the budget, as the report states them (None: no
+    pick)."""
+    pick = next((c for c in report["candidates"] if c["id"] == report.get("pick")), None)
+    if pick is None:
+        return None
+    return pick["drop"]["high"] <= report["budget"]["budget_points"] + 1e-9
+
+
+def trial(out: Path, kills: int, rng: random.Random, reference: dict,
+          budget_s: float | None = None) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     journal, done_kills, kept, resumed = out / "journal.jsonl", 0, [], False
     while True:
-        proc = start(out, resumed)
+        proc = start(out, resumed, budget_s)
         resumed = True
         if done_kills < kills:
             target = len(lines(journal)) + rng.randint(1, 4)
@@ -76,7 +101,11 @@ def trial(out: Path, kills: int, rng: random.Random, reference: dict) -> dict:
     same = all(_close(mine[k][1:], ref[k][1:]) for k in common)
     return {"kills": done_kills, "exit": proc.returncode, "same_candidates": ok_ids,
             "same_figures": same, "journal_kept": all(ln in now for ln in kept),
-            "pick": report.get("pick"), "pick_within_budget": bool(report.get("pick"))}
+            "pick": report.get("pick"), "same_pick": report.get("pick") == reference.get("pick"),
+            "pick_within_budget": pick_within_budget(report),
+            "same_not_tried": not_tried(report) == not_tried(reference),
+            "search_s": report["run"]["duration_s"],
+            "reference_search_s": reference["run"]["duration_s"]}
 
 
 def _close(a: tuple, b: tuple) -> bool:
@@ -91,21 +120,27 @@ def main() -> None:
     p.add_argument("--kills", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="/tmp/infertune-kill-resume")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds, every run")
     args = p.parse_args()
     work, rng = Path(args.work), random.Random(args.seed)
     ref_dir = work / "reference"
     shutil.rmtree(ref_dir, ignore_errors=True)
     t0 = time.monotonic()
-    start(ref_dir, False).wait()
+    start(ref_dir, False, args.time_budget).wait()
     reference = json.loads((ref_dir / "report.json").read_text())
-    trials = [trial(work / f"trial{i}", args.kills, rng, reference) for i in range(args.trials)]
+    trials = [trial(work / f"trial{i}", args.kills, rng, reference, args.time_budget)
+              for i in range(args.trials)]
     summary = {"trials": len(trials), "kills": sum(t["kills"] for t in trials),
                "all_same": all(t["same_candidates"] and t["same_figures"] and t["journal_kept"]
                                and t["exit"] == 0 for t in trials),
                "figures_and_journal_ok": all(t["same_figures"] and t["journal_kept"]
                                              and t["exit"] == 0 for t in trials),
+               "same_picks": sum(t["same_pick"] for t in trials),
+               "picks_within_budget": all(t["pick_within_budget"] is not False for t in trials),
+               "time_budget_s": args.time_budget,
                "seconds": round(time.monotonic() - t0), "details": trials, "seed": args.seed}
-    Path(__file__).with_name("kill_resume.json").write_text(json.dumps(summary, indent=1))
+    name = "kill_resume_budget.json" if args.time_budget else "kill_resume.json"
+    Path(__file__).with_name(name).write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 
 
