@@ -94,6 +94,11 @@ def test_run_directory_files(run):
     # the search clock is journaled on every line (a resume continues it)
     clock = [e["elapsed_s"] for e in entries]
     assert clock == sorted(clock) and clock[-1] <= rep["run"]["duration_s"] + 1e-6
+    # where the time went, per phase, and it adds up to no more than the search took
+    phases = rep["run"]["phase_s"]
+    assert {"build", "probe", "evaluate", "latency", "final"} <= set(phases)
+    assert all(v > 0 for v in phases.values())
+    assert sum(phases.values()) <= rep["run"]["duration_s"] + 1.0
 
 
 def test_resume_of_a_finished_run_redoes_nothing(run):

@@ -9,7 +9,9 @@ the same result (given the same measurements).
 """
 from __future__ import annotations
 
+import contextlib
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +54,25 @@ class Search:
         self.base_eval: np.ndarray | None = None
         self.resumed = 0
         self.stopped_by_budget = journal.get("budget", "stopped") is not None
+        # Seconds per phase (build, probe, evaluate, latency, final): journaled with each
+        # line, so the totals of a resumed run include what its killed attempts spent.
+        self.phase_totals: Counter = Counter()
+        for entry in journal.read():
+            self.phase_totals.update(entry.get("phases") or {})
+        self._pending: Counter = Counter()
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Adds the wall time of the block to phase `name`."""
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self._pending[name] += time.monotonic() - t0
+
+    def phase_seconds(self) -> dict[str, float]:
+        total = self.phase_totals + self._pending
+        return {k: round(v, 2) for k, v in sorted(total.items())}
 
     # ------------------------------------------------------------------ clock and journal
     def elapsed(self) -> float:
@@ -59,8 +80,13 @@ class Search:
         return self.elapsed_before + time.monotonic() - self.t0
 
     def record(self, kind: str, key: str, data: dict[str, Any]) -> None:
-        """One journal line, stamped with the search time spent so far."""
-        self.journal.append(kind, key, {**data, "elapsed_s": round(self.elapsed(), 3)})
+        """One journal line, stamped with the search time spent so far and the seconds each
+        phase took since the previous line."""
+        phases = {k: round(v, 3) for k, v in self._pending.items() if v}
+        self.journal.append(kind, key, {**data, "elapsed_s": round(self.elapsed(), 3),
+                                        **({"phases": phases} if phases else {})})
+        self.phase_totals.update(self._pending)
+        self._pending = Counter()
 
     def out_of_time(self) -> bool:
         """True once starting another candidate would leave too little of the time budget
@@ -156,10 +182,15 @@ class Search:
         if to_build and not self.out_of_time():
             self.emit("build", n=len(to_build), stage=to_build[0].plan.stage)
             # Each result is journaled as it arrives: a kill loses only the jobs in flight.
+            t0 = [time.monotonic()]
+
+            def built(i: int, res: dict[str, Any]) -> None:
+                self._pending["build"] += time.monotonic() - t0[0]
+                self.record("build", to_build[i].id, {"result": res})
+                t0[0] = time.monotonic()
+
             self.executor.run_jobs([self.job(c, "build") for c in to_build],
-                                   self.config.candidate_timeout_s,
-                                   lambda i, res: self.record("build", to_build[i].id,
-                                                              {"result": res}))
+                                   self.config.candidate_timeout_s, built)
         for cand in todo:
             built = self.journal.get("build", cand.id)
             if built is None:
@@ -214,7 +245,8 @@ class Search:
             if sc.drop is None:
                 return cand.with_(status=Status.FAILED, reason=sc.reason)
             screen = dataclasses.replace(screen, drop=sc.drop, fidelity=sc.fidelity)
-        probe = self.latency(cand.with_(screen=screen), probe=True)
+        with self.phase("probe"):
+            probe = self.latency(cand.with_(screen=screen), probe=True)
         if probe.get("status") != "ok":
             return cand.with_(status=Status.FAILED, screen=screen,
                               reason=f"latency probe {probe.get('status')}: {probe.get('reason')}")
@@ -260,8 +292,9 @@ class Search:
         return [r for r in self.records.values() if r.measured]
 
     def full_numbers(self, cand: Candidate) -> Candidate:
-        res = self.executor.run_jobs([self.job(cand, "evaluate", artifact=cand.artifact)],
-                                     self.config.candidate_timeout_s)[0]
+        with self.phase("evaluate"):
+            res = self.executor.run_jobs([self.job(cand, "evaluate", artifact=cand.artifact)],
+                                         self.config.candidate_timeout_s)[0]
         if res.get("status") != "ok":
             return self._failed_full(cand, f"evaluation: {res.get('reason')}")
         logits = np.load(res["eval_logits"])
@@ -272,7 +305,8 @@ class Search:
                     self.config.seed, full=True)
         if sc.drop is None:
             return self._failed_full(cand, sc.reason)
-        lat = self.latency(cand, probe=False)
+        with self.phase("latency"):
+            lat = self.latency(cand, probe=False)
         if lat.get("status") != "ok":
             return self._failed_full(cand, f"latency {lat.get('status')}: {lat.get('reason')}")
         full = _full_eval(sc, lat, res.get("eval_s"))

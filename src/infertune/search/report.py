@@ -42,7 +42,12 @@ def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "duration_s": round(s.elapsed(), 1),
                 "status": "time_budget" if s.stopped_by_budget else "complete",
-                "resumed_candidates": s.resumed, "executor": s.executor.describe()},
+                "resumed_candidates": s.resumed, "executor": s.executor.describe(),
+                "phase_s": s.phase_seconds(),
+                "phase_note": "wall seconds per phase of the search, summed over every attempt "
+                              "of a resumed run: build (passes, calibration, artifact, "
+                              "screening outputs), probe, evaluate (full accuracy), latency "
+                              "(full measurement), final (side-by-side rounds)"},
         "config": s.config.to_dict(),
         "model": _model(s),
         "data": {"spec": s.config.data, "labelled": s.data_info["labelled"], "metric": s.metric,

@@ -239,7 +239,8 @@ def final_comparison(s: Search) -> dict[str, Any] | None:
     for r in range(s.config.final_rounds):
         row = []
         for cand in lineup:
-            res = s.latency(cand, probe=False)
+            with s.phase("final"):
+                res = s.latency(cand, probe=False)
             row.append({**res, "runtime": cand.runtime, "round": r})
         results.append(row)
     summary = summarize(results, [c.id for c in lineup])
