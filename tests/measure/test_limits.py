@@ -8,9 +8,6 @@ import pytest
 
 import infertune.measure.limits as limits
 
-pytest.importorskip("torch")
-pytest.importorskip("onnxruntime")
-
 
 @pytest.fixture
 def tiny_probes(monkeypatch):

@@ -54,7 +54,6 @@ def test_onnxruntime_does_not_apply(tmp_path):
 
 
 def test_openvino_runs_bf16(tmp_path):
-    pytest.importorskip("openvino")
     from infertune.measure.session import get_opener
     from infertune.runtimes import RUNTIMES
 

@@ -105,5 +105,6 @@ def test_clean_graph_does_not_apply(tmp_path):
 def test_input_file_untouched_and_openvino_reads_result(tmp_path):
     handle, model, _ = clean(tmp_path)
     assert [n.op_type for n in onnx.load(handle.path).graph.node].count("Sigmoid") == 1
-    ov = pytest.importorskip("openvino")
+    import openvino as ov
+
     assert ov.Core().read_model(model.path) is not None

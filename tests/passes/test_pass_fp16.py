@@ -23,7 +23,6 @@ X = images(16, seed=3)
 
 
 def test_onnxruntime_graph_is_float16_with_float32_io(tmp_path):
-    pytest.importorskip("onnxconverter_common")
     model = as_onnx(tiny(), tmp_path)
     before = file_hash(model.path)
     out, report = apply(model, "fp16", context(tmp_path))  # auto: ONNX -> onnxruntime
@@ -62,7 +61,6 @@ def test_darknet_padded_maxpool_converts(tmp_path):
 
 
 def test_openvino_hint_is_carried_into_the_ir(tmp_path):
-    pytest.importorskip("openvino")
     import openvino as ov
 
     from infertune.runtimes import RUNTIMES

@@ -15,6 +15,7 @@ import sys
 
 import pytest
 import torch
+from extras import require_extra
 
 from infertune.errors import ConfigError
 from infertune.passes import PassContext, apply_passes
@@ -120,8 +121,7 @@ def test_bad_static_configs(onnx_model, tmp_path, options, message):
 
 
 def test_static_nncf(onnx_model, tmp_path):
-    pytest.importorskip("nncf")
-    pytest.importorskip("openvino")
+    require_extra("nncf")
     out, report = apply(onnx_model, "int8_static", context(tmp_path), engine="nncf")
     assert out.format == "openvino" and out.path.endswith(".xml")
     assert sorted(report["quantized"]) == sorted(WEIGHTED)
@@ -131,7 +131,7 @@ def test_static_nncf(onnx_model, tmp_path):
 
 
 def test_static_torch_pt2e(tmp_path):
-    pytest.importorskip("torchao")
+    require_extra("torchao")
     model = tiny()
     before = state_hash(model.obj)
     out, report = apply(model, "int8_static", context(tmp_path), engine="torch")

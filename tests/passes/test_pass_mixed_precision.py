@@ -8,6 +8,7 @@ kernel rounding, hence the 0.5 dB tolerance).
 from __future__ import annotations
 
 import pytest
+from extras import require_extra
 
 from infertune.errors import ConfigError
 from infertune.passes import apply_passes
@@ -79,8 +80,7 @@ def test_bad_engine(onnx_model, tmp_path):
 
 
 def test_nncf_ignored_scope(onnx_model, tmp_path):
-    pytest.importorskip("nncf")
-    pytest.importorskip("openvino")
+    require_extra("nncf")
     out, report = apply(onnx_model, "mixed_precision", context(tmp_path), keep="/3/Conv",
                         engine="nncf")
     assert out.format == "openvino"

@@ -11,12 +11,12 @@ import copy
 
 import pytest
 import torch
+from extras import require_extra
 from recovery_helpers import CHW, dataset, handle, kl_to_teacher, noisy_copy, teacher_net
 
 from infertune.passes import PassContext, apply_passes
 
-
-pytest.importorskip("torchao")
+require_extra("torchao")
 
 
 def test_qat_gives_an_int8_program_closer_to_the_teacher(tmp_path):

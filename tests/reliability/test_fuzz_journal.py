@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from fuzz_targets import check_outcome, mutated_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-journal = pytest.importorskip("infertune.search.journal")
+from infertune.search import journal
 
 REAL = b"".join(json.dumps(e).encode() + b"\n" for e in (
     {"kind": "candidate", "id": "abc123", "status": "ok", "latency_ms": {"p50": 1.5}},

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 
 from infertune.report import write_reports
 
@@ -30,8 +31,7 @@ def _chromium() -> str | None:
 
 
 CHROMIUM = _chromium()
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright not installed (the test extra has it)")
+sync_api = require_extra("playwright.sync_api", "test")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: "
                                 "apt-get install chromium; .ci/run installs it)")
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from infertune.load import darknet
 from infertune.zoo import ZOO
-
-darknet = pytest.importorskip("infertune.load.darknet")
-if not hasattr(darknet, "network_from_text"):
-    pytest.skip("infertune.load.darknet.network_from_text not available yet",
-                allow_module_level=True)
 
 SHARED_FILES = {
     "darknet19": "darknet19.cfg",

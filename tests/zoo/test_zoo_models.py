@@ -6,9 +6,9 @@ Plus the published parameter counts and multiply-accumulate counts of the hand-w
 from __future__ import annotations
 
 import functools
-import importlib
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 from torch import nn
@@ -20,16 +20,6 @@ SMALL = (64, 64)  # forward checks: any size works (global pooling), small keeps
 # interfaces this tool promises to support; their warnings are expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-
-def _has_darknet_loader() -> bool:
-    """The Darknet family builds through our Darknet loader; skip those entries without it."""
-    try:
-        return hasattr(importlib.import_module("infertune.load.darknet"), "network_from_text")
-    except ImportError:
-        return False
-
-
-HAS_DARKNET_LOADER = _has_darknet_loader()
 
 # Published parameter counts (1000 classes) and multiply-accumulates at 224x224.
 PUBLISHED = {
@@ -43,8 +33,6 @@ PUBLISHED = {
 
 def build(name: str, num_classes: int | None = None, size: tuple[int, int] = SMALL) -> nn.Module:
     entry = ZOO.get(name)
-    if entry.family == "darknet" and not HAS_DARKNET_LOADER:
-        pytest.skip("infertune.load.darknet.network_from_text not available yet")
     torch.manual_seed(0)  # the caller seeds; build() itself must not
     return entry.build(num_classes or entry.num_classes, size)
 
@@ -88,7 +76,7 @@ def test_entry_metadata(name):
     entry = ZOO.get(name)
     # The trained reference models classify the sample set's 10 digits; the rest ImageNet's.
     assert entry.name == name and entry.num_classes == (10 if entry.family == "reference" else 1000)
-    assert entry.preprocess in ("darknet", "imagenet")
+    assert entry.preprocess in ("darknet", "imagenet", "efficientnet_lite")
     assert entry.description and "\n" not in entry.description
     assert len(entry.input_size) == 2
 
@@ -140,7 +128,6 @@ def test_onnx_export_dynamic_batch(name, tmp_path):
     output's magnitude. 1e-4 of the output scale leaves margin for that, while any real
     mismatch (padding, activation, shuffle order, baked-in batch) is O(1) of the scale.
     """
-    ort = pytest.importorskip("onnxruntime")
     model = shared_model(name, num_classes=10)
     path = tmp_path / f"{name}.onnx"
     torch.onnx.export(model, torch.randn(2, 3, *SMALL), str(path), dynamo=False, opset_version=17,
