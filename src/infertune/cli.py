@@ -205,7 +205,7 @@ def _add_eval(sub, model: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--data", required=True, help="'sample' (or sample:val, the part the "
                    "reference models never trained on), an image folder, or an .npz (x, y)")
     p.add_argument("--labels", metavar="FILE", help="class names, one per line (index = line)")
-    p.add_argument("--preprocess", help="preset (darknet, imagenet, none) or "
+    p.add_argument("--preprocess", help="preset (darknet, imagenet, efficientnet_lite, none) or "
                                         "'preset,key=value,...' (default: the model's)")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate N samples (stratified)")
     p.add_argument("--skip-bad", action="store_true", help="leave bad samples out, listed")

@@ -107,9 +107,18 @@ def choose_preprocess(preprocess: str | None, handle: ModelHandle, ref: ModelHan
 
 
 def load_dataset_for(data: str, handle: ModelHandle, pre, k: int, **options: Any):
-    """The dataset at the model's input shape, checked against its K output classes."""
+    """The dataset at the model's input shape, checked against its K output classes.
+
+    An image folder without --labels is labelled in the model's own class order when the
+    model declares one (`meta["labels_file"]`, e.g. ImageNet's sorted WordNet ids), so a
+    `val/n01440764/...` folder is scored against the right outputs even with few classes.
+    """
+    from pathlib import Path
+
     from .data import load_dataset
 
+    if not options.get("labels_file") and handle.meta.get("labels_file") and Path(data).is_dir():
+        options = {**options, "labels_file": handle.meta["labels_file"]}
     ds = load_dataset(data, input_shape=handle.input_spec.chw, preprocess=pre, num_classes=k,
                       **options)
     if ds.labelled and len(ds.class_names) != k:
@@ -246,7 +255,8 @@ def describe_model(handle: ModelHandle, k: int) -> dict[str, Any]:
     meta = handle.meta
     return {"name": handle.name, "source": handle.source, "format": handle.format,
             "input": list(handle.input_spec.chw), "num_classes": k,
-            "weights": meta.get("weights"), "recorded_accuracy": meta.get("recorded_accuracy")}
+            "weights": meta.get("weights"), "recorded_accuracy": meta.get("recorded_accuracy"),
+            **({"weights_package": meta["weights_package"]} if "weights_package" in meta else {})}
 
 
 def assemble(handle, ref, ds, pre, pre_from: str, logits, ref_logits) -> dict[str, Any]:

@@ -128,7 +128,7 @@ def test_bad_preprocess_specs(spec):
 
 
 def test_presets_recorded_fields(tmp_path):
-    assert set(PRESETS) == {"darknet", "imagenet", "none"}
+    assert set(PRESETS) == {"darknet", "imagenet", "efficientnet_lite", "none"}
     assert PRESETS["darknet"].center_square and PRESETS["darknet"].interpolation == "darknet"
     assert PRESETS["darknet"].mean is None and PRESETS["darknet"].unit_scale
     assert PRESETS["none"].resize == "none" and not PRESETS["none"].unit_scale

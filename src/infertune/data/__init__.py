@@ -9,6 +9,10 @@ The word ``sample`` always means the built-in set; write ``./sample`` for a fold
 that name. ``sample:train`` and ``sample:val`` are its fixed 80/20 split (stratified, seed 0:
 4,000 and 1,000 digits): the trained reference models (`ref-small`, `ref-large`) learned from
 ``sample:train`` only, so ``sample:val`` measures them on digits they never saw.
+
+``photos`` (``photos:N`` for N views, default 256) is the built-in real-photo set: augmented
+views of the photographs that scikit-image, scikit-learn and matplotlib ship, unlabelled, for
+calibration and fidelity of ImageNet models (photo_views.py); ``./photos`` is a folder.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .dataset import Dataset, choose
+from .photo_views import is_photos_spec, read_photo_views
 from .preprocess import PRESETS, Preprocess, apply_preprocess, resolve_preprocess
 from .sources import ArraySource, decode_image, list_folder, read_labels_file, read_npz, read_sample
 
@@ -42,8 +47,8 @@ def load_dataset(spec: str, *, input_shape: tuple[int, int, int],
     """Loads and preprocesses a dataset into memory.
 
     Args:
-        spec: "sample" (or its fixed part "sample:train" / "sample:val"), an image folder,
-            or an .npz file.
+        spec: "sample" (or its fixed part "sample:train" / "sample:val"), "photos" or
+            "photos:N" (real photos, unlabelled), an image folder, or an .npz file.
         input_shape: the model's (C, H, W).
         preprocess: a preset name ("darknet", "imagenet", "none"), "preset,key=value,..."
             overrides, or a Preprocess.
@@ -61,6 +66,11 @@ def load_dataset(spec: str, *, input_shape: tuple[int, int, int],
     """
     shape, pre = _check_options(input_shape, preprocess, limit)
     label_names = read_labels_file(labels_file) if labels_file is not None else None
+    if is_photos_spec(spec):
+        if labels_file is not None:
+            raise ConfigError("labels_file applies to image folders and .npz files, not 'photos'")
+        source = read_photo_views(spec, shape[0], shape[1:])
+        return _from_arrays(source, spec, shape, pre, limit, seed, max_bytes)
     if spec == "sample" or spec in SAMPLE_PARTS:
         if labels_file is not None:
             raise ConfigError("labels_file applies to image folders and .npz files, not 'sample'")

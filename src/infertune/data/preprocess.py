@@ -1,13 +1,17 @@
 """Image preprocessing: what turns decoded pixels into the model's N×C×H×W float32 input.
 
 A `Preprocess` is a frozen record of every step, stored with each result so a number can
-always be traced to the exact input it was measured on. Three presets:
+always be traced to the exact input it was measured on. Four presets:
 
 * ``darknet`` — Darknet's `classifier valid`: RGB, bytes/255, the central square, then
   Darknet's own `resize_image` (separable bilinear, align-corners: scale = (in−1)/(out−1)),
   no mean/std (shared/darknet/FORMAT.md §5).
 * ``imagenet`` — the torchvision recipe: shorter side to 256·S/224 (Pillow bilinear), centre
   crop S×S, bytes/255, mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225).
+* ``efficientnet_lite`` — the `imagenet` geometry with TensorFlow's EfficientNet-Lite
+  scaling ``(x·255 − 127) / 128``: mean 127/255, std 128/255 on every channel. (TensorFlow's
+  own evaluation crops S/(S+32) of the shorter side, 87.5–89% for Lite0–2, and resizes
+  bicubic; the torchvision 87.5% bilinear recipe is kept so that one geometry serves all.)
 * ``none`` — values passed through as float32, no resize; the data must already fit.
 
 Everything works on arrays shaped (..., C, h, w) so a whole batch of equally sized images
@@ -27,6 +31,8 @@ RESIZE_MODES = ("exact", "shorter", "none")
 INTERPOLATIONS = ("darknet", "bilinear")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+TF_LITE_MEAN = (127 / 255,) * 3
+TF_LITE_STD = (128 / 255,) * 3
 # torchvision's evaluation rule: resize to 256 for a 224 crop, i.e. crop = 87.5% of the side.
 IMAGENET_RESIZE_RATIO = 256 / 224
 
@@ -84,6 +90,9 @@ PRESETS: dict[str, Preprocess] = {
                           interpolation="darknet"),
     "imagenet": Preprocess(name="imagenet", resize="shorter", center_crop=True,
                            interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD),
+    "efficientnet_lite": Preprocess(name="efficientnet_lite", resize="shorter", center_crop=True,
+                                    interpolation="bilinear", mean=TF_LITE_MEAN,
+                                    std=TF_LITE_STD),
     "none": Preprocess(name="none", unit_scale=False, resize="none"),
 }
 

