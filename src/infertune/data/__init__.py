@@ -78,6 +78,13 @@ def load_dataset(spec: str, *, input_shape: tuple[int, int, int],
         if spec != "sample":
             source = sample_part(source, spec.partition(":")[2])
         return _from_arrays(source, spec, shape, pre, limit, seed, max_bytes)
+    if spec.startswith("clutter:"):  # built-in digits-in-clutter parts (data/clutter.py)
+        from .clutter import read_clutter
+
+        if labels_file is not None:
+            raise ConfigError("labels_file applies to image folders and .npz files, not clutter")
+        source = read_clutter(spec, shape[0], limit, seed)  # renders only the `limit` chosen
+        return _from_arrays(source, spec, shape, pre, None, seed, max_bytes)
     path = Path(spec)
     if not path.exists():
         raise DataError("no such file or directory", path=spec)
