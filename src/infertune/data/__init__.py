@@ -13,6 +13,9 @@ that name. ``sample:train`` and ``sample:val`` are its fixed 80/20 split (strati
 ``photos`` (``photos:N`` for N views, default 256) is the built-in real-photo set: augmented
 views of the photographs that scikit-image, scikit-learn and matplotlib ship, unlabelled, for
 calibration and fidelity of ImageNet models (photo_views.py); ``./photos`` is a folder.
+
+``clutter:train`` / ``clutter:val`` are the sample digits of each part at random scale and
+place among digit fragments on real photos, 128×128, labelled (clutter.py; `ref-clutter`).
 """
 from __future__ import annotations
 
