@@ -61,6 +61,12 @@ def evaluate(model: str | ModelHandle, data: str, *, reference: str | ModelHandl
     handle = load_model(model, seed=seed, input_size=input_size, **load_options)
     ref = (load_model(reference, seed=seed, input_size=input_size, **load_options)
            if reference is not None else None)
+    if "detection" in handle.meta:  # a detector: mAP on detection data (tasks/detection)
+        from .tasks.detection.evaluate import evaluate_detector
+
+        return json_safe(evaluate_detector(handle, ref, data, limit=limit, seed=seed,
+                                           batch_size=batch_size, threads=threads,
+                                           runtime=runtime))
     pre, pre_from = choose_preprocess(preprocess, handle, ref)
     data_options = dict(labels_file=labels_file, limit=limit, seed=seed, skip_bad=skip_bad)
     ds, logits, run_info = model_outputs(handle, data, pre, runtime, threads, batch_size,

@@ -89,6 +89,10 @@ def comparison_lines(cmp: dict[str, Any]) -> list[str]:
 def eval_table(result: dict[str, Any], console: Console | None = None) -> None:
     """The whole eval result: header, accuracy, per class, confusion, fidelity, comparison."""
     console = console or make_console()
+    if result.get("task") == "detection":
+        from .tasks.detection.render import detection_eval
+
+        return detection_eval(result, console)
     model, data = result["model"], result["data"]
     console.print(f"{model['name']} ({model['format']}, weights {model.get('weights') or '?'}) "
                   f"on {data['description']}", highlight=False, markup=False)

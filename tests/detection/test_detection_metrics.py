@@ -92,14 +92,28 @@ def test_faster_coco_eval_matches_pycocotools(seed):
         assert fast.per_class_ap[name] == pytest.approx(slow.per_class_ap[name], abs=1e-9)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_resampler_equals_cocoeval(seed):
+    """The once-matched, weighted pooling (resample.py) against faster-coco-eval, on the set
+    itself and on one bootstrap draw with repeated images (fed to COCOeval as copies)."""
+    from infertune.tasks.detection.resample import MapResampler
+
+    truth, preds = random_set(seed)
+    pooled = MapResampler(truth, preds, 3)
+    assert pooled.map() == pytest.approx(coco_scores(truth, preds, "abc").map, abs=1e-9)
+    draw = np.random.default_rng(seed).integers(0, len(truth), len(truth))
+    copies = coco_scores([truth[i] for i in draw], [preds[i] for i in draw], "abc").map
+    assert pooled.map_of_draw(draw) == pytest.approx(copies, abs=1e-9)
+
+
 def test_bootstrap_interval():
     truth, preds = random_set(0)
     interval = bootstrap_map(truth, preds, 3, resamples=50)
-    assert interval.low <= interval.value <= interval.high and interval.high - interval.low > 1
+    assert interval.low <= interval.value <= interval.high and interval.high - interval.low > 0.01
     assert bootstrap_map(truth, preds, 3, resamples=50) == interval  # seeded
     perfect = [dets(s.boxes, np.ones(len(s.boxes)), s.classes) for s in truth]
     exact = bootstrap_map(truth, perfect, 3, resamples=20)
-    assert (exact.value, exact.low, exact.high) == (100.0, 100.0, 100.0)
+    assert (exact.value, exact.low, exact.high) == (1.0, 1.0, 1.0)
 
 
 def test_paired_drop():
@@ -116,9 +130,9 @@ def test_paired_drop():
 def test_fidelity_map_against_the_reference():
     _, preds = random_set(2)
     same = fidelity_map(preds, preds, 3, threshold=0.25, resamples=10)
-    assert same.value == pytest.approx(100.0)  # every reference box above .25 is found first
+    assert same.value == pytest.approx(1.0)  # every reference box above .25 is found first
     shifted = [Detections(d.boxes + 40, d.scores, d.classes, d.image_hw) for d in preds]
-    assert fidelity_map(preds, shifted, 3, resamples=10).value < 10
+    assert fidelity_map(preds, shifted, 3, resamples=10).value < 0.1
 
 
 def test_score_shift():

@@ -10,7 +10,8 @@
 * `score_shift`: how confidences move (INT8 tends to compress them): quantiles of the scores
   of detections matched between the two models, and how many cross the deployed threshold —
   mAP can hold while a fixed threshold starts to drop boxes.
-All mAP values here are in points (×100).
+All mAP values here are fractions in [0, 1], as every metric in infertune's JSON (the
+renderers show points).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import map_only
+from .resample import MapResampler
 from .records import DetectionSample, Detections, iou_matrix
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -27,7 +28,7 @@ QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 @dataclass(frozen=True)
 class Interval:
-    """A value with its percentile bootstrap interval. value/low/high in mAP points."""
+    """A value with its percentile bootstrap interval (value/low/high as fractions)."""
 
     value: float
     low: float
@@ -53,43 +54,41 @@ def _interval(value: float, draws: list[float], confidence: float) -> Interval:
 def bootstrap_map(samples: Sequence[DetectionSample], predictions: Sequence[Detections],
                   classes: int, *, resamples: int = 200, confidence: float = 0.95,
                   seed: int = 0) -> Interval:
-    """mAP@[.5:.95] in points with a bootstrap interval over images."""
-    value = 100 * map_only(samples, predictions, classes)
-    draws = [100 * map_only([samples[i] for i in idx], [predictions[i] for i in idx], classes)
-             for idx in _resamples(len(samples), resamples, seed)]
-    return _interval(value, draws, confidence)
+    """mAP@[.5:.95] with a bootstrap interval over images (matching done once, resample.py)."""
+    pooled = MapResampler(samples, predictions, classes)
+    draws = [pooled.map_of_draw(idx) for idx in _resamples(len(samples), resamples, seed)]
+    return _interval(pooled.map(), draws, confidence)
 
 
 def paired_drop(samples: Sequence[DetectionSample], reference: Sequence[Detections],
                 candidate: Sequence[Detections], classes: int, *, resamples: int = 200,
                 confidence: float = 0.95, seed: int = 0) -> Interval:
-    """mAP(reference) − mAP(candidate) in points; both scored on the same resampled images."""
-    def drop(idx) -> float:
-        chosen = [samples[i] for i in idx]
-        return 100 * (map_only(chosen, [reference[i] for i in idx], classes)
-                      - map_only(chosen, [candidate[i] for i in idx], classes))
-
-    value = drop(range(len(samples)))
-    draws = [drop(idx) for idx in _resamples(len(samples), resamples, seed)]
-    return _interval(value, draws, confidence)
+    """mAP(reference) − mAP(candidate); both scored on the same resampled images."""
+    ref, cand = MapResampler(samples, reference, classes), MapResampler(samples, candidate, classes)
+    draws = [ref.map_of_draw(idx) - cand.map_of_draw(idx)
+             for idx in _resamples(len(samples), resamples, seed)]
+    return _interval(ref.map() - cand.map(), draws, confidence)
 
 
 def pseudo_labels(reference: Sequence[Detections], threshold: float) -> list[DetectionSample]:
-    """The reference model's detections above `threshold` as ground truth."""
+    """The reference model's detections above `threshold` as ground truth (boxes clipped to
+    nothing at the image border are left out: no box can overlap them)."""
     from pathlib import Path
 
     out = []
     for i, dets in enumerate(reference):
         kept = dets.above(threshold)
+        solid = (kept.boxes[:, 2] > kept.boxes[:, 0]) & (kept.boxes[:, 3] > kept.boxes[:, 1])
         out.append(DetectionSample(image=Path(f"<reference image {i}>"), image_hw=dets.image_hw,
-                                   boxes=kept.boxes, classes=kept.classes, image_id=i))
+                                   boxes=kept.boxes[solid], classes=kept.classes[solid],
+                                   image_id=i))
     return out
 
 
 def fidelity_map(reference: Sequence[Detections], candidate: Sequence[Detections],
                  classes: int, *, threshold: float = 0.25, resamples: int = 200,
                  confidence: float = 0.95, seed: int = 0) -> Interval:
-    """"fidelity mAP": the candidate's mAP@[.5:.95] (points) against the reference's
+    """"fidelity mAP": the candidate's mAP@[.5:.95] against the reference's
     detections above `threshold`, with a bootstrap interval over images."""
     return bootstrap_map(pseudo_labels(reference, threshold), candidate, classes,
                          resamples=resamples, confidence=confidence, seed=seed)

@@ -183,9 +183,3 @@ def coco_scores(samples: Sequence[DetectionSample], predictions: Sequence[Detect
                       f1, score_threshold, len(samples), total,
                       int(sum(len(d) for d in predictions)))
 
-
-def map_only(samples: Sequence[DetectionSample], predictions: Sequence[Detections],
-             classes: int) -> float:
-    """mAP@[.5:.95] alone (for resampling)."""
-    gt = coco_ground_truth(samples, classes)
-    return ap_triplet(run_cocoeval(gt, coco_detections(predictions)))[0]

@@ -1,6 +1,7 @@
 """Network outputs → Detections per image: decode every head, correct the letterbox, NMS,
 and list each (box, class) whose prob is above the score threshold, as Darknet's
-`detector test` prints them. Pure numpy; the network is timed without any of this.
+`detector test` prints them (less boxes that lie wholly outside the image). Pure numpy;
+the network is timed without any of this.
 """
 from __future__ import annotations
 
@@ -49,7 +50,10 @@ def detect_one(maps: Sequence[np.ndarray], spec: DetectionSpec, image_hw: tuple[
     scores = probs[rows, classes]
     order = np.argsort(-scores, kind="stable")
     pixels = to_pixels(boxes[rows[order]], image_hw)
-    return Detections(pixels, scores[order], classes[order], tuple(int(v) for v in image_hw))
+    # A box wholly outside the image clips to nothing: it shows no object, so it is dropped.
+    solid = (pixels[:, 2] > pixels[:, 0]) & (pixels[:, 3] > pixels[:, 1])
+    return Detections(pixels[solid], scores[order][solid], classes[order][solid],
+                      tuple(int(v) for v in image_hw))
 
 
 def detect(outputs, spec: DetectionSpec, image_hws: Sequence[tuple[int, int]], *,
