@@ -53,11 +53,8 @@ def parsers() -> dict[str, tuple[st.SearchStrategy, Callable[[Any, Path], None]]
 
 
 def _journal() -> dict:
-    """The run-directory journal reader, when the optimize work that owns it is present."""
-    try:
-        from infertune.search.journal import Journal
-    except ImportError:
-        return {}
+    """The run-directory journal reader."""
+    from infertune.search.journal import Journal
 
     def read(data: bytes, tmp: Path) -> None:
         (tmp / "journal.jsonl").write_bytes(data)

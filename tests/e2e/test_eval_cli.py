@@ -117,7 +117,11 @@ def test_fidelity_to_itself_is_perfect_and_strict_json(capsys, setup):
     assert fid["cosine"] == pytest.approx(1.0, abs=1e-12)
     # Identical outputs: SQNR is +inf, written as null plus a marker (strict JSON has no inf).
     assert fid["sqnr_db"] is None and fid["sqnr_db_nonfinite"] == "inf"
-    assert cmp["delta"] == 0.0 and cmp["delta_ci"] == [0.0, 0.0] and cmp["n01"] == cmp["n10"] == 0
+    assert cmp["delta"] == 0.0 and cmp["n01"] == cmp["n10"] == 0
+    # No disagreement still leaves an interval (Tango's score interval): ±z²/(n + z²).
+    z2 = 1.959963984540054 ** 2
+    n = cmp["n"]
+    assert cmp["delta_ci"] == pytest.approx([-z2 / (n + z2), z2 / (n + z2)], rel=1e-6)
 
 
 def test_fidelity_and_paired_delta_against_a_perturbed_copy(capsys, setup):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import require_extra
 
 from infertune.cli import main
 
@@ -251,7 +252,7 @@ def test_ray_executor_decides_as_the_local_one(run, tmp_path):
     """The same run on a local Ray cluster (started here): the same candidates, the same
     statuses where no latency is involved, and identical accuracy figures (builds and
     evaluations are deterministic; only latency differs between two runs)."""
-    pytest.importorskip("ray")
+    require_extra("ray")
     _, local = run
     out = tmp_path / "run"
     assert optimize(out, "--executor", "ray", "--json") == 0
