@@ -75,7 +75,9 @@ def test_description_names_files_and_licences():
     assert ds.description.startswith("photos: 20 views of")
     assert "unlabelled" in ds.description
     for photo in real_photos():
-        assert photo.name in ds.description and photo.licence in ds.description
+        file = photo.path.rsplit("/", 1)[1]
+        assert f"{photo.package} {file} ({photo_views.short_licence(photo)})" in ds.description
+    assert "china.jpg (CC BY 2.0)" in ds.description and "chelsea.png (CC0)" in ds.description
 
 
 @pytest.mark.parametrize("spec", ["photos:0", "photos:x", "photos:", "photos:100001"])

@@ -89,14 +89,20 @@ def read_photo_views(spec: str, channels: int, input_hw: tuple[int, int]) -> Arr
 
 def describe(photos: list[Photo], n: int, view_hw: tuple[int, int]) -> str:
     """The data set's description: what it is, how it was made, every file and licence."""
-    files = "; ".join(f"{p.name} ({p.package}, {p.path.rsplit('/', 1)[-1]}: {p.licence})"
+    files = ", ".join(f"{p.package} {p.path.rsplit('/', 1)[-1]} ({short_licence(p)})"
                       for p in photos)
     return (f"photos: {n} views of {len(photos)} real photographs shipped by installed "
             f"packages, unlabelled (fidelity data: compare with a reference model); the first "
             f"{min(n, len(photos))} are the whole photos, the rest random resized crops (area "
             f"{SCALE[0]:.0%}–{SCALE[1]:.0%}, aspect {RATIO[0]:.2f}–{RATIO[1]:.2f}) with random "
             f"horizontal flips, seed {VIEW_SEED}, resized to {view_hw[0]}×{view_hw[1]}; "
-            f"files: {files}")
+            f"files: {files} (licences as each package documents them: "
+            f"infertune.data.photos)")
+
+
+def short_licence(photo: Photo) -> str:
+    """The licence without where it is documented ("CC0", "CC BY 2.0", "public domain")."""
+    return photo.licence.split(";")[0].split(" by ")[0].split(" (")[0].split(",")[0]
 
 
 @functools.lru_cache(maxsize=32)
