@@ -52,6 +52,19 @@ def test_fetched_files_have_the_pinned_hashes(weights_folder):
     assert names[0] == "person" and len([n for n in names if n]) == 80
 
 
+@pytest.mark.slow
+def test_real_cfg_has_both_heads_as_outputs(weights_folder):
+    import torch
+
+    from infertune.load import load_model
+
+    handle = load_model("yolov3-tiny-coco")
+    assert handle.meta["outputs"] == ["yolo_16", "yolo_23"] and len(handle.meta["class_names"]) == 80
+    with torch.no_grad():
+        maps = handle.obj(torch.zeros(1, 3, 416, 416))
+    assert [tuple(m.shape) for m in maps] == [(1, 255, 13, 13), (1, 255, 26, 26)]
+
+
 def _predict(capsys, *args: str) -> list[dict]:
     assert main(["predict", "yolov3-tiny-coco", *args, "--json"]) == 0
     return json.loads(capsys.readouterr().out)["images"]
