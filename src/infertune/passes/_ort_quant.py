@@ -182,13 +182,30 @@ def input_name(path: str | Path) -> str:
 
 
 def cache_path(prepped: Path, x: np.ndarray, settings: OrtSettings, ctx: PassContext) -> Path:
-    """Where the calibrated ranges of (model, data, method) live in the workdir."""
+    """Where the calibrated ranges of (model, data, method) live: the run's shared cache
+    when there is one, else the workdir. The prepared model's name is its content digest
+    (`prepare`), so the key names the model, the data and the method exactly."""
     data = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8).hexdigest()
     sym = settings.activations == "int8"
     key = f"{prepped.stem}-{data}-{settings.method}-{'sym' if sym else 'asym'}"
-    path = ctx.workdir / "quant-calib" / f"{key}.json"
+    path = (ctx.cache_dir or ctx.workdir) / "quant-calib" / f"{key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def private_cache(shared: Path, ctx: PassContext) -> Iterator[Path]:
+    """A cache file only this pipeline writes: seeded from `shared` when that exists, and
+    published back to it atomically (rename) when it did not — so pipelines running at the
+    same time (Ray) never read a half-written cache."""
+    mine = workfile(ctx, shared.stem, ".calib.json")
+    if shared.exists():
+        shutil.copyfile(shared, mine)
+    yield mine
+    if mine.exists() and not shared.exists():
+        tmp = shared.with_name(f".{shared.name}.{mine.parent.parent.name}.tmp")
+        shutil.copyfile(mine, tmp)
+        tmp.replace(shared)
 
 
 def quantize_qdq(prepped: Path, out: Path, x: np.ndarray, settings: OrtSettings,
@@ -199,7 +216,7 @@ def quantize_qdq(prepped: Path, out: Path, x: np.ndarray, settings: OrtSettings,
     reader = DatasetReader(x, input_name(prepped))
     extra = {"CalibStridedMinMax": 1, "ActivationSymmetric": settings.activations == "int8"}
     try:
-        with quiet():
+        with quiet(), private_cache(cache_path(prepped, x, settings, ctx), ctx) as cache:
             quantize_static(str(prepped), str(out), reader, quant_format=QuantFormat.QDQ,
                             per_channel=settings.per_channel, activation_type=act,
                             weight_type=QuantType.QInt8,
@@ -207,7 +224,7 @@ def quantize_qdq(prepped: Path, out: Path, x: np.ndarray, settings: OrtSettings,
                             nodes_to_exclude=list(exclude),
                             nodes_to_quantize=list(only) if only is not None else None,
                             extra_options=extra,
-                            calibration_cache_path=str(cache_path(prepped, x, settings, ctx)))
+                            calibration_cache_path=str(cache))
     except Exception as exc:
         raise UnsupportedModel(f"ONNX Runtime's quantizer failed: {_first_line(exc)}") from None
 

@@ -32,6 +32,9 @@ class PassContext:
         train: a Dataset (labelled or not) for the recovery passes (finetune, distill,
             qat), usually larger than `calibration`; they fall back to `calibration`.
         validation: a Dataset for their early stop; None: they hold out 10% of train.
+        cache_dir: a folder shared by the pipelines of one run (optimize: RUN_DIR/cache),
+            where content-keyed results that cost time and do not depend on the recipe —
+            calibrated ranges — are kept for the other candidates; None: the workdir.
     """
 
     workdir: Path
@@ -41,6 +44,7 @@ class PassContext:
     threads: int | None = None
     train: Any = None
     validation: Any = None
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ def _context(job: dict[str, Any], handle, cand_dir: Path):
         extra["train"] = _dataset(data_dir, "train")
     return PassContext(workdir=cand_dir / "passes", calibration=_dataset(data_dir, "calib"),
                        reference=handle, seed=int(job.get("seed", 0)),
-                       threads=job.get("threads"), **extra)
+                       threads=job.get("threads"), cache_dir=Path(job["run_dir"]) / "cache",
+                       **extra)
 
 
 def _logits(runtime: str, artifact: str, x, threads: int, batch: int):
