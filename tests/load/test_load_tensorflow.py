@@ -3,8 +3,9 @@ built here is saved in every format, loaded by infertune (converted to ONNX), an
 against Keras itself, against MACs worked out by hand from its layer shapes, and through the
 CLI's profile, bench, eval and optimize.
 
-Skipped, with the reason, when the extra is not installed; INFERTUNE_REQUIRE_TF=1 (set by
-.ci/run) turns that skip into a failure, so CI cannot pass without running these.
+Skipped, with the reason, when the extra is not installed; under CI (and with
+INFERTUNE_REQUIRE_EXTRAS=1, which .ci/run sets) that is a failure instead (tests/extras.py),
+so CI cannot pass without running these.
 
 Tolerances: conversion changes kernels, not maths. The converted model is compared with
 Keras on fresh random inputs with rtol 1e-4 / atol 1e-5; float32 rounding over these few
@@ -13,24 +14,19 @@ layers is ~1e-7 relative, and a wrong layout, a dropped BatchNorm or a wrong op 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.tf
-_MISSING = [m for m in ("tensorflow", "tf2onnx") if importlib.util.find_spec(m) is None]
-if _MISSING:
-    _WHY = f"the [tf] extra is not installed ({', '.join(_MISSING)} missing)"
-    if os.environ.get("INFERTUNE_REQUIRE_TF") == "1":
-        pytest.fail(f"INFERTUNE_REQUIRE_TF=1 but {_WHY}", pytrace=False)
-    pytest.skip(_WHY, allow_module_level=True)
+from extras import require_extra
 
-import keras  # noqa: E402
+pytestmark = pytest.mark.tf
+tf = require_extra("tensorflow", "tf")
+require_extra("tf2onnx", "tf")
+keras = require_extra("keras", "tf")
+
 import onnxruntime as ort  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from infertune.cli import main  # noqa: E402
 from infertune.errors import ModelFileError, UnsupportedModel  # noqa: E402
