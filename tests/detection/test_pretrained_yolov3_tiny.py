@@ -125,3 +125,34 @@ def test_eval_on_hand_labelled_coco_json(weights_folder, capsys, tmp_path):
     assert acc["ap50"] == 1.0 and acc["map"] > 0.5  # measured: mAP .75, AP75 1.0
     assert set(acc["per_class_ap"]) == {"person", "motorbike", "tie", "cup"}
     assert acc["recall"] == 0.75  # the person scores .23, below the .25 threshold
+
+
+@pytest.mark.slow
+def test_decoding_matches_opencv_darknet_importer(weights_folder):
+    """Golden rows from OpenCV's own Darknet importer (generated once, see the file's
+    `source`): the same network, input and [yolo] decoding must agree to 1e-4 (float32
+    networks differ by ~1e-4 in raw maps of magnitude ~25; sigmoid and exp shrink that)."""
+    import torch
+
+    from infertune.data.sources import decode_image
+    from infertune.load import load_model
+    from infertune.tasks.detection.letterbox import letterbox
+    from infertune.tasks.detection.postprocess import candidates
+
+    golden = json.loads((Path(__file__).parent / "golden" /
+                         "opencv_yolov3_tiny_grace_hopper.json").read_text())
+    handle = load_model("yolov3-tiny-coco")
+    hopper = _photo("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
+    x = letterbox(decode_image(hopper, 3), (416, 416))[None]
+    with torch.no_grad():
+        maps = [m.numpy()[0] for m in handle.obj(torch.from_numpy(x))]
+    found = candidates(maps, handle.meta["detection"], threshold=0.0)
+    rows = [r["index"] for r in golden["rows"]]
+    assert sorted(np.flatnonzero(found.objectness > 0.05).tolist()) == rows
+    for row in golden["rows"]:
+        i = row["index"]
+        ours = [*found.boxes[i], found.objectness[i]]
+        np.testing.assert_allclose(ours, row["box_obj"], atol=1e-4)
+        if row["prob"] > 0:
+            assert int(np.argmax(found.probs[i])) == row["class"]
+            assert found.probs[i, row["class"]] == pytest.approx(row["prob"], abs=1e-4)
