@@ -131,6 +131,45 @@ def test_profile_macs_match_the_hand_count(net, capsys, fmt):
     assert result["input_shape"][-3:] == [C_IN, H, W]
 
 
+def test_int8_tflite_with_float_io_keeps_its_quantization(net, tmp_path):
+    model, _, _ = net
+    rng = np.random.default_rng(0)
+
+    def calibration():
+        for _ in range(16):
+            yield [rng.standard_normal((1, H, W, C_IN)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = calibration
+    path = tmp_path / "int8.tflite"
+    path.write_bytes(converter.convert())
+    handle = load_model(str(path))
+    parity = handle.meta["converted_from"]["parity"]
+    assert parity["passed"] and parity["rel_tolerance"] == tfload.PARITY_REL_INT8
+    import onnx
+
+    graph = onnx.load(handle.path).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") >= 1 and ops.count("DequantizeLinear") >= 3
+    last = next(n for n in graph.node if n.output[0] == graph.output[0].name)
+    assert last.op_type == "DequantizeLinear"
+    step = float(onnx.numpy_helper.to_array(
+        next(i for i in graph.initializer if i.name == last.input[1])))
+    # independently, against the TFLite interpreter on fresh inputs: within 2 int8 steps of
+    # the output (a rounding tie may go the other way; seen here: 0 or 1 step)
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    session = ort.InferenceSession(handle.path, providers=["CPUExecutionProvider"])
+    for seed in range(5):
+        x = np.random.default_rng(100 + seed).standard_normal((1, H, W, C_IN)).astype(np.float32)
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        ref = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        got = session.run(None, {handle.input_spec.name: x.transpose(0, 3, 1, 2)})[0]
+        assert np.abs(got - ref).max() <= 2 * step * (1 + 1e-5)
+
+
 def test_second_load_uses_the_cached_conversion(net, monkeypatch):
     _, paths, _ = net
     first = load_model(paths["keras"])
