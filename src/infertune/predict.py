@@ -120,7 +120,9 @@ def _classify(handle, paths, runner, names, top: int) -> list[dict[str, Any]]:
     rows = []
     for path in paths:
         x = apply_preprocess(_pixels(path, c), pre, (h, w), name=str(path))[None]
-        scores = first_output(runner.run(np.ascontiguousarray(x)), 1)[0].astype(np.float64)
+        raw = runner.run(np.ascontiguousarray(x))
+        _check_scores(handle, _outputs(raw))
+        scores = first_output(raw, 1)[0].astype(np.float64)
         if not looks_like_probabilities(scores[None]):
             scores = np.exp(scores - scores.max())
             scores /= scores.sum()
@@ -129,6 +131,16 @@ def _classify(handle, paths, runner, names, top: int) -> list[dict[str, Any]]:
             {"class": names[i] if names and i < len(names) else str(int(i)), "class_id": int(i),
              "probability": round(float(scores[i]), 6)} for i in best]})
     return rows
+
+
+def _check_scores(handle: ModelHandle, outputs: list[np.ndarray]) -> None:
+    """One (1, K) or (1, K, 1, 1) output, else a user error saying why predict cannot read it."""
+    first = outputs[0]
+    if len(outputs) == 1 and (first.ndim <= 2 or first.shape[2:] == (1, 1)):
+        return
+    raise UnsupportedModel(f"{handle.name}: its outputs {[list(o.shape) for o in outputs]} are "
+                           "not class scores, and it carries no detection heads to decode (an "
+                           "ONNX detector file is not decoded yet)")
 
 
 def _draw(paths: list[Path], found, names, out: str) -> list[str]:

@@ -104,3 +104,12 @@ def test_bad_input_is_one_line_exit_2(files, capsys, tmp_path, case):
             "top": [str(cls), str(image), "--top", "0"]}[case]
     code, _, err = run(capsys, *args)
     assert code == 2 and err.startswith("infertune: error: ") and err.count("\n") == 1
+
+
+def test_onnx_detector_without_heads_is_a_clear_error(files, capsys, tmp_path):
+    det, _, image, _ = files
+    onnx_file = tmp_path / "det.onnx"
+    assert main(["export", str(det), "--out", str(onnx_file)]) == 0
+    capsys.readouterr()
+    code, _, err = run(capsys, str(onnx_file), str(image))
+    assert code == 2 and "not class scores" in err and err.count("\n") == 1

@@ -97,7 +97,25 @@ def torch_to_proto(model, spec: InputSpec, opset: int, stage: Path):
                               dynamic_axes=dynamic, do_constant_folding=True)
     except Exception as exc:
         raise UnsupportedModel(f"cannot export to ONNX: {first_line(exc)}") from None
-    return onnx.load(str(target))  # pulls in any external-data files from the stage
+    proto = onnx.load(str(target))  # pulls in any external-data files from the stage
+    static_output_dims(proto, [tuple(t.shape) for t in outputs])
+    return proto
+
+
+def static_output_dims(proto, shapes: list[tuple[int, ...]]) -> None:
+    """Writes the concrete sizes of every output dimension but the batch into the graph.
+
+    The legacy exporter's shape inference can leave them symbolic with misleading names (a
+    detector's 13×13 head came out as ['batch', 255, 'batch', 'Conv…_dim_3'], claiming H
+    equals the batch). The input's H×W is fixed at export, so these sizes are too.
+    """
+    for value, shape in zip(proto.graph.output, shapes):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            continue
+        for dim, size in list(zip(dims, shape))[1:]:
+            if dim.HasField("dim_param"):
+                dim.dim_value = int(size)  # setting the value clears the symbolic name
 
 
 def output_names(model, count: int) -> list[str]:
