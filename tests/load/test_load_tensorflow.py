@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -180,6 +183,20 @@ def test_second_load_uses_the_cached_conversion(net, monkeypatch):
     monkeypatch.setattr(tfload, "convert", no_conversion)
     again = load_model(paths["keras"])
     assert again.path == first.path and again.meta["converted_from"] == first.meta["converted_from"]
+
+
+def test_a_cached_conversion_loads_without_importing_tensorflow(net, cache):
+    """What optimize's worker processes rely on: converted once, then plain ONNX loads."""
+    _, paths, _ = net
+    load_model(paths["saved_model"])  # converted here (or already cached)
+    code = ("import sys; from infertune.load import load_model; "
+            f"h = load_model({paths['saved_model']!r}); "
+            "print(h.meta['converted_from']['format'], "
+            "[m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "INFERTUNE_CACHE_DIR": str(cache)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "saved_model []"
 
 
 def lambda_model() -> keras.Model:

@@ -4,6 +4,8 @@ read a file before any framework sees it. These run everywhere, with or without 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -107,3 +109,12 @@ def test_unsafe_tf_ops():
            "TFRecordDataset", "ResizeBilinear", "DepthwiseConv2dNative"}
     assert _tf_safety.unsafe_tf_ops(ops) == ["EagerPyFunc", "PrintV2", "ReadFile",
                                              "TFRecordDataset", "WriteFile"]
+
+
+def test_other_formats_never_import_tensorflow(tmp_path):
+    """The dispatch in load/__init__ looks at suffixes and folders only."""
+    code = ("import sys; from infertune.load import load_model; load_model('resnet18'); "
+            "print([m for m in ('tensorflow', 'keras', 'tf2onnx', 'h5py') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
