@@ -21,8 +21,9 @@ from infertune.data.preprocess import resolve_preprocess
 from infertune.passes import PassContext, apply_passes
 from infertune.search import space
 from infertune.search.candidate import Candidate, Plan, Screen, Status, Step
-from infertune.search.engine import Search, _label_with_noops
+from infertune.search.engine import Evaluator, _label_with_noops
 from infertune.search.journal import Journal
+from infertune.search.state import RunState, SearchClock
 from infertune.search.precision import mismatch, ran_precision
 from infertune.search.worker import mark_noops, not_applied
 from infertune.types import InputSpec, ModelHandle
@@ -130,23 +131,24 @@ def _search(tmp_path, journal, budget_s):
                             final_rounds=1)
     ctx = space.PlanContext(model_key={"source": "ref-small"}, model_format="torch",
                             runtimes=("torch",))
-    return Search(config, tmp_path, journal, _NoExecutor(), None, ctx,
-                  {"screen_n": 8, "eval_n": 8, "calib_n": 8}, lambda event: None)
+    state = RunState(config, tmp_path, None, ctx, {"screen_n": 8, "eval_n": 8, "calib_n": 8},
+                     clock=SearchClock.from_journal(list(journal.read())))
+    return Evaluator(state, journal, _NoExecutor(), lambda event: None)
 
 
 def test_the_search_clock_and_budget_survive_a_resume(tmp_path):
     journal = Journal(tmp_path / "journal.jsonl")
     journal.append("screen", "a", {"status": "ok", "elapsed_s": 400.0})
     first = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=1000)
-    assert first.elapsed() >= 400.0                 # continues, does not restart at 0
+    assert first.state.elapsed() >= 400.0           # continues, does not restart at 0
     assert not first.out_of_time()
     over = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=300)
-    assert over.out_of_time() and over.stopped_by_budget
+    assert over.out_of_time() and over.state.stopped_by_budget
     cand = over.not_tried(Candidate(Plan("b", "fused", "b", (), "torch", "fp32")), "screen")
     assert cand.status is Status.NOT_TRIED
     # A resumed run (same budget) is stopped from the start and replays the decision.
     again = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=300)
-    assert again.stopped_by_budget
+    assert again.state.stopped_by_budget
     replayed = again._replay_screen(Candidate(Plan("b", "fused", "b", (), "torch", "fp32")))
     assert replayed.status is Status.NOT_TRIED and "time budget" in replayed.reason
 

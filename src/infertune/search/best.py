@@ -11,30 +11,7 @@ from typing import Any
 
 from .._atomic import atomic_path, write_text
 from ..errors import ConfigError
-
-LOADERS = {
-    "onnxruntime": ("onnxruntime",
-                    "import onnxruntime as ort\n"
-                    "session = ort.InferenceSession(MODEL, providers=['CPUExecutionProvider'])\n"
-                    "predict = lambda x: session.run(None, {session.get_inputs()[0].name: x})[0]\n"),
-    "openvino": ("openvino",
-                 "import openvino as ov\n"
-                 "compiled = ov.Core().compile_model(MODEL, 'CPU', {PRECISION_HINT})\n"
-                 "predict = lambda x: compiled(x)[0]\n"),
-    "torchscript": ("torch",
-                    "import torch\n"
-                    "module = torch.jit.load(MODEL).eval()\n"
-                    "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"),
-    "torch": ("torch",
-              "import torch\n"
-              "module = torch.export.load(MODEL).module()\n"
-              "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"),
-    "compile": ("torch",
-                "import torch\n"
-                "import torchao  # noqa: F401  (registers the int8 ops an INT8 program may use)\n"
-                "module = torch.compile(torch.export.load(MODEL).module())\n"
-                "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"),
-}
+from ..runtimes import RUNTIMES
 
 
 def export_best(s, report: dict[str, Any]) -> dict[str, Any] | None:
@@ -92,7 +69,7 @@ def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s) -> dic
 
 
 def run_script(runtime: str, main: str, report: dict[str, Any], s) -> str:
-    module, loader = LOADERS.get(runtime, LOADERS["onnxruntime"])
+    module, loader = _loader(runtime)
     hint = "{'INFERENCE_PRECISION_HINT': 'f32'}" if report_precision(report) == "fp32" else "{}"
     c, h, w = s.handle.input_spec.chw
     return (f'"""The pick of an infertune run ({report["model"]["source"]}): {runtime}.\n'
@@ -110,15 +87,19 @@ def run_script(runtime: str, main: str, report: dict[str, Any], s) -> str:
             "print('class', int(scores.argmax()), 'score', float(scores.max()))\n")
 
 
+def _loader(runtime: str) -> tuple[str, str]:
+    """(what it needs, code) of the runtime's run.py loader; ONNX Runtime's where it has none."""
+    found = RUNTIMES.find(runtime)
+    loader = (found.loader if found is not None else None) or RUNTIMES.get("onnxruntime").loader
+    return loader.needs, loader.code
+
+
 def report_precision(report: dict[str, Any]) -> str | None:
     pick = next((c for c in report["candidates"] if c["id"] == report.get("pick")), None)
     return pick.get("precision") if pick else None
 
 
 # ---------------------------------------------------------------------------- Triton
-TRITON_BACKENDS = {"onnxruntime": ("platform", "onnxruntime_onnx", "model.onnx"),
-                   "openvino": ("backend", "openvino", "model.xml"),
-                   "torchscript": ("platform", "pytorch_libtorch", "model.pt")}
 MAX_BATCH = 8
 
 
@@ -132,12 +113,14 @@ def triton(run_dir: str | Path, out: str | Path, name: str | None = None) -> dic
                           "first, or the run met no budget")
     card = json.loads(card_path.read_text())
     runtime = card["runtime"]
-    if runtime not in TRITON_BACKENDS:
+    backends = RUNTIMES.triton_backends()
+    if runtime not in backends:
         raise ConfigError(f"{run_dir}: the pick runs on {runtime}, which has no Triton "
-                          f"backend; Triton serves {', '.join(TRITON_BACKENDS)} picks "
+                          f"backend; Triton serves {', '.join(backends)} picks "
                           "(rerun optimize with --runtimes onnxruntime,openvino)")
     name = name or _triton_name(card["source"])
-    kind, value, filename = TRITON_BACKENDS[runtime]
+    backend = backends[runtime]
+    kind, value, filename = backend.key, backend.value, backend.filename
     version = out / name / "1"
     src = run_dir / "best" / card["artifact"]
     if runtime == "openvino":

@@ -5,7 +5,7 @@
 one task at a time on a node that offers the custom resource `infertune_timing` (start such
 nodes with `ray start --resources '{"infertune_timing": 1}'`), so measurements never
 overlap one another. The search starts no measurement while build jobs are in flight
-(`Search.screen_all` builds a whole stage, then probes), so a timing node never times a
+(`Evaluator.screen_all` builds a whole stage, then probes), so a timing node never times a
 candidate while it also builds one. Jobs and measurements of a GPU runtime ask Ray for a GPU. Decisions are taken by the search process alone, from the results in a
 fixed order, so both executors decide the same way on the same measurements. With Ray the run
 directory must be on storage every node sees (the jobs read and write it).

@@ -7,6 +7,7 @@ from typing import Any
 from ..passes.mixed_precision import kept_float_layers as _kept
 from . import screening, select
 from .candidate import Candidate, Decision, Status
+from .state import RunState
 
 SCHEMA_VERSION = 1
 
@@ -17,7 +18,9 @@ def kept_float_layers(cand: Candidate) -> list[str]:
                  if p.pass_name == "mixed_precision"), [])
 
 
-def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
+def assemble(s: RunState, final: dict[str, Any] | None, started: str,
+             executor: dict[str, Any]) -> dict[str, Any]:
+    """report.json from the run's state (never the evaluator: `executor` is its description)."""
     from .. import __version__
     from ..measure.fingerprint import fingerprint
 
@@ -42,8 +45,8 @@ def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "duration_s": round(s.elapsed(), 1),
                 "status": "time_budget" if s.stopped_by_budget else "complete",
-                "resumed_candidates": s.resumed, "executor": s.executor.describe(),
-                "phase_s": s.phase_seconds(),
+                "resumed_candidates": s.resumed, "executor": executor,
+                "phase_s": s.clock.seconds(),
                 "phase_note": "wall seconds per phase of the search, summed over every attempt "
                               "of a resumed run: build (passes, calibration, artifact, "
                               "screening outputs), probe, evaluate (full accuracy), latency "
@@ -77,7 +80,7 @@ def assemble(s, final: dict[str, Any] | None, started: str) -> dict[str, Any]:
     }
 
 
-def _decide(s, final: dict[str, Any] | None) -> list[Candidate]:
+def _decide(s: RunState, final: dict[str, Any] | None) -> list[Candidate]:
     """Every record with its Decision: within budget (the one rule), speed-up (from the
     side-by-side rounds where the candidate took part, else separate measurements) and
     compression ratio."""
@@ -100,7 +103,7 @@ def _decide(s, final: dict[str, Any] | None) -> list[Candidate]:
     return out
 
 
-def _pick(s, cands: list[Candidate], final: dict[str, Any] | None) -> str | None:
+def _pick(s: RunState, cands: list[Candidate], final: dict[str, Any] | None) -> str | None:
     """Latency objective: the fastest contender of the side-by-side rounds; otherwise (or
     without rounds) the best objective among fully measured candidates within budget."""
     within = {c.id for c in cands if c.measured and s.budget.within(c.drop.high)
@@ -113,7 +116,7 @@ def _pick(s, cands: list[Candidate], final: dict[str, Any] | None) -> str | None
     return best.id if best else None
 
 
-def _no_pick_reason(s, cands: list[Candidate]) -> str:
+def _no_pick_reason(s: RunState, cands: list[Candidate]) -> str:
     tried = [c for c in cands if c.id != s.baseline.id and c.status is Status.OK]
     if not tried:
         return "no candidate could be built and measured (see each candidate's reason)"
@@ -121,7 +124,7 @@ def _no_pick_reason(s, cands: list[Candidate]) -> str:
             f"{s.config.confidence:.0%} confidence; nothing was exported")
 
 
-def _model(s) -> dict[str, Any]:
+def _model(s: RunState) -> dict[str, Any]:
     from ..passes import model_bytes
 
     screen = s.baseline.screen
@@ -131,7 +134,7 @@ def _model(s) -> dict[str, Any]:
             "family": s.handle.meta.get("family")}
 
 
-def _timing(s) -> dict[str, Any]:
+def _timing(s: RunState) -> dict[str, Any]:
     c = s.config
     return {"threads": s.threads, "batch": 1, "min_runs": c.min_runs, "min_seconds": c.min_seconds,
             "method": ("each measurement in its own child process (infertune.measure): the "
@@ -161,7 +164,7 @@ def _mixed_ledger(cands: list[Candidate]) -> dict[str, Any] | None:
             "kept": kept_float_layers(chain[-1])}
 
 
-def machine_limits(s) -> dict[str, Any] | None:
+def machine_limits(s: RunState) -> dict[str, Any] | None:
     from ..measure.limits import machine_limits as measured_limits
 
     try:
@@ -171,7 +174,7 @@ def machine_limits(s) -> dict[str, Any] | None:
                 "method": f"not measured: {exc}"[:200]}
 
 
-def layer_times_for(s, cand: Candidate) -> tuple[list | None, str | None]:
+def layer_times_for(s: RunState, cand: Candidate) -> tuple[list | None, str | None]:
     from ..profile.layer_time import layer_times
 
     try:

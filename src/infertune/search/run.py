@@ -15,10 +15,11 @@ import numpy as np
 from .._atomic import write_text
 from ..config import OptimizeConfig, load_config, save_config
 from ..errors import ConfigError, InfertuneError
-from . import select, space
+from . import rundata, select, space
 from .candidate import Candidate, Status
 from .best import export_best
-from .engine import Progress, Search
+from .engine import Evaluator, Progress
+from .state import RunState, SearchClock
 from .journal import Journal, RunLock
 from .report import assemble
 
@@ -33,15 +34,15 @@ def optimize(config: OptimizeConfig, *, resume: bool = False,
         _check_run_dir(run_dir, config, resume)
         save_config(config, run_dir / "config.yaml")
         journal = Journal(run_dir / "journal.jsonl")
-        search = _start(config, run_dir, journal, progress or (lambda event: None))
+        ev = _start(config, run_dir, journal, progress or (lambda event: None))
         try:
-            run_stages(search)
-            final = final_comparison(search)
-            report = assemble(search, final, started)
-            report["export"] = export_best(search, report)
-            extras(search, report)
+            run_stages(ev)
+            final = final_comparison(ev)
+            report = assemble(ev.state, final, started, ev.executor.describe())
+            report["export"] = export_best(ev.state, report)
+            extras(ev.state, report)
         finally:
-            search.executor.close()
+            ev.executor.close()
         write_text(run_dir / "report.json", json.dumps(report, indent=1, default=_json_default))
         report["reports"] = _render(run_dir, report)
     return report
@@ -62,19 +63,20 @@ def _check_run_dir(run_dir: Path, config: OptimizeConfig, resume: bool) -> None:
 
 
 def _start(config: OptimizeConfig, run_dir: Path, journal: Journal,
-           progress: Progress) -> Search:
+           progress: Progress) -> Evaluator:
     from ..load import load_model
-    from . import rundata
     from .executors import make_executor
 
     handle = load_model(config.model, input_size=config.input_size, **config.load)
     data_info = rundata.prepare(run_dir, config, handle)
     ctx = plan_context(config, handle, data_info)
     executor = make_executor(config.executor, config.address)
-    search = Search(config, run_dir, journal, executor, handle, ctx, data_info, progress)
+    state = RunState(config, run_dir, handle, ctx, data_info,
+                     clock=SearchClock.from_journal(list(journal.read())))
+    ev = Evaluator(state, journal, executor, progress)
     if journal.dropped:
-        search.emit("journal", dropped=journal.dropped)
-    return search
+        ev.emit("journal", dropped=journal.dropped)
+    return ev
 
 
 def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> space.PlanContext:
@@ -113,51 +115,54 @@ def model_key(config: OptimizeConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- stages
-def run_stages(s: Search) -> None:
-    base = _stage(s, [space.baseline(s.plan_ctx)])[0]
+def run_stages(ev: Evaluator) -> None:
+    """The stage sequence, top to bottom: baseline → fused + quantized → mixed → compressed
+    → combined."""
+    st = ev.state
+    base = _stage(ev, [space.baseline(st.plan_ctx)])[0]
     if base.status is not Status.OK:
         raise InfertuneError(f"the original model could not be run on "
                              f"{base.runtime}: {base.reason}")
-    s.baseline = base
-    if s.base_eval is None:
-        s.set_baseline_logits(np.load(s.logits[base.id]))
+    st.baseline = base
+    if st.base_eval is None:  # resumed: the baseline's evaluation came from the journal
+        st.set_baseline_logits(np.load(st.logits[base.id]), rundata.labels(st.run_dir))
     # Fused and quantized candidates are screened first and fully evaluated together, fastest
     # probe first: an INT8 candidate measured early lets the dominance rule drop the slower
     # FP32 ones before their (costly) full evaluation.
-    fused = _stage(s, space.fused(s.plan_ctx), full=False)
-    quant = _stage(s, space.quantized(s.plan_ctx), full=False)
-    _full(s, fused + quant)
-    _stage(s, _mixed(s, [s.records[c.id] for c in quant]))
-    fp32 = _fastest([c for c in [base, *(s.records[c.id] for c in fused)] if s.within(c)])
-    comp_ctx = dataclasses.replace(s.plan_ctx, train_step_s=_train_step_s(base))
-    comp = _stage(s, space.compressed(comp_ctx, fp32, s.labels is not None)) if fp32 else []
-    best_comp = _fastest([c for c in comp if s.within(c)])
-    best_q = _fastest([c for c in s.records.values()
-                       if c.precision in ("int8", "mixed") and s.within(c)])
+    fused = _stage(ev, space.fused(st.plan_ctx), full=False)
+    quant = _stage(ev, space.quantized(st.plan_ctx), full=False)
+    _full(ev, fused + quant)
+    _stage(ev, _mixed(st, [st.records[c.id] for c in quant]))
+    fp32 = _fastest([c for c in [base, *(st.records[c.id] for c in fused)] if st.within(c)])
+    comp_ctx = dataclasses.replace(st.plan_ctx, train_step_s=_train_step_s(base))
+    comp = _stage(ev, space.compressed(comp_ctx, fp32, st.labels is not None)) if fp32 else []
+    best_comp = _fastest([c for c in comp if st.within(c)])
+    best_q = _fastest([c for c in st.records.values()
+                       if c.precision in ("int8", "mixed") and st.within(c)])
     if best_comp and best_q:
-        _stage(s, space.combined(s.plan_ctx, best_comp, best_q))
+        _stage(ev, space.combined(st.plan_ctx, best_comp, best_q))
 
 
-def _stage(s: Search, cands: list[Candidate], full: bool = True) -> list[Candidate]:
+def _stage(ev: Evaluator, cands: list[Candidate], full: bool = True) -> list[Candidate]:
     """Screens a stage's candidates, then (unless `full` is False) evaluates the survivors."""
     cands = space.order(cands)
     if not cands:
         return []
-    s.emit("stage", stage=cands[0].plan.stage, n=len(cands),
-           planned=sum(c.status is Status.PLANNED and s.journal.get("full", c.id) is None
-                       for c in cands))
-    cands = s.screen_all(cands)
+    ev.emit("stage", stage=cands[0].plan.stage, n=len(cands),
+            planned=sum(c.status is Status.PLANNED and ev.journal.get("full", c.id) is None
+                        for c in cands))
+    cands = ev.screen_all(cands)
     if full:
-        _full(s, cands)
-    return [s.records[c.id] for c in cands]
+        _full(ev, cands)
+    return [ev.state.records[c.id] for c in cands]
 
 
-def _full(s: Search, cands: list[Candidate]) -> None:
-    s.full_all(cands)
-    s.emit("front", front=_front_rows(s))
+def _full(ev: Evaluator, cands: list[Candidate]) -> None:
+    ev.full_all(cands)
+    ev.emit("front", front=_front_rows(ev.state))
 
 
-def _mixed(s: Search, quant: list[Candidate]) -> list[Candidate]:
+def _mixed(s: RunState, quant: list[Candidate]) -> list[Candidate]:
     """Mixed precision only when no INT8 candidate met the budget: the fastest INT8 (by its
     probe) whose engine can keep layers in float is the starting point."""
     int8 = [c for c in quant if c.plan.precision == "int8" and c.screen and c.screen.probe_ms]
@@ -185,7 +190,7 @@ def quantizable_layers(handle) -> int:
     return sum(n.op_type in ("Conv", "Gemm", "MatMul", "ConvTranspose") for n in graph.node)
 
 
-def _misses_budget(s: Search, cand: Candidate) -> bool:
+def _misses_budget(s: RunState, cand: Candidate) -> bool:
     """Measured beyond the budget (in full, or by the screening's over-budget rule). A
     candidate screened out as *dominated* (not faster) says nothing about accuracy: it must
     not start the mixed-precision stage (which made the plan depend on latency noise)."""
@@ -203,7 +208,7 @@ def _train_step_s(base: Candidate) -> float | None:
     return 3 * 16 * base.p50_ms / 1000 if base.p50_ms else None
 
 
-def _front_rows(s: Search) -> list[dict[str, Any]]:
+def _front_rows(s: RunState) -> list[dict[str, Any]]:
     ids = select.frontier(list(s.records.values()), s.config.objective)
     rows = []
     for i in ids:
@@ -219,28 +224,29 @@ def _front_rows(s: Search) -> list[dict[str, Any]]:
 FINAL_CONTENDERS = 3
 
 
-def final_comparison(s: Search) -> dict[str, Any] | None:
+def final_comparison(ev: Evaluator) -> dict[str, Any] | None:
     """The baseline and the best few candidates within budget, measured again side by side
     in interleaved rounds: the speed-ups quoted are medians of per-round ratios."""
     from ..measure.rounds import summarize
 
+    s = ev.state
     ok = [c for c in s.records.values() if s.within(c) and c.id != s.baseline.id]
     ok.sort(key=lambda c: (c.p50_ms, c.id))
     contenders = ok[:FINAL_CONTENDERS]
     if not contenders:
         return None
     key = "+".join(c.id for c in contenders)
-    entry = s.journal.get("final", key)
+    entry = ev.journal.get("final", key)
     if entry is not None:
         return entry["result"]
-    s.emit("final", n=len(contenders) + 1, rounds=s.config.final_rounds)
+    ev.emit("final", n=len(contenders) + 1, rounds=s.config.final_rounds)
     lineup = [s.baseline, *contenders]
     results: list[list[dict[str, Any]]] = []
     for r in range(s.config.final_rounds):
         row = []
         for cand in lineup:
-            with s.phase("final"):
-                res = s.latency(cand, probe=False)
+            with s.clock.phase("final"):
+                res = ev.latency(cand, probe=False)
             row.append({**res, "runtime": cand.runtime, "round": r})
         results.append(row)
     summary = summarize(results, [c.id for c in lineup])
@@ -250,11 +256,11 @@ def final_comparison(s: Search) -> dict[str, Any] | None:
               "method": "interleaved rounds (baseline, then each contender, every round); "
                         "speed-up = median of per-round ratios of p50s, min and max beside it",
               "noisy_rounds": sum(sm["noisy_rounds"] for sm in summary)}
-    s.record("final", key, {"result": result})
+    ev.record("final", key, {"result": result})
     return result
 
 
-def extras(s: Search, report: dict[str, Any]) -> None:
+def extras(s: RunState, report: dict[str, Any]) -> None:
     """Per-layer time of the baseline and the pick, and the machine's limits, where the
     modules that measure them are present (each figure null with its reason otherwise)."""
     from .report import layer_times_for, machine_limits

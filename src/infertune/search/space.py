@@ -15,20 +15,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..runtimes import RUNTIMES
 from .candidate import Candidate, Plan, Status, Step
 from .ids import candidate_id
 
 STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined")
-CPU_RUNTIMES = ("torch", "torchscript", "compile", "onnxruntime", "openvino")
-# Expected speed-up over eager FP32, from the measurements on this class of machine (SPEC:
-# Darknet19_448, 2-core Zen 4). Only the *order* in which candidates are tried comes from
-# these: every decision is taken on measured numbers.
-PRIOR_SPEEDUP = {("fp32", "torch"): 1.0, ("fp32", "torchscript"): 1.0, ("fp32", "compile"): 1.7,
-                 ("fp32", "onnxruntime"): 1.7, ("fp32", "openvino"): 1.7,
-                 ("int8", "onnxruntime"): 5.4, ("int8", "openvino"): 6.2, ("int8", "compile"): 6.0,
-                 ("int8-dynamic", "onnxruntime"): 0.5, ("bf16", "openvino"): 3.5,
-                 ("bf16", "compile"): 2.0, ("fp16", "openvino"): 3.5,
-                 ("fp16", "tensorrt"): 20.0, ("fp32", "tensorrt"): 10.0}
 MIXED_KEEP = (1, 2, 4, 8)
 PRUNE_RATIOS = (0.25, 0.5)
 LOW_RANK_ENERGY = (0.9,)
@@ -80,7 +71,7 @@ def make(ctx: PlanContext, stage: str, recipe: Sequence[Step], runtime: str, pre
     label = " + ".join(s.label for s in recipe) or "original"
     plan = Plan(id=cid, stage=stage, label=f"{label} → {runtime}", recipe=recipe,
                 runtime=runtime, precision=precision, parent_id=parent_id,
-                prior_speedup=PRIOR_SPEEDUP.get((precision, runtime), 1.0))
+                prior_speedup=RUNTIMES.prior_speedup(runtime, precision))  # Runtime.prior_speedups
     why = _why_not(ctx, recipe, runtime)
     return Candidate(plan, Status.SKIPPED, why) if why else Candidate(plan)
 
@@ -117,9 +108,9 @@ def graph_prefix(ctx: PlanContext) -> list[Step]:
 
 
 def fused(ctx: PlanContext) -> list[Candidate]:
-    runtimes = [r for r in (*CPU_RUNTIMES, "tensorrt") if r in ctx.runtimes or r in ctx.unavailable]
+    runtimes = [r for r in RUNTIMES.ordered() if r in ctx.runtimes or r in ctx.unavailable]
     if ctx.model_format != "torch":
-        runtimes = [r for r in runtimes if r in ("onnxruntime", "openvino", "tensorrt")]
+        runtimes = [r for r in runtimes if "onnx" in RUNTIMES.get(r).accepts]
     return [make(ctx, "fused", graph_prefix(ctx), r, "fp32") for r in runtimes]
 
 
