@@ -28,7 +28,8 @@ def _shapes(handle, size: int):
 @pytest.mark.parametrize("name,text,size,expected", [
     ("yolov3-tiny.cfg", cfgs.yolov3_tiny(), 416, [(255, 13, 13), (255, 26, 26)]),
     ("yolov4-tiny.cfg", cfgs.yolov4_tiny(), 416, [(255, 13, 13), (255, 26, 26)]),
-    ("yolov3.cfg", cfgs.yolov3(96), 96, [(255, 3, 3), (255, 6, 6), (255, 12, 12)]),
+    pytest.param("yolov3.cfg", cfgs.yolov3(96), 96, [(255, 3, 3), (255, 6, 6), (255, 12, 12)],
+                 marks=pytest.mark.slow),  # 62M parameters to initialise
 ])
 def test_every_yolo_head_is_an_output(tmp_path, name, text, size, expected):
     handle = _load(tmp_path, name, text)
@@ -81,6 +82,7 @@ def test_classifier_keeps_one_output(shared_cfg_dir):
         assert handle.obj(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
 
 
+@pytest.mark.slow
 def test_onnx_export_names_each_head(tmp_path):
     handle = _load(tmp_path, "yolov3-tiny.cfg", cfgs.yolov3_tiny(64))
     info = export_onnx(handle, tmp_path / "y.onnx")
