@@ -5,9 +5,10 @@ Imported only by `load/tensorflow.py` once the [tf] extra is known to be install
 Safety checks (`_tf_safety`) run before any deserialisation or execution.
 
 Layout: TensorFlow models take N×H×W×C images; the rest of infertune (data, runtimes,
-profile, passes) speaks N×C×H×W. tf2onnx's `inputs_as_nchw` puts one Transpose at the ONNX
-input, so the converted graph takes NCHW and the model's maths is untouched; the transpose is
-recorded in the handle's meta. A Keras model whose layers say `channels_first` (or a
+profile, passes) speaks N×C×H×W. tf2onnx's `inputs_as_nchw` makes the ONNX input NCHW
+with a Transpose after it, which tf2onnx's optimizer then folds into the convolutions (ONNX
+Conv is NCHW anyway), so the model's maths is untouched and no transpose is left to time;
+what was transposed is recorded in the handle's meta. A Keras model whose layers say `channels_first` (or a
 SavedModel whose input is plainly C×H×W) is converted as it is.
 """
 from __future__ import annotations

@@ -32,7 +32,7 @@ TFLITE_SUFFIXES = (".tflite",)
 EXTRA = "tf"
 REQUIRED_MODULES = ("tensorflow", "tf2onnx")
 OPSET = 17
-CONVERSION_VERSION = 1  # bump when what is cached (graph or record) changes
+CONVERSION_VERSION = 2  # bump when what is cached (graph or record) changes
 PARITY_SAMPLES = 2
 PARITY_SEED = 0
 # Converting changes kernels, not maths: TF/XNNPACK and ONNX Runtime differ by float rounding
@@ -217,7 +217,8 @@ def _record(source: "TFSource", transpose: bool, parity: dict[str, Any]) -> dict
         "framework": source.framework,
         "source_layout": source.layout,
         "source_input": {"name": source.input_name, "shape": list(source.input_shape)},
-        "transposed": ("NHWC->NCHW: one Transpose at the ONNX input; data and runtimes "
+        "transposed": ("NHWC->NCHW: the ONNX input takes N×C×H×W (tf2onnx inputs_as_nchw; "
+                       "its optimizer folds the transpose into the graph); data and runtimes "
                        "feed NCHW") if transpose else None,
         "parity": parity,
     }
