@@ -28,13 +28,13 @@ PARITY_INPUTS = 2  # seeded inputs per batch size: two draws catch a batch-mixin
 
 
 def resolve_runtimes(spec: str | Sequence[str]) -> list[str]:
-    """"all" → every registered runtime in DEFAULT_ORDER; else the listed names, checked."""
-    from .runtimes import DEFAULT_ORDER, RUNTIMES
+    """"all" → every registered runtime by rank (RUNTIMES.ordered()); else the listed names,
+    checked."""
+    from .runtimes import RUNTIMES
 
     names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
     if names == ["all"]:
-        return [n for n in DEFAULT_ORDER if n in RUNTIMES] + \
-               [n for n in RUNTIMES.names() if n not in DEFAULT_ORDER]
+        return RUNTIMES.ordered()
     if not names:
         raise ConfigError("no runtime given; use --runtime torch,onnxruntime,... or all")
     for name in names:

@@ -24,16 +24,6 @@ SOURCES = (
     {"name": "zoo", "kind": "source", "files": "a zoo name", "note": "see `infertune zoo`"},
 )
 
-# What each runtime's build writes (`infertune apply --runtime R --out FILE`).
-ARTIFACTS = {
-    "torch": (".pt2", "torch.export program (.ts for a TorchScript source)"),
-    "torchscript": (".pt", "traced and frozen TorchScript"),
-    "compile": (".pt2", "torch.export program, compiled by inductor when opened"),
-    "onnxruntime": (".onnx", "ONNX, opset >= 17, dynamic batch"),
-    "openvino": (".xml + .bin", "OpenVINO IR, FP32 weights"),
-    "tensorrt": (".engine", "serialized TensorRT engine (GPU)"),
-}
-
 
 def list_items(kind: str) -> list[dict[str, Any]]:
     """The rows of `infertune list KIND`.
@@ -57,15 +47,15 @@ def list_passes() -> list[dict[str, Any]]:
 def list_runtimes() -> list[dict[str, Any]]:
     from .runtimes import RUNTIMES
 
-    rows = []
-    for name, runtime in RUNTIMES.items():
-        row = runtime.describe()
-        suffix, what = ARTIFACTS.get(name, ("?", ""))
-        rows.append({**row, "artifact": suffix, "artifact_note": what})
-    return rows
+    return [{**runtime.describe(), "artifact": runtime.artifact_files,
+             "artifact_note": runtime.artifact_note} for _, runtime in RUNTIMES.items()]
 
 
 def list_formats() -> list[dict[str, Any]]:
-    artifacts = [{"name": name, "kind": "artifact", "files": suffix, "note": what}
-                 for name, (suffix, what) in ARTIFACTS.items()]
+    """The MODEL sources, then what each runtime's build writes (`infertune apply --runtime R
+    --out FILE`), in RUNTIMES.ordered() order."""
+    from .runtimes import RUNTIMES
+
+    artifacts = [{"name": name, "kind": "artifact", "files": RUNTIMES.get(name).artifact_files,
+                  "note": RUNTIMES.get(name).artifact_note} for name in RUNTIMES.ordered()]
     return [dict(s) for s in SOURCES] + artifacts

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from .isolate import RESULT_KEYS, run_job
 from .rounds import compare, make_job, measure, schedule, summarize
-from .session import OPENER_MODULES, OPENERS, Session, SessionFactory, get_opener
+from .session import OPENERS, Session, SessionFactory, get_opener
 from .stats import NOISY_CV
 from .timing import THROUGHPUT_TIMING, TimingConfig
 
-__all__ = ["NOISY_CV", "OPENERS", "OPENER_MODULES", "RESULT_KEYS", "Session", "SessionFactory",
+__all__ = ["NOISY_CV", "OPENERS", "RESULT_KEYS", "Session", "SessionFactory",
            "THROUGHPUT_TIMING", "TimingConfig", "compare", "get_opener",
            "make_job", "measure", "run_job", "schedule", "summarize"]

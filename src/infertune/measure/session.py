@@ -10,10 +10,12 @@ A runtime plugs in by registering an *opener* under its name in `OPENERS`:
 
     open_openvino.preload = ("openvino",)   # optional: imported in the child's import phase
 
-and by naming the module that performs that registration in `OPENER_MODULES` (or in the
-job's `SessionFactory.module`). The harness measures in a *fresh* child interpreter, so a
-registration made in the parent process is invisible there: the child re-imports the module
-named for the runtime, and only then looks the opener up.
+in the module that defines its `Runtime` class (registered in `infertune.runtimes.RUNTIMES`):
+`Runtime.opener_module` names that module, and `SessionFactory.to_dict()` writes it into the
+job (a job may also name another module in `SessionFactory.module`). The harness measures
+in a *fresh* child interpreter, so a registration made in the parent process is invisible
+there: the child re-imports the module named for the runtime, and only then looks the
+opener up.
 
 This module imports no ML framework (not even numpy at run time): it is loaded by the
 parent, which must stay lean.
@@ -55,17 +57,6 @@ Opener = Callable[[str, Mapping[str, Any]], Session]
 
 OPENERS: Registry[Opener] = Registry("runtime")
 
-# Where the child finds each runtime's opener. A runtime that lives elsewhere adds its line
-# here, or passes `module=` in its SessionFactory (third-party and test runtimes do that).
-OPENER_MODULES: dict[str, str] = {
-    "torch": "infertune.runtimes.torch_eager",
-    "torchscript": "infertune.runtimes.torchscript",
-    "compile": "infertune.runtimes.torch_compile",
-    "onnxruntime": "infertune.runtimes.onnxruntime",
-    "openvino": "infertune.runtimes.openvino",
-    "tensorrt": "infertune.runtimes.tensorrt",
-}
-
 TESTING_MODULE = "infertune.measure.testing_runtimes"
 
 
@@ -77,7 +68,8 @@ class SessionFactory:
         runtime: the opener's name in OPENERS ("onnxruntime", "sleep", ...).
         artifact: path of the file or folder to open ("" for fakes that need none).
         options: opener options (JSON-ready); "threads" is filled in by the harness.
-        module: the module whose import registers the opener; defaults to OPENER_MODULES.
+        module: the module whose import registers the opener; defaults to the registered
+            runtime's `opener_module`.
         label: the name shown in results; two factories of one runtime (FP32 vs INT8)
             need different labels. Defaults to `runtime`.
     """
@@ -96,8 +88,9 @@ class SessionFactory:
         """The module to import in the child; raises ConfigError for an unknown runtime."""
         if self.module:
             return self.module
-        if self.runtime in OPENER_MODULES:
-            return OPENER_MODULES[self.runtime]
+        module = registered_opener_module(self.runtime)
+        if module:
+            return module
         if self.runtime in OPENERS:  # registered in-process by a module we cannot name
             raise ConfigError(f"runtime {self.runtime!r} is registered in this process only; "
                               "pass module= so the measuring child can import it")
@@ -120,9 +113,20 @@ class SessionFactory:
         return opener(str(self.artifact), {**self.options, **extra_options})
 
 
+def registered_opener_module(runtime: str) -> str | None:
+    """The opener module of the runtime registered as `runtime` in RUNTIMES, or None."""
+    # Imported here, not at the top: infertune.runtimes imports this module (OPENERS).
+    from ..runtimes import RUNTIMES
+
+    found = RUNTIMES.find(runtime)
+    return found.opener_module if found is not None else None
+
+
 def unknown_runtime_message(runtime: str) -> str:
     """"unknown runtime ...; did you mean ...?" over the runtimes the child could open."""
-    known = sorted(set(OPENER_MODULES) | set(OPENERS.names()))
+    from ..runtimes import RUNTIMES  # see registered_opener_module
+
+    known = sorted(set(RUNTIMES.names()) | set(OPENERS.names()))
     close = difflib.get_close_matches(runtime, known, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
     return f"unknown runtime {runtime!r}; {hint}"
@@ -135,7 +139,8 @@ def get_opener(runtime: str, module: str | None = None) -> Opener:
         ImportError: the module or the runtime library it needs is not installed.
         ConfigError: the module does not register `runtime`.
     """
-    module = module or OPENER_MODULES.get(runtime)
+    if runtime not in OPENERS:
+        module = module or registered_opener_module(runtime)
     if runtime not in OPENERS and module:
         importlib.import_module(module)
     return OPENERS.get(runtime)

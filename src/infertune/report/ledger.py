@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..runtimes import RUNTIMES
 from ..search.candidate import Candidate, PassReport
 from . import fields as f
 from .run_report import RunReport
@@ -20,7 +21,6 @@ NO_GAIN_RATIO = 1.05
 SMALL_MACS = 50e6
 SMALL_P50_MS = 1.0
 INT8_ISA = ("avx512_vnni", "avx_vnni", "amx_int8")
-TORCH_RUNTIMES = ("torch", "torchscript", "compile")
 
 
 def references(cand: Candidate, report: RunReport) -> list[tuple[str, Candidate]]:
@@ -84,7 +84,7 @@ def _precision_reasons(cand: Candidate, report: RunReport, passes: list[str]) ->
                    "every call; on convolutional networks that overhead outweighs the INT8 "
                    "gain (use int8_static)")
     if (precision == "fp16" and isa is not None and not isa.get("avx512_fp16")
-            and cand.runtime != "tensorrt"):
+            and not _on_gpu(cand.runtime)):
         out.append("no native FP16 arithmetic on this CPU (avx512_fp16 absent): FP16 is "
                    "converted to FP32 around the operations")
     if precision == "bf16" and isa is not None and not (isa.get("avx512_bf16")
@@ -94,10 +94,16 @@ def _precision_reasons(cand: Candidate, report: RunReport, passes: list[str]) ->
     return out
 
 
+def _on_gpu(name: str) -> bool:
+    runtime = RUNTIMES.find(name)
+    return runtime is not None and runtime.needs_gpu
+
+
 def _layout_reasons(cand: Candidate, passes: list[str]) -> list[str]:
     if "channels_last" not in passes:
         return []
-    if cand.runtime in TORCH_RUNTIMES:
+    runtime = RUNTIMES.find(cand.runtime)
+    if runtime is not None and runtime.family == "torch":
         return ["channels_last converts the input to NHWC and the output back on every "
                 "call, and operations without NHWC kernels convert back and forth inside"]
     return [f"channels_last is a PyTorch memory format: the graph {cand.runtime} runs "

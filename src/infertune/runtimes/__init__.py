@@ -3,8 +3,12 @@ measuring child uses to run it (see base.py). Importing this package imports no 
 
     from infertune.runtimes import RUNTIMES
     ok, why = RUNTIMES.get("openvino").available()
+    RUNTIMES.ordered()   # the order `--runtime all` measures them in (Runtime.rank)
 
-One module per runtime, imported here by name (one line each) so that it registers itself.
+One module per runtime holds everything about it (base.py lists what); it is imported here
+by name (one line each) so that it registers itself. What other packages need to know about
+a runtime (artifact, opener module, run.py loader, Triton backend, planning prior, family,
+layer timing) they read from its registry entry, never from a table of their own.
 """
 from __future__ import annotations
 
@@ -14,10 +18,8 @@ from . import tensorrt as _tensorrt  # noqa: F401  (name: "tensorrt")
 from . import torch_compile as _torch_compile  # noqa: F401  (name: "compile")
 from . import torch_eager as _torch_eager  # noqa: F401  (name: "torch")
 from . import torchscript as _torchscript  # noqa: F401  (name: "torchscript")
-from .base import RUNTIMES, ArtifactError, Incompatible, Runtime, Tolerance
+from .base import (RUNTIMES, ArtifactError, Incompatible, Loader, Runtime, RuntimeRegistry,
+                   Tolerance, TritonBackend)
 
-# The order `--runtime all` measures them in: the eager baseline first (every speedup is
-# relative to the first runtime), then the PyTorch variants, then the exported ones.
-DEFAULT_ORDER = ("torch", "torchscript", "compile", "onnxruntime", "openvino", "tensorrt")
-
-__all__ = ["ArtifactError", "DEFAULT_ORDER", "Incompatible", "RUNTIMES", "Runtime", "Tolerance"]
+__all__ = ["ArtifactError", "Incompatible", "Loader", "RUNTIMES", "Runtime", "RuntimeRegistry",
+           "Tolerance", "TritonBackend"]

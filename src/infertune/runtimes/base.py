@@ -1,12 +1,18 @@
 """What every runtime provides, the registry that lists them, and helpers they share.
 
-A runtime is two things:
-- a `Runtime` object in `RUNTIMES` (parent side): `available()` says, without importing the
-  framework, whether it can run here and why not; `build()` turns a ModelHandle into an
-  artifact on disk; `options(batch)` are the opener options for a measurement.
-- an *opener* in `infertune.measure.session.OPENERS` (child side): it opens the artifact
-  in the fresh measuring process (`opener` below registers it, with the modules to import
-  in the child's import phase so that their import time is not charged to the cold start).
+A runtime is one module (`runtimes/<name>.py`) that holds everything about it:
+- a `Runtime` subclass registered in `RUNTIMES` (parent side): `available()` says, without
+  importing the framework, whether it can run here and why not; `build()` turns a ModelHandle
+  into an artifact on disk; `options(batch)` are the opener options for a measurement; and
+  the facts the rest of infertune reads from the registry instead of keeping its own tables:
+  what the artifact is (`infertune list`), how `best/run.py` loads it (`loader`), the
+  Triton backend that serves it (`triton`), the planning prior (`prior_speedups`), its
+  `family`, whether it `needs_gpu`, its `rank` in `--runtime all` and in planning, and how
+  its layers are timed (`time_layers`, see runtimes/layer_time.py).
+- an *opener* in `infertune.measure.session.OPENERS` (child side), registered by the same
+  module (`opener` below), with the modules to import in the child's import phase so that
+  their import time is not charged to the cold start. The measuring child finds it by
+  importing `Runtime.opener_module`: the module that defines the Runtime class.
 
 Frameworks are imported only inside functions: `import infertune.runtimes` must stay cheap,
 and a runtime whose library is missing must still be listable with its reason.
@@ -18,7 +24,8 @@ import importlib.util
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import InfertuneError
 from ..measure.session import OPENERS, Opener
@@ -74,6 +81,35 @@ LOW_PRECISION = {
 }
 
 
+@dataclass(frozen=True)
+class Loader:
+    """How the `run.py` next to an exported pick (search/best.py) loads the artifact.
+
+    Attributes:
+        needs: what the script needs installed, as its docstring says it ("torch").
+        code: lines that define `predict(x) -> outputs` from `MODEL` (the artifact's path);
+            "{PRECISION_HINT}" is replaced by an OpenVINO config dict literal.
+    """
+
+    needs: str
+    code: str
+
+
+@dataclass(frozen=True)
+class TritonBackend:
+    """How Triton Inference Server serves the artifact (`infertune triton`).
+
+    Attributes:
+        key: the config.pbtxt field that names it: "platform" or "backend".
+        value: that field's value ("onnxruntime_onnx").
+        filename: the name Triton expects in the model's version folder ("model.onnx").
+    """
+
+    key: str
+    value: str
+    filename: str
+
+
 class Runtime:
     """Base of every runtime (subclasses set the class attributes and `build`).
 
@@ -84,6 +120,23 @@ class Runtime:
         install: what to install when they are missing.
         tolerance: parity tolerance against the float reference, with its reason.
         description: one line for listings.
+        artifact_files: what its build writes, as file suffixes (`infertune list`).
+        artifact_note: what that artifact is, in a few words (`infertune list`).
+        loader: how best/run.py loads the artifact (None: the script falls back to ONNX
+            Runtime's loader, see search/best.py).
+        triton: the Triton backend that serves the artifact (None: `infertune triton`
+            refuses a pick on this runtime).
+        prior_speedups: precision -> expected speed-up over eager FP32 (1.0 where absent).
+            Only the *order* in which candidates are tried comes from these; every
+            decision is taken on measured numbers. The figures come from the measurements
+            on this class of machine (SPEC: Darknet19_448, 2-core Zen 4).
+        family: runtimes that run the same kind of graph ("torch": eager, TorchScript and
+            torch.compile, where PyTorch's memory formats apply); "" for one of its own.
+        needs_gpu: it runs only on a GPU (not a CPU runtime; hardware_available checks).
+        rank: position in `--runtime all` and in the fused stage's plan, lowest first (the
+            eager baseline first: every bench speed-up is relative to the first row); equal
+            ranks keep the order of registration.
+        times_layers: `time_layers` measures per-layer times of its artifact.
     """
 
     name: str = ""
@@ -98,6 +151,25 @@ class Runtime:
     # that export would be a bfloat16/float16-typed graph (ORT has no bfloat16 CPU kernels).
     takes_cast_torch: bool = False
     cast_torch_hint: str = "plan the pass with target=openvino, or run it on torch or compile"
+    artifact_files: str = "?"
+    artifact_note: str = ""
+    loader: Loader | None = None
+    triton: TritonBackend | None = None
+    prior_speedups: Mapping[str, float] = MappingProxyType({})
+    family: str = ""
+    needs_gpu: bool = False
+    rank: int = 100
+    times_layers: bool = False
+
+    @property
+    def opener_module(self) -> str:
+        """The module the measuring child imports to find this runtime's opener: the one
+        that defines the class (each runtime module registers its opener next to it)."""
+        return type(self).__module__
+
+    def prior_speedup(self, precision: str) -> float:
+        """Expected speed-up over eager FP32 at `precision` (planning order only)."""
+        return float(self.prior_speedups.get(precision, 1.0))
 
     def available(self) -> tuple[bool, str | None]:
         """(True, None), or (False, why not) without importing the framework."""
@@ -139,6 +211,13 @@ class Runtime:
         """Opener options for a measurement at `batch` (None: several batch sizes)."""
         return {}
 
+    def time_layers(self, artifact: str, x: Any, threads: int | None,
+                    runs: int) -> tuple[list[dict[str, Any]], str]:
+        """(rows, how they were measured) for `runs` timed runs of `artifact` on input `x`,
+        after layer_time.WARMUP_RUNS warm-up runs; rows as layer_time.rows_from_totals.
+        Only called when `times_layers` is set (runtimes/layer_time.py checks)."""
+        raise NotImplementedError
+
     def describe(self) -> dict[str, Any]:
         ok, reason = self.available()
         return {"name": self.name, "accepts": list(self.accepts), "available": ok,
@@ -146,7 +225,31 @@ class Runtime:
                 "description": self.description}
 
 
-RUNTIMES: Registry[Runtime] = Registry("runtime")
+class RuntimeRegistry(Registry[Runtime]):
+    """RUNTIMES, with the views other packages used to keep as tables of their own."""
+
+    def ordered(self) -> list[str]:
+        """Every registered name by `rank` (stable: equal ranks in registration order)."""
+        return sorted(self.names(), key=lambda name: self._items[name].rank)
+
+    def find(self, name: str) -> Runtime | None:
+        """The runtime named `name`, or None (for names that may be a test's fake)."""
+        return self._items.get(name)
+
+    def prior_speedup(self, name: str, precision: str) -> float:
+        runtime = self.find(name)
+        return runtime.prior_speedup(precision) if runtime is not None else 1.0
+
+    def triton_backends(self) -> dict[str, TritonBackend]:
+        """name -> Triton backend, for the runtimes Triton serves (registration order)."""
+        return {name: rt.triton for name, rt in self.items() if rt.triton is not None}
+
+    def layer_timed(self) -> list[str]:
+        """The runtimes that can time the layers of their artifact, by rank."""
+        return [name for name in self.ordered() if self._items[name].times_layers]
+
+
+RUNTIMES = RuntimeRegistry("runtime")
 
 
 def register(runtime: Runtime) -> Runtime:

@@ -62,6 +62,12 @@ class TensorRtRuntime(Runtime):
     # GPU FP32 kernels (cuDNN/cuBLAS tactics, other summation order) with TF32 off.
     tolerance = Tolerance(1e-3, "GPU FP32 kernels, TF32 disabled: rounding differences only")
     description = "TensorRT FP32 engine (NVIDIA GPU only)"
+    artifact_files = ".engine"
+    artifact_note = "serialized TensorRT engine (GPU)"
+    # No `loader`: best/run.py falls back to ONNX Runtime's (search/best.py), no `triton`.
+    prior_speedups = {"fp32": 10.0, "fp16": 20.0}
+    needs_gpu = True
+    rank = 60
 
     def available(self) -> tuple[bool, str | None]:
         # The GPU first: without one, whether the package is installed does not matter.

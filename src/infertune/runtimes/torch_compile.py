@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from .base import (Incompatible, Runtime, Tolerance, cxx_compiler, opener, register,
+from .base import (Incompatible, Loader, Runtime, Tolerance, cxx_compiler, opener, register,
                    set_torch_threads)
+from .layer_time import profiler_rows
 from .torch_eager import TorchSession, is_script_module, load_module, program_artifact
 
 
@@ -41,6 +42,17 @@ class TorchCompile(Runtime):
     tolerance = Tolerance(1e-3, "generated C++ kernels with their own summation order, "
                                 "BatchNorm folded: FP32 rounding differences only")
     description = "torch.compile (inductor, freezing) on the torch.export program"
+    artifact_files = ".pt2"
+    artifact_note = "torch.export program, compiled by inductor when opened"
+    loader = Loader("torch", (
+        "import torch\n"
+        "import torchao  # noqa: F401  (registers the int8 ops an INT8 program may use)\n"
+        "module = torch.compile(torch.export.load(MODEL).module())\n"
+        "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"))
+    prior_speedups = {"fp32": 1.7, "int8": 6.0, "bf16": 2.0}
+    family = "torch"
+    rank = 30
+    times_layers = True
 
     def hardware_available(self) -> tuple[bool, str | None]:
         if cxx_compiler() is None:
@@ -55,6 +67,9 @@ class TorchCompile(Runtime):
 
     def options(self, batch: int | None) -> dict[str, Any]:
         return {"freezing": True, "fresh_cache": True}
+
+    def time_layers(self, artifact, x, threads, runs):
+        return profiler_rows(self, artifact, x, threads, runs)  # compiled: no modules left
 
 
 register(TorchCompile())

@@ -16,13 +16,15 @@ instead (`model.ts`), unfrozen, and run as TorchScript's interpreter runs it.
 """
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..types import ModelHandle
-from .base import (ArtifactError, Runtime, Tolerance, first_line, opener, register,
+from .base import (ArtifactError, Loader, Runtime, Tolerance, first_line, opener, register,
                    set_torch_threads, workdir_for)
+from .layer_time import OTHER_ROW, WARMUP_RUNS, profiler_rows, rows_from_totals
 
 # Exporting at batch 1 would let torch.export specialise the batch to the constant 1
 # (0/1 specialisation); an example batch of 2 keeps it symbolic.
@@ -87,14 +89,21 @@ def load_module(artifact: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit is deprecated in torch 2.13
             return torch.jit.load(artifact, map_location="cpu").eval()
+    return load_program(artifact).module()
+
+
+def load_program(artifact: str):
+    """The ExportedProgram of a .pt2 artifact."""
+    import torch
+
     try:
-        return torch.export.load(artifact).module()
+        return torch.export.load(artifact)
     except RuntimeError:
         # A PT2E-quantized program (int8_static engine=torch) is made of quantized_decomposed
         # ops, registered only by this import (18 ms: not paid by float programs).
         import torch.ao.quantization.fx._decomposed  # noqa: F401
 
-        return torch.export.load(artifact).module()
+        return torch.export.load(artifact)
 
 
 class TorchEager(Runtime):
@@ -108,10 +117,25 @@ class TorchEager(Runtime):
     tolerance = Tolerance(1e-5, "the same ATen kernels as the reference module, op by op: "
                                 "only last-bit rounding may differ")
     description = "PyTorch eager FP32 (inference mode), from a torch.export program"
+    artifact_files = ".pt2"
+    artifact_note = "torch.export program (.ts for a TorchScript source)"
+    loader = Loader("torch", (
+        "import torch\n"
+        "module = torch.export.load(MODEL).module()\n"
+        "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"))
+    prior_speedups = {"fp32": 1.0}
+    family = "torch"
+    rank = 10
+    times_layers = True
 
     def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
         set_torch_threads(threads)
         return program_artifact(handle, workdir, input_size)
+
+    def time_layers(self, artifact, x, threads, runs):
+        if artifact.endswith(".pt2"):
+            return leaf_module_rows(artifact, x, threads, runs), LAYER_METHOD
+        return profiler_rows(self, artifact, x, threads, runs)  # a .ts: no modules left
 
 
 register(TorchEager())
@@ -186,3 +210,79 @@ def _graph_constants(module) -> list:
         return []
     values = (node.output().toIValue() for node in graph.findAllNodes("prim::Constant"))
     return [v for v in values if isinstance(v, torch.Tensor)]
+
+
+# ---------------------------------------------------------------------------- layer time
+LAYER_METHOD = ("forward pre/post hooks per leaf module of the unflattened torch.export program, "
+                "time.perf_counter_ns; approximate (hook overhead, a few µs per module, is in "
+                f"the {OTHER_ROW!r} row with ops outside any leaf module)")
+
+
+def _module_types(program) -> dict[str, str]:
+    """Module path -> class name, from the exported graph's nn_module_stack metadata."""
+    types: dict[str, str] = {}
+    for node in program.graph.nodes:
+        for path, type_name in (node.meta.get("nn_module_stack") or {}).values():
+            types.setdefault(str(path), str(type_name).rsplit(".", 1)[-1])
+    return types
+
+
+class _LeafTimer:
+    """Forward pre/post hooks that add each leaf module's wall time (ns) to `totals`."""
+
+    def __init__(self, module, sync):
+        self.totals: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self._start: dict[str, int] = {}
+        self._sync = sync
+        self.handles = []
+        for name, child in module.named_modules():
+            if name and not any(True for _ in child.children()):
+                self.totals[name] = self.calls[name] = 0
+                self.handles.append(child.register_forward_pre_hook(self._pre(name)))
+                self.handles.append(child.register_forward_hook(self._post(name)))
+
+    def _pre(self, name):
+        def hook(module, args):
+            self._sync()
+            self._start[name] = time.perf_counter_ns()
+        return hook
+
+    def _post(self, name):
+        def hook(module, args, output):
+            self._sync()
+            self.totals[name] += time.perf_counter_ns() - self._start[name]
+            self.calls[name] += 1
+        return hook
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def leaf_module_rows(artifact: str, x, threads: int | None, runs: int) -> list[dict[str, Any]]:
+    """Per-leaf-module rows of a .pt2 program, timed by hooks, plus the OTHER_ROW rest."""
+    import torch
+
+    from ..measure.limits import torch_threads
+
+    program = load_program(artifact)
+    module = torch.export.unflatten(program)
+    sync = torch.cuda.synchronize if torch.cuda.is_available() and torch.cuda.is_initialized() \
+        else (lambda: None)
+    xt = torch.from_numpy(x)
+    with torch_threads(threads or torch.get_num_threads()), torch.inference_mode():
+        for _ in range(WARMUP_RUNS):
+            module(xt)
+        timer = _LeafTimer(module, sync)
+        start = time.perf_counter_ns()
+        for _ in range(runs):
+            module(xt)
+        sync()
+        whole_ns = time.perf_counter_ns() - start
+        timer.remove()
+    # A leaf that never ran (an Identity the export left without ops) is no layer to time.
+    totals = {name: ns / 1e6 for name, ns in timer.totals.items() if timer.calls[name]}
+    # Ops outside leaf modules, the hooks' own cost and the run loop: the rest of the time.
+    totals[OTHER_ROW] = max(0.0, whole_ns / 1e6 - sum(totals.values()))
+    return rows_from_totals(totals, _module_types(program), runs)

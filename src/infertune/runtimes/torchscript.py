@@ -26,8 +26,9 @@ from typing import Any, Mapping
 
 from ..load.torch_file import EXTRA_FILE
 from ..types import ModelHandle
-from .base import (ArtifactError, Runtime, Tolerance, first_line, opener, register,
-                   set_torch_threads, workdir_for)
+from .base import (ArtifactError, Loader, Runtime, Tolerance, TritonBackend, first_line, opener,
+                   register, set_torch_threads, workdir_for)
+from .layer_time import profiler_rows
 from .torch_eager import TorchSession, example_input, is_script_module
 
 
@@ -122,11 +123,25 @@ class TorchScriptRuntime(Runtime):
                                 "rounding (~1e-6 relative per layer), nothing else")
     description = ("TorchScript: trace + freeze + optimize_for_inference (frozen only when "
                    "that file does not load back), reloaded from disk")
+    artifact_files = ".pt"
+    artifact_note = "traced and frozen TorchScript"
+    loader = Loader("torch", (
+        "import torch\n"
+        "module = torch.jit.load(MODEL).eval()\n"
+        "predict = lambda x: module(torch.from_numpy(x)).detach().numpy()\n"))
+    triton = TritonBackend("platform", "pytorch_libtorch", "model.pt")
+    prior_speedups = {"fp32": 1.0}
+    family = "torch"
+    rank = 20
+    times_layers = True
 
     def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
         set_torch_threads(threads)
         out = workdir_for(workdir, self.name) / "model.pt"
         return save_optimized(handle, out, input_size=input_size)
+
+    def time_layers(self, artifact, x, threads, runs):
+        return profiler_rows(self, artifact, x, threads, runs)  # frozen: no modules left
 
 
 register(TorchScriptRuntime())

@@ -1,4 +1,4 @@
-"""layer_time.py on a tiny Darknet model: rows name the runtime's own nodes or modules, every
+"""runtimes/layer_time.py (and each runtime's `time_layers`) on a tiny Darknet model: rows name the runtime's own nodes or modules, every
 time is >= 0, the shares add up to 1, and bad requests are user errors. No timing asserted."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch
 
 from infertune.errors import InfertuneError
 from infertune.load import load_model
-from infertune.profile.layer_time import layer_times, ort_kernel_events, rows_from_totals
 from infertune.runtimes import RUNTIMES
+from infertune.runtimes.layer_time import layer_times, rows_from_totals
+from infertune.runtimes.onnxruntime import ort_kernel_events
 from tiny_models import TINY_CFG
 
 SHAPE = (3, 16, 16)
