@@ -290,6 +290,33 @@ def test_saved_model_that_writes_files_is_refused_before_it_runs(tmp_path):
     assert not target.exists()
 
 
+def two_inputs() -> keras.Model:
+    a, b = keras.Input((H, W, C_IN)), keras.Input((H, W, C_IN))
+    return keras.Model([a, b], keras.layers.Add()([a, b]))
+
+
+def vector_input() -> keras.Model:
+    inp = keras.Input((16,))
+    return keras.Model(inp, keras.layers.Dense(2)(inp))
+
+
+def int_input() -> keras.Model:
+    inp = keras.Input((H, W, C_IN), dtype="int32")
+    return keras.Model(inp, keras.layers.GlobalAveragePooling2D()(keras.ops.cast(inp, "float32")))
+
+
+@pytest.mark.parametrize("build,message", [
+    (two_inputs, "expected one image input, found 2"),
+    (vector_input, r"expected an image input of rank 4 \(N×H×W×C\), found shape \[None, 16\]"),
+    (int_input, "the input is int32; only float32 inputs are supported"),
+])
+def test_non_image_inputs_are_refused_with_what_they_are(tmp_path, build, message):
+    path = tmp_path / "other.keras"
+    build().save(path)
+    with pytest.raises(UnsupportedModel, match=r"other\.keras: " + message):
+        load_model(str(path))
+
+
 def test_dynamic_size_needs_input_size(tmp_path):
     keras.utils.set_random_seed(1)
     inp = keras.Input((None, None, C_IN), name="image")

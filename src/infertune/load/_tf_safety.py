@@ -95,8 +95,10 @@ def code_in_keras_config(config: dict[str, Any]) -> list[str]:
     for obj in _objects(config):
         name = str(obj.get("class_name"))
         module = obj.get("module")
+        config = obj.get("config")
+        label = config.get("name") if isinstance(config, dict) else None
         if name in CODE_LAYERS:
-            found.append(f"{name} layer {obj.get('config', {}).get('name', '')!r}".replace(" ''", ""))
+            found.append(f"{name} layer {label!r}" if label else f"{name} layer")
         elif isinstance(module, str) and module != "keras" and not module.startswith("keras."):
             found.append(f"custom object {name} from module {module!r}")
     return list(dict.fromkeys(found))

@@ -59,10 +59,19 @@ def open_source(path: Path, kind: str, trust_code: bool) -> TFSource:
             "tflite": open_tflite}[kind](path, trust_code)
 
 
-def _image_input(path: Path, shape: tuple, count: int) -> None:
-    if count != 1 or len(shape) != 4:
-        raise UnsupportedModel(f"expected one image input of rank 4, found {count} input(s)"
-                               f"{'' if count != 1 else f' of shape {list(shape)}'}", path=path)
+def _image_input(path: Path, shapes: list[tuple], dtypes: list[str]) -> None:
+    """One float32 input of rank 4, or UnsupportedModel saying what there is instead.
+
+    float32 only: the parity check feeds random floats, and infertune's data are float32.
+    """
+    if len(shapes) != 1:
+        raise UnsupportedModel(f"expected one image input, found {len(shapes)}", path=path)
+    if len(shapes[0]) != 4:
+        raise UnsupportedModel(f"expected an image input of rank 4 (N×H×W×C), found shape "
+                               f"{[None if d is None else int(d) for d in shapes[0]]}", path=path)
+    if dtypes[0] != "float32":
+        raise UnsupportedModel(f"the input is {dtypes[0]}; only float32 inputs are supported",
+                               path=path)
 
 
 def _static(shape) -> tuple[int | None, ...]:
@@ -80,7 +89,8 @@ def open_keras(path: Path, trust_code: bool) -> TFSource:
     except Exception as exc:  # Keras raises ValueError/TypeError/OSError for bad configs
         raise ModelFileError(f"Keras cannot load it: {_tf_safety._first_line(exc)}",
                              path=path) from None
-    _image_input(path, tuple(model.inputs[0].shape) if model.inputs else (), len(model.inputs))
+    _image_input(path, [tuple(t.shape) for t in model.inputs],
+                 [str(t.dtype).replace("tf.", "") for t in model.inputs])
     shape = _static(model.inputs[0].shape)
     name = _tensor_name(model.inputs[0].name)
     formats = [layer.data_format for layer in model.layers if hasattr(layer, "data_format")]
@@ -104,8 +114,8 @@ def open_saved_model(path: Path, trust_code: bool) -> TFSource:
     signature = loaded.signatures[_serving_signature(path, loaded)]
     _refuse_unsafe_ops(path, signature, trust_code)
     inputs = signature.structured_input_signature[1]
-    first = next(iter(inputs.values()), None)
-    _image_input(path, tuple(first.shape) if first is not None else (), len(inputs))
+    _image_input(path, [tuple(spec.shape) for spec in inputs.values()],
+                 [spec.dtype.name for spec in inputs.values()])
     (key, spec), = inputs.items()
     shape = _static(spec.shape)
     name = _tensor_name(key)
@@ -132,11 +142,9 @@ def open_tflite(path: Path, trust_code: bool) -> TFSource:
 
     interpreter = _interpreter(path, data)
     inputs = interpreter.get_input_details()
-    _image_input(path, tuple(inputs[0]["shape"]) if inputs else (), len(inputs))
+    _image_input(path, [tuple(d["shape"]) for d in inputs],
+                 [np.dtype(d["dtype"]).name for d in inputs])
     shape = tuple(int(d) for d in inputs[0]["shape"])  # concrete (a dynamic batch reads 1)
-    if inputs[0]["dtype"] != np.float32:
-        raise UnsupportedModel(f"input {inputs[0]['name']!r} is {np.dtype(inputs[0]['dtype'])}; "
-                               "only float32-input TFLite models are supported", path=path)
 
     def convert(nchw: list[str] | None, opset: int):
         with warnings.catch_warnings():  # it opens a tf.lite.Interpreter too
