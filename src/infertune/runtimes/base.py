@@ -132,7 +132,8 @@ class Runtime:
             on this class of machine (SPEC: Darknet19_448, 2-core Zen 4).
         family: runtimes that run the same kind of graph ("torch": eager, TorchScript and
             torch.compile, where PyTorch's memory formats apply); "" for one of its own.
-        needs_gpu: it runs only on a GPU (not a CPU runtime; hardware_available checks).
+        needs_gpu: it runs only on a GPU, not a CPU runtime (its `available()` checks
+            for the GPU).
         rank: position in `--runtime all` and in the fused stage's plan, lowest first (the
             eager baseline first: every bench speed-up is relative to the first row); equal
             ranks keep the order of registration.
