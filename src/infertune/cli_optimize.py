@@ -33,7 +33,10 @@ def add_optimize(sub, model_parents: list, common: list) -> None:
                                    "quantized, mixed, pruned/decomposed, combined), screened "
                                    "cheaply and measured in full when they can still matter.")
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("--data", default="sample", help="'sample' (default), an image folder or .npz")
+    p.add_argument("--data", default="auto",
+                   help="an image folder, .npz, or a built-in set: sample (digits), clutter "
+                        "(digits in clutter on real photos), photos (real photographs, "
+                        "unlabelled); default auto: the zoo model's own (sample otherwise)")
     p.add_argument("--preprocess", help="preprocessing preset (default: the model's)")
     p.add_argument("--max-drop", type=float, default=1.0,
                    help="accuracy budget: points (absolute, default 1.0) or percent (relative)")

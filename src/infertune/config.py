@@ -26,7 +26,8 @@ class OptimizeConfig:
         model: the model source as the user wrote it (zoo name, cfg[:weights], file...).
         load: model-loading options (num_classes, arch, trust_code, bn_eps, seed...).
         input_size: (H, W) override or None.
-        data: dataset spec ("sample", folder, .npz).
+        data: dataset spec (a folder, .npz, or a built-in set: "sample", "clutter",
+            "photos"); "auto": the zoo model's own built-in set, else "sample".
         preprocess: preprocessing preset override, or None for the model's own.
         max_drop: accuracy budget in points (absolute) or percent of the baseline (relative).
         drop_type: absolute | relative.
@@ -55,7 +56,7 @@ class OptimizeConfig:
     out: str
     load: Mapping[str, Any] = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
-    data: str = "sample"
+    data: str = "auto"
     preprocess: str | None = None
     max_drop: float = 1.0
     drop_type: str = "absolute"

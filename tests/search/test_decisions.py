@@ -166,3 +166,15 @@ def test_candidate_json_round_trip():
     back = Candidate.from_json(c.to_json())
     assert back == c
     assert back.precision == "int8" and back.p50_ms == 1.25 and back.size_mb == 2048 / 2**20
+
+
+def test_data_auto_is_the_models_own_built_in_set():
+    from infertune.load import load_model
+    from infertune.search.rundata import resolve_data
+
+    assert resolve_data("auto", load_model("ref-small")) == "sample"
+    assert resolve_data("auto", load_model("darknet19", input_size=(32, 32))) == "sample"
+    assert resolve_data("photos", load_model("ref-small")) == "photos"
+    fake = ModelHandle(format="onnx", path="m.onnx", input_spec=InputSpec(shape=(1, 3, 8, 8)),
+                       name="m", source="m", meta={"default_data": "photos"})
+    assert resolve_data("auto", fake) == "photos"

@@ -38,6 +38,7 @@ def load_zoo(name: str, opts: "LoadOptions", *, weights: bool = True) -> ModelHa
     num_classes = opts.num_classes or entry.num_classes
     module = seeded(opts.seed, entry.build, num_classes, (height, width)).eval()
     meta = {"family": entry.family, "num_classes": num_classes, "preprocess": entry.preprocess,
+            "default_data": entry.data,
             "weights": "random", "seed": opts.seed, "zoo": name}
     if weights and entry.weights is not None:
         meta.update(_trained(entry, module, num_classes))

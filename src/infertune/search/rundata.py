@@ -3,8 +3,11 @@ candidate's child process memory-maps: eval (full evaluation; its first screen_n
 the screening set, so screening and full numbers are paired with the baseline's), calib
 (INT8 calibration) and, where affordable, train (recovery after pruning or decomposition).
 
-With the built-in `sample`, calibration and training come from `sample:train` and evaluation
-from `sample:val`, disjoint parts. Otherwise one seeded stratified split of the data.
+With a built-in set that has parts (`sample`, `clutter`), calibration and training come from
+its `:train` part and evaluation from its `:val` part, disjoint. Otherwise (a folder, an
+.npz, `photos`) one seeded stratified split of the data. `--data auto` is the zoo model's own
+built-in set (`ZooEntry.data`: photos for the ImageNet models, clutter for ref-clutter),
+`sample` for every other model.
 """
 from __future__ import annotations
 
@@ -21,6 +24,14 @@ from ..errors import ConfigError
 MAX_EVAL_BYTES = 1 << 30
 MAX_TRAIN_BYTES = 256 << 20
 TRAIN_SAMPLES = 2048
+SETS_WITH_PARTS = ("sample", "clutter")  # built-in sets with disjoint :train and :val parts
+
+
+def resolve_data(spec: str, handle) -> str:
+    """The data spec a run uses: `auto` becomes the model's own built-in set."""
+    if spec != "auto":
+        return spec
+    return handle.meta.get("default_data") or "sample"
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -39,7 +50,8 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
     eval_n = max(1, min(config.eval_size, MAX_EVAL_BYTES // per_image))
     train_n = min(TRAIN_SAMPLES, MAX_TRAIN_BYTES // per_image)
     preprocess = config.preprocess or handle.meta.get("preprocess", "darknet")
-    want = {"data": config.data, "shape": list(chw), "preprocess": preprocess, "eval_n": eval_n,
+    spec = resolve_data(config.data, handle)
+    want = {"data": spec, "shape": list(chw), "preprocess": preprocess, "eval_n": eval_n,
             "calib": config.calib_size, "train_n": train_n, "seed": config.seed}
     info_path = data_dir / "info.json"
     if info_path.exists():
@@ -47,15 +59,15 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
         if info.get("request") == want:
             return info
     common = dict(input_shape=chw, preprocess=preprocess, seed=config.seed)
-    if config.data == "sample":
-        ev = load_dataset("sample:val", limit=eval_n, **common)
-        cal = load_dataset("sample:train", limit=max(config.calib_size, train_n), **common)
+    if spec in SETS_WITH_PARTS:
+        ev = load_dataset(f"{spec}:val", limit=eval_n, **common)
+        cal = load_dataset(f"{spec}:train", limit=max(config.calib_size, train_n), **common)
         train = cal if train_n >= 64 else None
         cal = cal.subset(np.arange(min(config.calib_size, len(cal))), "calibration part")
     else:
-        ds = load_dataset(config.data, limit=eval_n + config.calib_size, **common)
+        ds = load_dataset(spec, limit=eval_n + config.calib_size, **common)
         if len(ds) < 3:
-            raise ConfigError(f"--data {config.data}: {len(ds)} sample(s); optimize needs at "
+            raise ConfigError(f"--data {spec}: {len(ds)} sample(s); optimize needs at "
                               "least 3 (calibration and evaluation)")
         cal, ev = split_calibration(ds, min(config.calib_size, len(ds) // 2), config.seed)
         train = cal if train_n >= 64 else None
@@ -64,7 +76,7 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
         _save(data_dir / f"{name}_x.npy", np.ascontiguousarray(ds.x, dtype=np.float32))
         if ds.y is not None:
             _save(data_dir / f"{name}_y.npy", np.asarray(ds.y, dtype=np.int64))
-    info = {"request": want, "labelled": ev.y is not None, "eval_n": len(ev),
+    info = {"request": want, "spec": spec, "labelled": ev.y is not None, "eval_n": len(ev),
             "calib_n": len(cal), "train_n": len(train) if train is not None else 0,
             "screen_n": min(config.screen_size, len(ev)), "description": ev.description,
             "class_names": list(ev.class_names)[:1000], "preprocess": str(preprocess)}

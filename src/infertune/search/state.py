@@ -127,7 +127,7 @@ class RunState:
         wanted = self.config.metric
         usable, why = baseline_beats_chance(logits, labels)
         if wanted == "top1" and labels is None:
-            raise ConfigError(f"--metric top1 needs labelled data; {self.config.data} has none")
+            raise ConfigError(f"--metric top1 needs labelled data; {self.data_info.get('spec')} has none")
         if wanted == "top1" or (wanted == "auto" and usable):
             self.metric, self.labels = "top1", labels
             self.metric_note = why if wanted == "auto" else "top-1 on the data's labels (--metric top1)"

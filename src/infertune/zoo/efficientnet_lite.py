@@ -222,7 +222,7 @@ def _register_all() -> None:
             description=(f"EfficientNet-{variant.capitalize()} (Tan & Le 2019), ImageNet-trained "
                          f"(weights: {weights.package}), "
                          f"{size.resolution}x{size.resolution}"),
-            pretrained=weights, labels="imagenet1k"))
+            pretrained=weights, labels="imagenet1k", data="photos"))
 
 
 def _build_entry(name: str, num_classes: int, input_hw: tuple[int, int]) -> EfficientNetLite:

@@ -51,6 +51,8 @@ class ZooEntry:
             loading the entry loads them (the seed is then unused).
         labels: name of a packaged class table in `infertune/zoo/labels/` ("imagenet1k"): the
             class order of the weights, used to label image folders named by class ids.
+        data: the built-in data set `optimize` uses for this model when --data is not given
+            ("sample" digits, "clutter" digits in clutter, "photos" real photographs).
     """
 
     name: str
@@ -64,6 +66,7 @@ class ZooEntry:
     weights: str | None = None
     pretrained: PretrainedWeights | None = None
     labels: str | None = None
+    data: str = "sample"
 
 
 ZOO: Registry[ZooEntry] = Registry("zoo model")
