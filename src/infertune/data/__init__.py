@@ -10,7 +10,7 @@ that name. ``sample:train`` and ``sample:val`` are its fixed 80/20 split (strati
 4,000 and 1,000 digits): the trained reference models (`ref-small`, `ref-large`) learned from
 ``sample:train`` only, so ``sample:val`` measures them on digits they never saw.
 
-``photos`` (``photos:N`` for N views, default 256) is the built-in real-photo set: augmented
+``photos`` (``photos:N`` for N views, default 1152) is the built-in real-photo set: augmented
 views of the photographs that scikit-image, scikit-learn and matplotlib ship, unlabelled, for
 calibration and fidelity of ImageNet models (photo_views.py); ``./photos`` is a folder.
 
