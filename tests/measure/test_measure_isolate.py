@@ -8,7 +8,7 @@ import time
 import pytest
 
 from infertune.measure import TimingConfig, measure
-from infertune.measure.isolate import artifact_bytes, classify, exit_reason
+from infertune.measure.isolate import artifact_bytes, classify, exit_reason, run_child
 from infertune.measure.testing_runtimes import factory
 
 QUICK = TimingConfig(warmup=1, min_runs=3, min_seconds=0.0)
@@ -130,3 +130,15 @@ def test_peak_rss_is_the_childs_own_not_the_parents():
         del ballast
     assert small["status"] == "ok"
     assert small["peak_rss_mb"] < 400, small["peak_rss_mb"]
+
+
+def test_run_child_reports_how_any_module_ended():
+    """The public entry point search/child.py uses: a module that is not there exits 1 with no
+    result file and Python's own message in the log; a module that reads the job and writes
+    nothing is a clean exit without a result."""
+    missing = run_child({"threads": 1}, 30, module="infertune_no_such_module")
+    assert missing.result is None and missing.returncode == 1 and not missing.timed_out
+    assert "No module named infertune_no_such_module" in missing.log_tail
+    quiet = run_child({"threads": 1}, 30, module="json.tool")  # echoes the job to the log
+    assert quiet.returncode == 0 and quiet.result is None and '"threads": 1' in quiet.log_tail
+    assert 0 < quiet.seconds < 30

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -174,22 +175,53 @@ def classify(job: dict[str, Any], partial: dict[str, Any] | None, returncode: in
     return res
 
 
+@dataclass(frozen=True)
+class ChildRun:
+    """What one child process left behind: its (partial) result file, how it ended, its log.
+
+    Attributes:
+        result: the JSON the child last wrote to its result file, None if it wrote none.
+        returncode: the child's exit status (negative: killed by that signal).
+        timed_out: the child was killed at the timeout.
+        seconds: wall-clock time of the child, start-up included.
+        log_tail: the last characters of the child's stdout and stderr.
+    """
+
+    result: dict[str, Any] | None
+    returncode: int | None
+    timed_out: bool
+    seconds: float
+    log_tail: str
+
+
+def run_child(job: dict[str, Any], timeout_s: float, *, python: str = sys.executable,
+              module: str = "infertune.measure.worker", prefix: str = "infertune-measure-"
+              ) -> ChildRun:
+    """Runs `python -m module` on `job` (JSON on stdin; its "result_path" is set here) in a
+    fresh child with its own process group, killed at `timeout_s`; never raises for what
+    happens inside the child. The one entry point for every kind of child job (measurement
+    here, a candidate's build and evaluation in search/child.py): the caller turns the
+    ChildRun into its own kind of result."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        job = {**job, "result_path": str(Path(tmp) / "result.json")}
+        log_path = Path(tmp) / "child.log"
+        rc, timed_out, seconds = _spawn_and_wait(job, log_path, timeout_s, python, module)
+        return ChildRun(_read_partial(Path(job["result_path"])), rc, timed_out, seconds,
+                        _log_tail(log_path))
+
+
 def run_job(job: dict[str, Any], timeout_s: float, *, python: str = sys.executable
             ) -> dict[str, Any]:
     """Runs `job` (see worker.py) in a fresh child and returns its result, whatever happens.
 
     Args:
-        job: the JSON-ready job; its "result_path" is set here.
+        job: the JSON-ready job; its "result_path" is set for the child.
         timeout_s: wall-clock limit for the whole child, start-up included.
         python: the interpreter to run the child with.
     """
-    with tempfile.TemporaryDirectory(prefix="infertune-measure-") as tmp:
-        job = {**job, "result_path": str(Path(tmp) / "result.json")}
-        log_path = Path(tmp) / "child.log"
-        rc, timed_out, seconds = _spawn_and_wait(job, log_path, timeout_s, python)
-        res = classify(job, _read_partial(Path(job["result_path"])), rc, timed_out,
-                       timeout_s, _log_tail(log_path))
-    res["wall_s"] = round(seconds, 3)
+    run = run_child(job, timeout_s, python=python)
+    res = classify(job, run.result, run.returncode, run.timed_out, timeout_s, run.log_tail)
+    res["wall_s"] = round(run.seconds, 3)
     return res
 
 
