@@ -205,11 +205,27 @@ def _guess_layout(shape: tuple[int | None, ...]) -> str:
 
 
 def _function_converter(function, spec) -> Converter:
-    def convert(nchw: list[str] | None, opset: int):
-        import tf2onnx
+    """tf2onnx on a traced tf.function whose first input is the image.
 
-        proto, _ = tf2onnx.convert.from_function(function, input_signature=[spec], opset=opset,
-                                                 inputs_as_nchw=nchw)
+    `tf2onnx.convert.from_function` takes every input of the concrete function as a model
+    input, including tensors the function captured (Keras's Normalization layer captures its
+    mean and variance): the ONNX model then asks for them at run time. Freezing it here with
+    only the image as input turns those captures into constants.
+    """
+    def convert(nchw: list[str] | None, opset: int):
+        import tensorflow as tf
+        from tf2onnx import convert as tf2onnx_convert
+        from tf2onnx import tf_loader
+
+        concrete = function.get_concrete_function(spec)
+        inputs = [concrete.inputs[0].name]  # the signature's argument; captures come after it
+        outputs = [t.name for t in concrete.outputs if t.dtype != tf.resource]
+        rename = tf2onnx_convert.tensor_names_from_structed(concrete, inputs, outputs)
+        with tf.device("/cpu:0"):
+            frozen = tf_loader.from_function(concrete, inputs, outputs)
+        proto, _ = tf2onnx_convert.from_graph_def(
+            frozen, name=concrete.name, input_names=inputs, output_names=outputs, opset=opset,
+            inputs_as_nchw=nchw, tensors_to_rename=rename)
         return proto
 
     return convert

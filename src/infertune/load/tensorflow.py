@@ -162,6 +162,11 @@ def _check_onnx(path: Path, proto) -> None:
     if foreign:
         raise UnsupportedModel(f"tf2onnx left ops without an ONNX equivalent: "
                                f"{', '.join(foreign[:5])}", path=path)
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [i.name for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise UnsupportedModel(f"the converted ONNX has {len(inputs)} inputs ({', '.join(inputs[:4])}); "
+                               "expected the one image input", path=path)
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
