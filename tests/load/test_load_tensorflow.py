@@ -317,6 +317,24 @@ def test_non_image_inputs_are_refused_with_what_they_are(tmp_path, build, messag
         load_model(str(path))
 
 
+def test_captured_constants_become_constants_not_inputs(tmp_path):
+    """Keras's Normalization captures its mean and variance; tf2onnx's from_function alone
+    turns such captures into extra ONNX inputs (EfficientNetB0 could not run)."""
+    mean, variance = np.array([0.5, 0.4, 0.3]), np.array([0.04, 0.05, 0.06])
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((H, W, C_IN), name="image")
+    x = keras.layers.Normalization(mean=mean, variance=variance)(inp)
+    model = keras.Model(inp, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(C1, 3)(x)))
+    path = tmp_path / "normalized.keras"
+    model.save(path)
+    handle = load_model(str(path))
+    session = ort.InferenceSession(handle.path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    x = np.random.default_rng(4).uniform(0, 1, (2, H, W, C_IN)).astype(np.float32)
+    got = session.run(None, {"image": x.transpose(0, 3, 1, 2)})[0]
+    np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_dynamic_size_needs_input_size(tmp_path):
     keras.utils.set_random_seed(1)
     inp = keras.Input((None, None, C_IN), name="image")
