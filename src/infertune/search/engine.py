@@ -15,6 +15,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..measure.isolate import artifact_bytes
+from ..measure.session import SessionFactory
+from ..measure.timing import TimingConfig
+from ..runtimes import RUNTIMES
 from . import screening
 from .candidate import Candidate, FullEval, Latency, PassReport, Screen, Status
 from .evaluation import scores
@@ -90,17 +94,12 @@ class Evaluator:
                 "screen_n": self.state.data_info["screen_n"], **extra}
 
     def factory(self, cand: Candidate, batch: int | None = 1):
-        from ..measure.session import SessionFactory
-        from ..runtimes import RUNTIMES
-
         return SessionFactory(cand.runtime, cand.artifact,
                               options=RUNTIMES.get(cand.runtime).options(batch), label=cand.id)
 
     def latency(self, cand: Candidate, *, probe: bool) -> dict[str, Any]:
         """A latency measurement of `cand` in its own child. Under the throughput objective
         the probe also measures images/s at THROUGHPUT_BATCH, which screening then ranks by."""
-        from ..measure.timing import TimingConfig
-
         c = self.config
         timing = (TimingConfig(warmup=2, min_runs=c.probe_runs, min_seconds=c.probe_seconds)
                   if probe else TimingConfig(warmup=5, min_runs=c.min_runs,
@@ -178,8 +177,6 @@ class Evaluator:
 
     def screen_numbers(self, cand: Candidate, screen: Screen, res: dict[str, Any]) -> Candidate:
         import dataclasses
-
-        from ..measure.isolate import artifact_bytes
 
         screen = dataclasses.replace(screen, artifact_path=res["artifact"],
                                      artifact_bytes=artifact_bytes(res["artifact"]) or 0)

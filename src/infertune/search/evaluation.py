@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..metrics.classification import classification_report
+from ..metrics.fidelity import fidelity
 from . import select
 from .candidate import Drop, Fidelity
 
@@ -25,8 +27,6 @@ class Scores:
 def scores(base_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray | None,
            metric: str, confidence: float, seed: int, *, full: bool) -> Scores:
     """The drop, fidelity and accuracy of `logits` vs the baseline's on the same samples."""
-    from ..metrics.fidelity import fidelity
-
     n = min(len(base_logits), len(logits))
     base, cand = base_logits[:n], logits[:n]
     if not np.all(np.isfinite(cand)):
@@ -45,8 +45,6 @@ def scores(base_logits: np.ndarray, logits: np.ndarray, labels: np.ndarray | Non
 
 def accuracy(logits: np.ndarray, labels: np.ndarray, confidence: float) -> dict[str, Any]:
     """Top-1/top-5 with Wilson intervals, macro precision/recall/F1 (metrics.classification)."""
-    from ..metrics.classification import classification_report
-
     rep = classification_report(logits, labels, confidence=confidence, n_boot=200)
     out: dict[str, Any] = {}
     for key in ("top1", "top5"):

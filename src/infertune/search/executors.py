@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ..errors import ConfigError
+from ..measure.rounds import measure
+from ..measure.session import SessionFactory
 from .child import run_candidate_job
 
 TIMING_RESOURCE = "infertune_timing"
@@ -35,8 +37,6 @@ class LocalExecutor:
         return results
 
     def measure(self, factory, **options: Any) -> dict[str, Any]:
-        from ..measure.rounds import measure
-
         return measure(factory, with_fingerprint=False, **options)
 
     def close(self) -> None:
@@ -116,9 +116,6 @@ def needs_gpu(runtime: str | None) -> bool:
 
 
 def _measure_remote(factory: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    from ..measure.rounds import measure
-    from ..measure.session import SessionFactory
-
     return measure(SessionFactory.from_dict(factory), with_fingerprint=False, **options)
 
 

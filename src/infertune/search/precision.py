@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from ..runtimes.openvino import OpenVinoSession
+
 INT8_ONNX_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
                  "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
 # OpenVINO's names for the precisions its CPU plugin computes in.
@@ -56,8 +58,6 @@ def _top(ops: Counter, names: set[str]) -> str:
 def _openvino(path: str, options: dict[str, Any]) -> tuple[str, str]:
     """Opened as the measurements open it (runtimes.openvino: same compile options), then
     read from the plugin's execution graph."""
-    from ..runtimes.openvino import OpenVinoSession
-
     session = OpenVinoSession(path, options)
     try:
         info = session.describe().get("precision") or {}

@@ -4,7 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from .. import __version__
+from ..measure.fingerprint import fingerprint
+from ..measure.limits import machine_limits as measured_limits
+from ..passes import model_bytes
 from ..passes.mixed_precision import kept_float_layers as _kept
+from ..profile.layer_time import layer_times
 from . import screening, select
 from .candidate import Candidate, Decision, Status
 from .state import RunState
@@ -21,9 +26,6 @@ def kept_float_layers(cand: Candidate) -> list[str]:
 def assemble(s: RunState, final: dict[str, Any] | None, started: str,
              executor: dict[str, Any]) -> dict[str, Any]:
     """report.json from the run's state (never the evaluator: `executor` is its description)."""
-    from .. import __version__
-    from ..measure.fingerprint import fingerprint
-
     cands = _decide(s, final)
     base = next(c for c in cands if c.id == s.baseline.id)
     pick_id = _pick(s, cands, final)
@@ -126,8 +128,6 @@ def _no_pick_reason(s: RunState, cands: list[Candidate]) -> str:
 
 
 def _model(s: RunState) -> dict[str, Any]:
-    from ..passes import model_bytes
-
     screen = s.baseline.screen
     return {"source": s.config.model, "name": s.handle.name, "format": s.handle.format,
             "input": s.handle.input_spec.to_dict(), "params": screen.params if screen else None,
@@ -166,8 +166,6 @@ def _mixed_ledger(cands: list[Candidate]) -> dict[str, Any] | None:
 
 
 def machine_limits(s: RunState) -> dict[str, Any] | None:
-    from ..measure.limits import machine_limits as measured_limits
-
     try:
         return measured_limits(s.threads)
     except Exception as exc:  # noqa: BLE001 - a missing figure is reported, never fatal
@@ -176,8 +174,6 @@ def machine_limits(s: RunState) -> dict[str, Any] | None:
 
 
 def layer_times_for(s: RunState, cand: Candidate) -> tuple[list | None, str | None]:
-    from ..profile.layer_time import layer_times
-
     try:
         res = layer_times(cand.runtime, cand.artifact, s.handle.input_spec.chw, s.threads)
     except Exception as exc:  # noqa: BLE001

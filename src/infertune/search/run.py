@@ -15,13 +15,20 @@ import numpy as np
 from .._atomic import write_text
 from ..config import OptimizeConfig, load_config, save_config
 from ..errors import ConfigError, InfertuneError
+from ..load import load_model
+from ..measure.fingerprint import cpu_facts
+from ..measure.rounds import summarize
+from ..passes import PASSES
+from ..report import write_reports
+from ..runtimes import RUNTIMES
 from . import rundata, select, space
-from .candidate import Candidate, Status
 from .best import export_best
+from .candidate import Candidate, Status
 from .engine import Evaluator, Progress
-from .state import RunState, SearchClock
+from .executors import make_executor
 from .journal import Journal, RunLock
-from .report import assemble
+from .report import assemble, layer_times_for, machine_limits
+from .state import RunState, SearchClock
 
 
 def optimize(config: OptimizeConfig, *, resume: bool = False,
@@ -64,8 +71,6 @@ def _check_run_dir(run_dir: Path, config: OptimizeConfig, resume: bool) -> None:
 
 def _start(config: OptimizeConfig, run_dir: Path, journal: Journal,
            progress: Progress) -> Evaluator:
-    from ..load import load_model
-    from .executors import make_executor
 
     handle = load_model(config.model, input_size=config.input_size, **config.load)
     data_info = rundata.prepare(run_dir, config, handle)
@@ -80,10 +85,6 @@ def _start(config: OptimizeConfig, run_dir: Path, journal: Journal,
 
 
 def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> space.PlanContext:
-    from ..measure.fingerprint import cpu_facts
-    from ..passes import PASSES
-    from ..runtimes import RUNTIMES
-
     wanted = list(config.runtimes) if config.runtimes else RUNTIMES.names()
     for name in wanted:
         RUNTIMES.get(name)  # unknown names fail here, with a did-you-mean
@@ -227,8 +228,6 @@ FINAL_CONTENDERS = 3
 def final_comparison(ev: Evaluator) -> dict[str, Any] | None:
     """The baseline and the best few candidates within budget, measured again side by side
     in interleaved rounds: the speed-ups quoted are medians of per-round ratios."""
-    from ..measure.rounds import summarize
-
     s = ev.state
     ok = [c for c in s.records.values() if s.within(c) and c.id != s.baseline.id]
     ok.sort(key=lambda c: (c.p50_ms, c.id))
@@ -263,8 +262,6 @@ def final_comparison(ev: Evaluator) -> dict[str, Any] | None:
 def extras(s: RunState, report: dict[str, Any]) -> None:
     """Per-layer time of the baseline and the pick, and the machine's limits, where the
     modules that measure them are present (each figure null with its reason otherwise)."""
-    from .report import layer_times_for, machine_limits
-
     report["machine_limits"] = machine_limits(s)
     for cid in {report["baseline_id"], report.get("pick")} - {None}:
         rec = next(c for c in report["candidates"] if c["id"] == cid)
@@ -272,8 +269,6 @@ def extras(s: RunState, report: dict[str, Any]) -> None:
 
 
 def _render(run_dir: Path, report: dict[str, Any]) -> list[str]:
-    from ..report import write_reports
-
     return [str(p) for p in write_reports(run_dir, report)]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path, write_text
+from ..data import load_dataset, split_calibration
 from ..errors import ConfigError
 
 # Bounds on what one run keeps in memory and on disk, per part (float32 images).
@@ -42,8 +43,6 @@ def _save(path: Path, array: np.ndarray) -> None:
 
 def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
     """Writes data/*.npy (or reuses them when data/info.json matches) and returns the info."""
-    from ..data import load_dataset, split_calibration
-
     data_dir = run_dir / "data"
     chw = handle.input_spec.chw
     per_image = int(np.prod(chw)) * 4

@@ -14,16 +14,16 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..metrics.budget import BudgetRule, disagreement_drop, top1_drop
+from ..metrics.classification import check_logits_labels
+from ..metrics.intervals import mcnemar_exact
 from .candidate import Candidate, Drop, Status
+from .pareto import pareto_front
 
 OBJECTIVES = {"latency": "min", "throughput": "max", "size": "min"}
 
 
 def drop_top1(base_logits, cand_logits, labels, *, confidence: float = 0.95) -> Drop:
     """Top-1 drop (points) of the candidate vs the baseline on labelled samples."""
-    from ..metrics.classification import check_logits_labels
-    from ..metrics.intervals import mcnemar_exact
-
     base, labels = check_logits_labels(base_logits, labels)
     cand, _ = check_logits_labels(cand_logits, labels)
     base_ok, cand_ok = base.argmax(axis=1) == labels, cand.argmax(axis=1) == labels
@@ -90,8 +90,6 @@ def front_points(cands: Sequence[Candidate], objective: str) -> tuple[list[Candi
 
 def frontier(cands: Sequence[Candidate], objective: str) -> list[str]:
     """Ids on the Pareto front over (objective, drop, size)."""
-    from .pareto import pareto_front
-
     placed, points = front_points(cands, objective)
     idx = pareto_front(points, (OBJECTIVES[objective], "min", "min"))
     return [placed[i].id for i in idx]

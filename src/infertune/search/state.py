@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import ConfigError
+from ..measure.rounds import default_threads
 from ..metrics.budget import BudgetRule
 from .candidate import Candidate
 from .evaluation import baseline_beats_chance
@@ -99,8 +100,6 @@ class RunState:
 
     @property
     def threads(self) -> int:
-        from ..measure.rounds import default_threads
-
         return self.config.threads or default_threads()
 
     def put(self, cand: Candidate) -> Candidate:

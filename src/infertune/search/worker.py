@@ -24,21 +24,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..data import Dataset
+from ..data.preprocess import resolve_preprocess
+from ..load import load_model
+from ..measure.isolate import die_with_parent, write_result
+from ..measure.session import SessionFactory
+from ..passes import PASSES, PassContext, apply_passes, model_bytes
+from ..profile import profile_model
+from ..runtimes import RUNTIMES
+from .precision import mismatch, ran_precision
+
 EVAL_BATCH = 8  # fixed, so runtimes that specialise on shapes (compile) compile once
 
 
 def _write(job: dict[str, Any], res: dict[str, Any]) -> None:
-    from ..measure.isolate import write_result
-
     write_result(job["result_path"], res)
 
 
 def _dataset(data_dir: Path, part: str, n: int | None = None):
     """A Dataset view of RUN_DIR/data/<part>_x.npy (+ _y.npy), memory-mapped."""
     import numpy as np
-
-    from ..data import Dataset
-    from ..data.preprocess import resolve_preprocess
 
     x = np.load(data_dir / f"{part}_x.npy", mmap_mode="r")
     y_path = data_dir / f"{part}_y.npy"
@@ -51,8 +56,6 @@ def _dataset(data_dir: Path, part: str, n: int | None = None):
 
 def _context(job: dict[str, Any], handle, cand_dir: Path):
     import dataclasses
-
-    from ..passes import PassContext
 
     data_dir = Path(job["run_dir"]) / "data"
     extra = {}
@@ -67,8 +70,6 @@ def _context(job: dict[str, Any], handle, cand_dir: Path):
 
 def _logits(runtime: str, artifact: str, x, threads: int, batch: int):
     from ..evaluate import Runner, run_batches
-    from ..measure.session import SessionFactory
-    from ..runtimes import RUNTIMES
 
     rt = RUNTIMES.get(runtime)
     # One request using every thread: OpenVINO's THROUGHPUT mode (several async requests)
@@ -85,7 +86,6 @@ def _counts(model) -> dict[str, Any]:
     """Params and MACs of the final model where the profiler reads its format."""
     if model.format not in ("torch", "onnx"):
         return {"params": None, "macs": None}
-    from ..profile import profile_model
 
     try:
         prof = profile_model(model)
@@ -96,10 +96,6 @@ def _counts(model) -> dict[str, Any]:
 
 def build(job: dict[str, Any], res: dict[str, Any]) -> None:
     import numpy as np
-
-    from ..load import load_model
-    from ..passes import apply_passes, model_bytes
-    from ..runtimes import RUNTIMES
 
     cand_dir = Path(job["run_dir"]) / "candidates" / job["id"]
     shutil.rmtree(cand_dir, ignore_errors=True)  # a killed earlier attempt is redone whole
@@ -144,8 +140,6 @@ def build(job: dict[str, Any], res: dict[str, Any]) -> None:
 def not_applied(reports: list[dict[str, Any]]) -> str | None:
     """The reason of the first step that changes numbers and did not apply: the candidate
     would be the unchanged model under another name, so it is skipped with that reason."""
-    from ..passes import PASSES
-
     for rep in reports:
         name = rep.get("pass")
         if rep.get("applied") or name not in PASSES or PASSES.get(name).exact:
@@ -156,8 +150,6 @@ def not_applied(reports: list[dict[str, Any]]) -> str | None:
 
 def mark_noops(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pass reports, an exact rewrite that found nothing to do marked `exact_noop`."""
-    from ..passes import PASSES
-
     return [{**rep, "exact_noop": True} if not rep.get("applied") and rep.get("pass") in PASSES
             and PASSES.get(rep["pass"]).exact else rep for rep in reports]
 
@@ -165,9 +157,6 @@ def mark_noops(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _check_precision(job: dict[str, Any], artifact: str, res: dict[str, Any]) -> str | None:
     """Records what precision the artifact runs in; the reason when it is not the one the
     recipe asked for."""
-    from ..runtimes import RUNTIMES
-    from .precision import mismatch, ran_precision
-
     requested = job.get("requested_precision", "fp32")
     options = RUNTIMES.get(job["runtime"]).options(1)
     ran, note = ran_precision(job["runtime"], artifact, requested, options)
@@ -236,8 +225,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    from ..measure.isolate import die_with_parent
-
     die_with_parent()
     faulthandler.enable()
     job = json.loads(sys.stdin.read())
