@@ -254,6 +254,15 @@ def test_corrupt_files_are_one_line_errors_naming_them(tmp_path, name, content, 
     assert "\n" not in str(info.value)
 
 
+def test_weights_only_h5_says_so(net, tmp_path):
+    model, _, _ = net
+    path = tmp_path / "net.weights.h5"
+    model.save_weights(path)
+    with pytest.raises(ModelFileError, match=r"net\.weights\.h5: this HDF5 file holds no Keras "
+                                             r"model \(no model_config: weights only\?\)"):
+        load_model(str(path))
+
+
 def test_corrupt_saved_model_is_one_line_error(tmp_path):
     folder = tmp_path / "broken_sm"
     folder.mkdir()
