@@ -20,12 +20,16 @@ Pipelines, each with its tool's documented defaults:
 - infertune: `api.optimize` with a 1-point budget (top-1 for ref-large, top-1 agreement for
   Darknet19_448); its pick from RUN_DIR/best/ joins the same rounds. Its production time is
   the whole search.
-Both quantizers calibrate on the same images (sample:train at the model's input size).
+Data: each model's own built-in set with its own preprocessing (benchmarks/peers_quality.py):
+`:train` for calibration and `:val` for evaluation on sets with parts (sample, clutter),
+disjoint slices of the views on `photos` (calibration = the first `--calibration` views,
+evaluation = the next `--eval-n`). Both quantizers calibrate on the same images.
 
-Accuracy: ref-large (trained) on all of sample:val, top-1 with its Wilson interval.
-Darknet19_448 has seeded random weights, so "accuracy" is fidelity to the FP32 PyTorch model
-on `--eval-n` sample:val images: top-1 agreement (interval) and cosine. Every pipeline's
-outputs are computed in this process by its runtime's session.
+Quality: a trained model with labelled data gets top-1 (Wilson interval) and the paired drop
+against eager FP32 (Tango's interval); unlabelled data (photos) or random weights
+(Darknet19_448) get top-1 agreement with eager FP32 (Wilson) and mean cosine. Every
+pipeline's outputs are computed in this process by its runtime's session. The results carry
+the date and the machine fingerprint (`infertune.measure.fingerprint`).
 
 Machine limits: `infertune.measure.limits` (FP32 GEMM, INT8 GEMM, copy bandwidth); each
 pipeline's achieved rate is 2·MACs·batch / p50, as a fraction of the FP32 and INT8 peaks.
@@ -52,6 +56,7 @@ from infertune import _atomic
 from infertune.load import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers_quality import case_data, score  # noqa: E402  (data and quality, this benchmark's)
 from runtimes import RESULTS, machine_tag  # noqa: E402  (the sibling benchmark's helpers)
 
 PEERS = ("torch eager fp32", "torch.compile fp32", "onnxruntime fp32", "onnxruntime int8",
@@ -69,7 +74,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-seconds", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--calibration", type=int, default=128, help="calibration images")
-    p.add_argument("--eval-n", type=int, default=200, help="Darknet19_448 agreement images")
+    p.add_argument("--eval-n", type=int, default=200,
+                   help="evaluation images where the quality is fidelity (unlabelled data or "
+                        "random weights); a trained model with labels uses all of :val")
     p.add_argument("--no-infertune", nargs="?", const="all", default=None, metavar="MODELS",
                    help="peers only: no optimize run (for the comma-separated MODELS, or all)")
     p.add_argument("--infertune-run", metavar="MODEL=RUN_DIR,...",
@@ -166,7 +173,7 @@ def build_peer(name: str, handle, calib: np.ndarray, work: Path, threads: int) -
     return row
 
 
-def build_infertune(model: str, batch: int, work: Path, args, threads: int) -> dict:
+def build_infertune(model: str, batch: int, work: Path, args, threads: int, data) -> dict:
     """infertune's pick from `api.optimize` (1-point budget), or a row saying why not."""
     from infertune import api
 
@@ -180,8 +187,8 @@ def build_infertune(model: str, batch: int, work: Path, args, threads: int) -> d
         report = json.loads((Path(reuse[model]) / "report.json").read_text())
         row["build_s"] = (report.get("run") or {}).get("duration_s")
         return _pick_row(row, report, Path(reuse[model]))
-    config = {"model": model, "out": str(work / "run"), "data": "sample", "max_drop": 1.0,
-              "metric": "agreement" if model.startswith("darknet") else "top1",
+    config = {"model": model, "out": str(work / "run"), "data": data.spec, "max_drop": 1.0,
+              "metric": "top1" if data.labelled else "agreement",
               "threads": threads, "calib_size": args.calibration,
               "time_budget_s": args.search_budget_s}
     try:
@@ -211,56 +218,6 @@ def _runtime_options(runtime: str) -> dict:
 
 
 # ---------------------------------------------------------------------------- accuracy
-
-
-def outputs(row: dict, x: np.ndarray, threads: int, batch: int) -> np.ndarray:
-    """The pipeline's outputs on `x`, computed in this process by its runtime's session."""
-    from infertune.measure.session import SessionFactory
-
-    # LATENCY hint for OpenVINO: its THROUGHPUT queue's Python callbacks can deadlock against
-    # close() in this process (benchmarks/passes.py found it).
-    options = {**row.get("options", {}), "batch": batch, "hint": "LATENCY"}
-    session = SessionFactory(row["runtime"], row["artifact"], options=options).open(
-        threads=threads)
-    try:
-        outs = [np.asarray(session.run(np.ascontiguousarray(x[i:i + batch]))[0])
-                for i in range(0, len(x), batch)]
-    finally:
-        session.close()
-    return np.concatenate(outs).reshape(len(x), -1)
-
-
-def score(rows: list[dict], model: str, shape, args, threads: int) -> dict:
-    """Top-1 (ref-large, labelled) or agreement/cosine with FP32 PyTorch (Darknet19_448)."""
-    from infertune.data import load_dataset
-    from infertune.metrics import classification_report, fidelity
-
-    labelled = not model.startswith("darknet")
-    val = load_dataset("sample:val", input_shape=shape, limit=None if labelled else args.eval_n)
-    batch = 100 if labelled else 10
-    reference = None
-    for row in rows:
-        if not row.get("artifact"):
-            continue
-        try:
-            logits = outputs(row, val.x, threads, batch)
-        except Exception as exc:
-            row["accuracy_reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-            continue
-        if row["pipeline"] == "torch eager fp32":
-            reference = logits
-        # A quantizer that rounds every output to 0 (ORT's default QDQ Softmax, 1/256 scale,
-        # on 1000 classes) is named as such in the notes, not left as a mysterious 0%.
-        row["outputs_all_zero"] = not bool(np.any(logits))
-        if labelled:
-            rep = classification_report(logits, val.y)
-            row["accuracy"] = {"top1": rep["top1"], "top1_ci": rep["top1_ci"], "n": rep["n"]}
-        if reference is not None:
-            fid = fidelity(reference, logits)
-            row["fidelity"] = {k: fid[k] for k in ("n", "top1_agreement", "top1_agreement_ci",
-                                                  "cosine", "cosine_min", "sqnr_db")}
-    return {"data": "sample:val", "n": len(val.x), "labelled": labelled,
-            "reference": "torch eager fp32"}
 
 
 # ---------------------------------------------------------------------------- speed
@@ -335,12 +292,12 @@ def achieved(rows: list[dict], macs: int, batch: int, limits: dict) -> None:
 
 def run_case(model_name: str, batch: int, args, threads: int, limits: dict) -> dict:
     """Builds every pipeline for one model and batch, scores and measures them together."""
-    from infertune.data import load_dataset
     from infertune.profile import profile_model
 
     handle = load_model(model_name)
     shape = handle.input_spec.chw
-    calib = load_dataset("sample:train", input_shape=shape, limit=args.calibration).x
+    data = case_data(handle, args.calibration, args.eval_n)
+    calib = data.calib
     macs = profile_model(handle)["macs"]
     with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
         work = Path(tmp)
@@ -349,15 +306,16 @@ def run_case(model_name: str, batch: int, args, threads: int, limits: dict) -> d
             log(f"[{model_name} b{batch}] building {name} ...")
             rows.append(build_peer(name, handle, calib, work, threads))
         log(f"[{model_name} b{batch}] infertune optimize ...")
-        rows.append(build_infertune(model_name, batch, work / "infertune", args, threads))
+        rows.append(build_infertune(model_name, batch, work / "infertune", args, threads,
+                                    data))
         log(f"[{model_name} b{batch}] accuracy ...")
-        scoring = score(rows, model_name, shape, args, threads)
+        scoring = score(rows, data, threads, batch=100 if data.labelled else 10)
         log(f"[{model_name} b{batch}] {args.rounds} interleaved rounds ...")
         measured = measure_rows(rows, shape, batch, args, threads)
     best = versus_best_peer(rows)
     achieved(rows, macs, batch, limits)
     return {"model": model_name, "batch": batch, "input_shape": list(shape), "macs": macs,
-            "calibration": {"data": "sample:train", "n": len(calib)}, "scoring": scoring,
+            "calibration": {"data": data.calib_desc, "n": len(calib)}, "scoring": scoring,
             "best_peer": best, **measured, "rows": rows}
 
 
@@ -367,6 +325,12 @@ def log(message: str) -> None:
 
 # ---------------------------------------------------------------------------- report
 
+
+DATA_NOTES = {"photos": (
+    "- data: `photos` has no parts and no labels; calibration and evaluation are disjoint "
+    "slices of its fixed view order, but all views are whole images or random crops of the "
+    "same 15 photographs (infertune.data.photo_views), so calibration and evaluation share "
+    "scenes and the intervals describe these views, not other photos")}
 
 COLUMNS = ("pipeline", "runtime", "ran as", "p50 ms", "p90 ms", "img/s", "× best peer "
            "[min, max]", "peak RSS MB", "size MB", "quality [95% CI]", "build s",
@@ -388,7 +352,12 @@ def _quality(row: dict) -> str:
     acc, fid = row.get("accuracy"), row.get("fidelity") or {}
     if acc:
         lo, hi = acc["top1_ci"]
-        return f"top-1 {100 * acc['top1']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+        text = f"top-1 {100 * acc['top1']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+        drop = row.get("drop_vs_eager")
+        if drop:
+            text += (f"; drop {drop['points']:+.1f} pt [{drop['ci'][0]:+.1f}, "
+                     f"{drop['ci'][1]:+.1f}]")
+        return text
     if fid.get("top1_agreement") is not None:
         lo, hi = fid["top1_agreement_ci"]
         return (f"agree {100 * fid['top1_agreement']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}], "
@@ -418,16 +387,21 @@ def _row(row: dict) -> str:
 
 def case_markdown(case: dict) -> list[str]:
     scoring = case["scoring"]
-    what = (f"top-1 on {scoring['n']} labelled {scoring['data']} digits" if scoring["labelled"]
-            else f"top-1 agreement and cosine with {scoring['reference']} on {scoring['n']} "
-                 f"{scoring['data']} images (random weights: fidelity, not accuracy)")
-    lines = [f"## {case['model']}, batch {case['batch']} ({case['macs'] / 1e9:.2f} GMAC)", "",
-             f"Quality: {what}. Calibration: {case['calibration']['n']} "
-             f"{case['calibration']['data']} images for both quantizers. "
+    evaluation = scoring.get("evaluation") or f"{scoring['n']} {scoring['data']} images"
+    what = (f"top-1 on {evaluation} (labelled), and the paired drop vs "
+            f"{scoring['reference']} in points (> 0: worse) with Tango's 95% interval"
+            if scoring["labelled"]
+            else f"top-1 agreement (Wilson 95%) and mean cosine with {scoring['reference']} "
+                 f"on {evaluation} (no labels, or random weights: fidelity, not accuracy)")
+    lines = [f"## {case['model']}, batch {case['batch']} ({case['macs'] / 1e9:.2f} GMAC, "
+             f"input {'×'.join(map(str, case['input_shape']))})", "",
+             f"Quality: {what}. Calibration: {case['calibration']['data']} for both "
+             f"quantizers. "
              f"Best peer: {case['best_peer']}.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     lines += [_row(r) for r in case["rows"]]
-    notes = [f"- {r['pipeline']}: {r[k]}" for r in case["rows"]
+    notes = [DATA_NOTES[scoring["data"]]] if scoring["data"] in DATA_NOTES else []
+    notes += [f"- {r['pipeline']}: {r[k]}" for r in case["rows"]
              for k in ("reason", "accuracy_reason") if r.get(k)]
     notes += [f"- {r['pipeline']}: {r['label']} (optimize's search took "
               f"{_f(r.get('search_duration_s'))} s)" for r in case["rows"] if r.get("label")]
@@ -438,6 +412,17 @@ def case_markdown(case: dict) -> list[str]:
                  "so 1000-class probabilities all round to 0" if r["runtime"] == "onnxruntime"
                  else "") for r in case["rows"] if r.get("outputs_all_zero")]
     return lines + [""] + notes + ([""] if notes else [])
+
+
+def fingerprint_line(fp: dict) -> str:
+    """The machine fingerprint in one line (the JSON holds all of it)."""
+    cpu, isa = fp.get("cpu") or {}, (fp.get("cpu") or {}).get("isa") or {}
+    flags = ", ".join(k for k, v in isa.items() if v)
+    return (f"Machine fingerprint: {cpu.get('model')}, {cpu.get('physical_cores')} physical / "
+            f"{cpu.get('logical_cores')} logical cores, ISA {flags}, "
+            f"virtualized {cpu.get('virtualized')}, {fp.get('memory_total_mb')} MB RAM, "
+            f"{(fp.get('os') or {}).get('platform')}, Python "
+            f"{(fp.get('python') or {}).get('version')}, host {fp.get('hostname')}.")
 
 
 def markdown(result: dict) -> str:
@@ -454,6 +439,7 @@ def markdown(result: dict) -> str:
              f"Machine limits ({lim['threads']} threads, measured): FP32 "
              f"{_f(lim['fp32_gflops'])} GFLOP/s, INT8 {_f(lim['int8_gops'])} GOP/s, memory "
              f"{_f(lim['mem_gbs'])} GB/s ({lim['method']})", "",
+             fingerprint_line(result["fingerprint"]), "",
              "p50/p90: medians over rounds of each round's percentile; × best peer: median "
              "of per-round ratios (fastest peer's p50 / this p50; > 1 is faster) with their "
              "min and max; img/s at the case's batch; build s: time to produce the model "
