@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-import infertune.measure.fingerprint as fp_mod
+import infertune.machine as machine
 from infertune.measure.fingerprint import ISA_FLAGS, fingerprint, isa_summary, parse_cpuinfo
 
 ZEN4_2CPU = """processor\t: 0
@@ -86,5 +86,5 @@ def test_fingerprint_is_a_fresh_copy(monkeypatch):
 
 
 def test_gpu_info_is_none_without_nvidia_smi(monkeypatch):
-    monkeypatch.setattr(fp_mod.shutil, "which", lambda _: None)
-    assert fp_mod.gpu_info() is None
+    monkeypatch.setattr(machine.shutil, "which", lambda _: None)
+    assert machine.gpu_info() is None

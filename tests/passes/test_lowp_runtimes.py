@@ -17,9 +17,9 @@ from __future__ import annotations
 import onnx
 import pytest
 
-from infertune.measure import fingerprint
+from infertune import machine
 from infertune.measure.parity import as_arrays, check
-from infertune.measure.session import get_opener
+from infertune.runtimes.session import get_opener
 from infertune.passes import apply_passes
 from infertune.runtimes import RUNTIMES
 from infertune.runtimes.base import LOW_PRECISION, Incompatible, onnx_artifact
@@ -32,12 +32,12 @@ LOW_TYPES = {onnx.TensorProto.BFLOAT16, onnx.TensorProto.FLOAT16}
 
 
 def claim_isa(monkeypatch, *flags: str) -> None:
-    """Makes the ISA detection (measure.fingerprint.cpu_facts, read by the passes and the
-    search planner) parse a /proc/cpuinfo whose flags are AVX-512 plus `flags`."""
-    real = fingerprint.cpu_facts
+    """Makes the ISA detection (infertune.machine.cpu_facts, read by the passes) parse a
+    /proc/cpuinfo whose flags are AVX-512 plus `flags`."""
+    real = machine.cpu_facts
     text = ("processor\t: 0\nmodel name\t: mocked CPU\nflags\t\t: avx2 fma avx512f avx512bw "
             + " ".join(flags) + "\n")
-    monkeypatch.setattr(fingerprint, "cpu_facts", lambda cpuinfo_text=None: real(text))
+    monkeypatch.setattr(machine, "cpu_facts", lambda cpuinfo_text=None: real(text))
 
 
 def run_session(runtime: str, artifact, batch: int = 4):
@@ -182,7 +182,7 @@ def test_onnx_runtimes_refuse_a_cast_torch_module(tmp_path, runtime):
 def test_apply_command_bf16_on_openvino(tmp_path):
     """`infertune apply MODEL --pass fold_bn --pass bf16 --runtime openvino`: failed the
     same way before (the pass's target auto is torch for a torch model)."""
-    from infertune.apply import apply_in, parse_steps
+    from infertune.commands.apply import apply_in, parse_steps
 
     model = tiny()
     result = apply_in(tmp_path / "work", model, parse_steps(["fold_bn", "bf16"]),

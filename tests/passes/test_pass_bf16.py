@@ -54,7 +54,7 @@ def test_onnxruntime_does_not_apply(tmp_path):
 
 
 def test_openvino_runs_bf16(tmp_path):
-    from infertune.measure.session import get_opener
+    from infertune.runtimes.session import get_opener
     from infertune.runtimes import RUNTIMES
 
     model = as_onnx(tiny(), tmp_path)

@@ -13,7 +13,7 @@ from torch import nn
 
 from infertune.errors import ConfigError
 from infertune.load import load_model
-from infertune.measure.session import SessionFactory
+from infertune.runtimes.session import SessionFactory
 from infertune.passes import PassContext, apply_passes
 from infertune.runtimes import RUNTIMES
 from infertune.types import InputSpec, ModelHandle

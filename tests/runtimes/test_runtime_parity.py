@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from infertune.bench import build_one, reference_outputs
+from infertune.commands.bench import build_one
+from infertune.measure.inprocess import reference_outputs
 from infertune.load import load_model
 from infertune.measure import SessionFactory, measure
 from infertune.measure.parity import write_reference
@@ -161,8 +162,8 @@ def test_openvino_reports_the_precision_that_ran(tiny, tmp_path):
 
 
 def test_bench_warns_when_the_precision_that_ran_is_not_the_one_requested():
-    from infertune.bench import _annotate
-    from infertune.bench_results import empty_row
+    from infertune.commands.bench import _annotate
+    from infertune.commands.bench_results import empty_row
 
     row = empty_row("openvino", 1, 2, "ok")
     row["session_info"] = {"requested_precision": "f32", "inference_precision": "bf16"}
@@ -187,7 +188,7 @@ def test_torchscript_file_that_does_not_load_back_is_a_failed_result(tiny, tmp_p
 
 def test_torchscript_says_whether_optimize_for_inference_was_kept(tiny, tmp_path):
     _available("torchscript")
-    from infertune.measure.session import SessionFactory as Factory
+    from infertune.runtimes.session import SessionFactory as Factory
 
     artifact = RUNTIMES.get("torchscript").build(tiny, tmp_path, threads=1)
     info = Factory("torchscript", str(artifact)).open(threads=1).describe()

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from infertune.bench import resolve_runtimes
+from infertune.commands.bench import resolve_runtimes
 from infertune.cli import main
 from infertune.errors import ConfigError
-from infertune.listing import list_items
+from infertune.commands.listing import list_items
 from infertune.load import load_model
-from infertune.measure.session import OPENERS, SessionFactory
+from infertune.runtimes.session import OPENERS, SessionFactory
 from infertune.runtimes import RUNTIMES, Loader, Runtime, TritonBackend
 from infertune.runtimes.base import onnx_artifact
 from infertune.runtimes.layer_time import layer_times

@@ -7,7 +7,7 @@
     cmp = compare([ort, SessionFactory("onnxruntime", "int8.onnx", label="ort-int8")],
                   rounds=3, input_shape=(3, 448, 448))
 
-A runtime plugs in through `session.OPENERS` (see session.py). Importing this package
+A runtime plugs in through `OPENERS` (see infertune/runtimes/session.py). Importing this package
 imports no ML framework and not numpy: only the child process (worker.py) and the openers
 load them. The machine fingerprint is `infertune.measure.fingerprint.fingerprint()`
 (not re-exported here: a function named like its module would shadow the module).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .isolate import RESULT_KEYS, run_job
 from .rounds import compare, make_job, measure, schedule, summarize
-from .session import OPENERS, Session, SessionFactory, get_opener
+from ..runtimes.session import OPENERS, Session, SessionFactory, get_opener
 from .stats import NOISY_CV
 from .timing import THROUGHPUT_TIMING, TimingConfig
 

@@ -33,10 +33,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from ..machine import cache_dir
 
 FP32_N = 1536
 INT8_N = 2048
@@ -179,14 +180,6 @@ def measure_limits(threads: int) -> dict[str, Any]:
                    "float32 (numpy copyto 1 thread, torch copy_ at the thread count; the "
                    "faster), bytes read + written / time."),
     }
-
-
-def cache_dir() -> Path:
-    """$INFERTUNE_CACHE_DIR, else $XDG_CACHE_HOME/infertune, else ~/.cache/infertune."""
-    if os.environ.get("INFERTUNE_CACHE_DIR"):
-        return Path(os.environ["INFERTUNE_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(base).expanduser() / "infertune"
 
 
 def machine_key(machine: dict[str, Any], threads: int) -> str:

@@ -15,7 +15,7 @@ from ..types import InputSpec
 from . import stats
 from .fingerprint import fingerprint
 from .isolate import artifact_bytes, run_job
-from .session import SessionFactory
+from ..runtimes.session import SessionFactory
 from .timing import THROUGHPUT_TIMING, TimingConfig
 
 Runner = Callable[..., dict]

@@ -1,7 +1,7 @@
 """Fake runtimes with known behaviour, to test the harness itself (never used by `bench`).
 
 The measuring child imports this module only when a job names it (`SessionFactory.module`
-= `infertune.measure.session.TESTING_MODULE`); `factory(...)` builds such a job spec.
+= `infertune.runtimes.session.TESTING_MODULE`); `factory(...)` builds such a job spec.
 
     sleep  sleeps `ms` + `ms_per_image` x batch per call (and `open_ms` once at open)
     crash  dies in `where` ("open"|"run") by `how`: "segv" (a real SIGSEGV), "abort",
@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .session import OPENERS, TESTING_MODULE, SessionFactory
+from ..runtimes.session import OPENERS, TESTING_MODULE, SessionFactory
 
 
 def factory(runtime: str, label: str | None = None, **options: Any) -> SessionFactory:

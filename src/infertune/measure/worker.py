@@ -48,7 +48,7 @@ import numpy as np
 from ..errors import RuntimeUnavailable
 from . import energy, parity, stats, timing
 from .isolate import THREAD_VARS, empty_result, write_result
-from .session import SessionFactory, get_opener
+from ..runtimes.session import SessionFactory, get_opener
 
 
 def peak_rss_mb() -> float:

@@ -27,24 +27,12 @@ import dataclasses
 import warnings
 from typing import Any, Literal
 
+from ..machine import native_support
 from ..types import ModelHandle
 from .base import PassContext, PassResult
 
 Target = Literal["auto", "onnxruntime", "openvino", "torch"]
-NATIVE_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "amx_bf16")}
 OV_PRECISION = {"fp16": "f16", "bf16": "bf16"}
-
-
-def native_support(precision: str) -> dict[str, Any]:
-    """Whether this CPU has instructions for `precision` arithmetic (from /proc/cpuinfo)."""
-    from ..measure.fingerprint import cpu_facts
-
-    isa = cpu_facts().get("isa") or {}
-    have = [f for f in NATIVE_FLAGS[precision] if isa.get(f)]
-    note = (f"native on this CPU ({', '.join(have)})" if have else
-            f"this CPU has no {' or '.join(NATIVE_FLAGS[precision])}: runtimes emulate "
-            f"{precision} or convert back to float32, expect it to be slower")
-    return {"native": bool(have), "note": note}
 
 
 def apply_low_precision(model: ModelHandle, target: str, ctx: PassContext, precision: str,

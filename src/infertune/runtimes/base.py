@@ -9,7 +9,7 @@ A runtime is one module (`runtimes/<name>.py`) that holds everything about it:
   Triton backend that serves it (`triton`), the planning prior (`prior_speedups`), its
   `family`, whether it `needs_gpu`, its `rank` in `--runtime all` and in planning, and how
   its layers are timed (`time_layers`, see runtimes/layer_time.py).
-- an *opener* in `infertune.measure.session.OPENERS` (child side), registered by the same
+- an *opener* in `OPENERS` (child side), registered by the same
   module (`opener` below), with the modules to import in the child's import phase so that
   their import time is not charged to the cold start. The measuring child finds it by
   importing `Runtime.opener_module`: the module that defines the Runtime class.
@@ -21,16 +21,45 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence,
+                    runtime_checkable)
 
 from ..errors import InfertuneError
-from ..measure.session import OPENERS, Opener
+from ..machine import gpu_info
 from ..registry import Registry
 from ..types import ModelHandle
+
+if TYPE_CHECKING:  # numpy only for the annotations; never imported here at run time
+    import numpy as np
+
+
+@runtime_checkable
+class Session(Protocol):
+    """An opened, ready-to-run artifact.
+
+    Contract: `run(x)` returns only once the outputs are complete and readable on the host
+    (a GPU runtime synchronises inside `run`), so that the time around the call is the time of
+    the inference. `close()` releases everything `open` acquired. A session may also offer
+    `describe() -> dict` (JSON-ready facts such as the providers or the precision that really
+    ran); the harness copies it into the result as `session_info`.
+    """
+
+    def run(self, x: "np.ndarray") -> Any:
+        """Runs one batch `x` (N, C, H, W) and returns the outputs."""
+
+    def close(self) -> None:
+        """Releases the session."""
+
+
+# open(artifact_path, options) -> Session. `options` always carries "threads" (int).
+Opener = Callable[[str, Mapping[str, Any]], Session]
+
+OPENERS: Registry[Opener] = Registry("runtime")
 
 
 class ArtifactError(InfertuneError):
@@ -294,8 +323,6 @@ def onnx_artifact(handle: ModelHandle, workdir: str | Path,
 
 def cxx_compiler() -> str | None:
     """The C++ compiler torch.compile's CPU backend would use, or None."""
-    import os
-
     for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
         if name and shutil.which(name):
             return name
@@ -305,8 +332,6 @@ def cxx_compiler() -> str | None:
 @functools.lru_cache(maxsize=1)
 def nvidia_gpus() -> tuple[str, ...]:
     """Names of the NVIDIA GPUs nvidia-smi lists (empty without one or without nvidia-smi)."""
-    from ..measure.fingerprint import gpu_info
-
     return tuple(g.get("name", "?") for g in (gpu_info() or []))
 
 

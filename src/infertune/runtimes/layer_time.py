@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import InfertuneError
-from ..measure.session import SessionFactory
+from .session import SessionFactory
 from .base import RUNTIMES, Runtime
 
 WARMUP_RUNS = 3
