@@ -34,6 +34,7 @@ import onnxruntime as ort  # noqa: E402
 from infertune.cli import main  # noqa: E402
 from infertune.errors import ModelFileError, UnsupportedModel  # noqa: E402
 from infertune.load import load_model  # noqa: E402
+from infertune.load import _tf_parity as tfparity  # noqa: E402
 from infertune.load import tensorflow as tfload  # noqa: E402
 
 H = W = 8
@@ -120,7 +121,7 @@ def test_each_format_converts_with_parity_and_says_what_was_transposed(net, fmt)
     assert "Transpose" not in [n.op_type for n in onnx.load(handle.path).graph.node]
     parity = record["parity"]
     assert parity["passed"] and parity["max_abs_diff"] <= parity["tolerance"]
-    assert parity["max_abs_diff"] < 1e-5 and parity["rel_tolerance"] == tfload.PARITY_REL
+    assert parity["max_abs_diff"] < 1e-5 and parity["rel_tolerance"] == tfparity.PARITY_REL
     # independently: Keras on fresh inputs (NHWC) vs ONNX Runtime on the same data as NCHW
     x = np.random.default_rng(7).standard_normal((3, H, W, C_IN)).astype(np.float32)
     session = ort.InferenceSession(handle.path, providers=["CPUExecutionProvider"])
@@ -152,7 +153,7 @@ def test_int8_tflite_with_float_io_keeps_its_quantization(net, tmp_path):
     path.write_bytes(converter.convert())
     handle = load_model(str(path))
     parity = handle.meta["converted_from"]["parity"]
-    assert parity["passed"] and parity["rel_tolerance"] == tfload.PARITY_REL_INT8
+    assert parity["passed"] and parity["rel_tolerance"] == tfparity.PARITY_REL_INT8
     import onnx
 
     graph = onnx.load(handle.path).graph

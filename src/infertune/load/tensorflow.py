@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._atomic import atomic_path
-from ..errors import InfertuneError, ModelFileError, OutputError, UnsupportedModel
+from ..errors import InfertuneError, OutputError, UnsupportedModel
 from ..types import ModelHandle
 
 if TYPE_CHECKING:
@@ -33,23 +33,7 @@ EXTRA = "tf"
 REQUIRED_MODULES = ("tensorflow", "tf2onnx")
 OPSET = 17
 CONVERSION_VERSION = 2  # bump when what is cached (graph or record) changes
-PARITY_SAMPLES = 2
-PARITY_SEED = 0
-# Converting changes kernels, not maths: TF/XNNPACK and ONNX Runtime differ by float rounding
-# (~1e-6 relative on these models). 1e-3 of the output's magnitude (and cosine >= 1 - 1e-3)
-# catches a wrong op, a wrong layout or a dropped layer while leaving a wide margin.
-PARITY_REL = 1e-3
-PARITY_WHY = ("tf2onnx conversion: the same FP32 maths on other kernels (TensorFlow or the "
-              "TFLite interpreter vs ONNX Runtime), rounding differences only")
-# An INT8 TFLite model becomes QuantizeLinear/DequantizeLinear around float ops. Both sides
-# compute in integers, but a value that lands near a rounding tie may take the neighbouring
-# int8 step (seen here: one step of the output, 1/255 of its range, ~1% of max |output|).
-# 3e-2 of the output's magnitude allows a few such steps and still catches a wrong scale,
-# zero point or layout (errors of 10% or more).
-PARITY_REL_INT8 = 3e-2
-PARITY_WHY_INT8 = ("tf2onnx conversion of an INT8 model: the same integer maths, but a "
-                   "rounding tie may take the neighbouring int8 step")
-_LABELS = {"keras": "Keras", "saved_model": "TensorFlow SavedModel", "tflite": "TFLite"}
+LABELS = {"keras": "Keras", "saved_model": "TensorFlow SavedModel", "tflite": "TFLite"}
 
 
 def detect_kind(path: Path) -> str | None:
@@ -66,7 +50,7 @@ def require_extra(path: Path, kind: str) -> None:
     """Fails with one line naming the extra when TensorFlow or tf2onnx is not installed."""
     missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
     if missing:
-        raise UnsupportedModel(f"{_LABELS[kind]} models need the [{EXTRA}] extra ("
+        raise UnsupportedModel(f"{LABELS[kind]} models need the [{EXTRA}] extra ("
                                f"{' and '.join(missing)} not installed): pip install "
                                f"'infertune[{EXTRA}]'", path=path)
 
@@ -108,7 +92,7 @@ def _write(proto, record: dict[str, Any], onnx_path: Path, record_path: Path) ->
 
 
 def _cache_root() -> Path:
-    from ..measure.limits import cache_dir
+    from ..machine import cache_dir
 
     return cache_dir() / "converted"
 
@@ -138,6 +122,7 @@ def _version(distribution: str) -> str | None:
 
 def convert(path: Path, kind: str, opts: "LoadOptions") -> tuple[Any, dict[str, Any]]:
     """Opens `path` in its framework, converts it and checks parity; (ModelProto, record)."""
+    from ._tf_parity import check_parity
     from ._tf_sources import open_source
 
     source = open_source(path, kind, opts.trust_code)
@@ -149,7 +134,7 @@ def convert(path: Path, kind: str, opts: "LoadOptions") -> tuple[Any, dict[str, 
     except Exception as exc:  # tf2onnx raises many kinds on graphs it cannot handle
         raise UnsupportedModel(f"tf2onnx cannot convert it: {_first_line(exc)}", path=path) from None
     _check_onnx(path, proto)
-    parity = _parity(path, source, proto, transpose, opts.input_size)
+    parity = check_parity(path, source, proto, transpose, opts.input_size)
     return proto, _record(source, transpose, parity)
 
 
@@ -172,45 +157,6 @@ def _check_onnx(path: Path, proto) -> None:
     except Exception as exc:
         raise UnsupportedModel(f"the converted ONNX fails the checker: {_first_line(exc)}",
                                path=path) from None
-
-
-def _parity(path: Path, source: "TFSource", proto, transpose: bool,
-            input_size: tuple[int, int] | None) -> dict[str, Any]:
-    """Original vs converted on seeded random batches; UnsupportedModel when they differ."""
-    import numpy as np
-    import onnxruntime as ort
-
-    from ..measure.parity import check
-
-    shape = _parity_shape(path, source, input_size)
-    rng = np.random.default_rng(PARITY_SEED)
-    batches = [rng.standard_normal(shape).astype(np.float32) for _ in range(PARITY_SAMPLES)]
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    feed_name = session.get_inputs()[0].name
-    references = [source.reference(x) for x in batches]
-    outputs = [session.run(None, {feed_name: x.transpose(0, 3, 1, 2) if transpose else x})
-               for x in batches]
-    quantized = any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
-    result = check(references, outputs, *((PARITY_REL_INT8, PARITY_WHY_INT8) if quantized
-                                           else (PARITY_REL, PARITY_WHY)))
-    if not result["passed"]:
-        raise UnsupportedModel(f"the ONNX conversion does not match the {_LABELS[source.kind]} "
-                               f"model: {result['message']}", path=path)
-    return {**result, "batch_shape": list(shape), "reference": source.framework,
-            "onnx_runtime": f"onnxruntime {ort.__version__}", "seed": PARITY_SEED}
-
-
-def _parity_shape(path: Path, source: "TFSource", input_size) -> tuple[int, ...]:
-    batch, *rest = source.input_shape
-    spatial = (0, 1) if source.layout == "NHWC" else (1, 2)
-    dims = list(rest)
-    if input_size is not None and all(dims[i] is None for i in spatial):
-        for i, size in zip(spatial, input_size):
-            dims[i] = int(size)
-    if any(d is None for d in dims):
-        raise UnsupportedModel(f"input {source.input_name!r} has dynamic size {list(rest)}; "
-                               "pass --input-size HxW", path=path)
-    return (batch or 2, *dims)
 
 
 def _record(source: "TFSource", transpose: bool, parity: dict[str, Any]) -> dict[str, Any]:
