@@ -26,7 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from infertune import _atomic, api
-from infertune.render import bench_markdown
+from infertune.cli.bench import bench_markdown
+from infertune.commands.options import BenchOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -82,9 +83,10 @@ def main(argv: list[str] | None = None) -> dict:
         return rerender(args.render)
     load_before = [round(v, 2) for v in os.getloadavg()]
     t0 = time.monotonic()
-    result = api.bench(args.model, runtimes=args.runtime, batches=args.batch,
-                       threads=args.threads, rounds=args.rounds, min_runs=args.min_runs,
-                       min_seconds=args.min_seconds,
+    options = BenchOptions(runtimes=args.runtime, batches=args.batch, threads=args.threads,
+                           rounds=args.rounds, min_runs=args.min_runs,
+                           min_seconds=args.min_seconds)
+    result = api.bench(args.model, options,
                        progress=lambda m: print(m, file=sys.stderr, flush=True))
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "load_before": load_before, "load_after": [round(v, 2) for v in os.getloadavg()],

@@ -21,15 +21,17 @@ def load(source: str, **options):
 def profile(model, **options):
     """Static profile (params, MACs, bytes, per layer) of a ModelHandle or a model source."""
     from .api import profile as _profile
+    from .commands.options import ProfileOptions, split_options
 
-    return _profile(model, **options)
+    return _profile(model, *split_options(ProfileOptions, options))
 
 
 def export(model, fmt: str, out: str, **options):
     """Exports a ModelHandle or a model source to `fmt` ("onnx") at `out`."""
     from .api import export as _export
+    from .commands.options import ExportOptions, split_options
 
-    return _export(model, fmt, out, **options)
+    return _export(model, *split_options(ExportOptions, options, fmt=fmt, out=out))
 
 
 __all__ = ["InfertuneError", "InputSpec", "ModelHandle", "load", "profile", "export", "__version__"]

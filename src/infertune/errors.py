@@ -44,3 +44,15 @@ class PassNotApplicable(InfertuneError):
 
 class RuntimeUnavailable(InfertuneError):
     """A runtime whose library or hardware is missing here."""
+
+
+def first_line(exc: BaseException, *, with_type: bool = False, limit: int = 300) -> str:
+    """The first line of an exception's message, at most `limit` characters (the type's name
+    when the message is empty). Third-party errors can span pages (ORT, TensorRT, tf2onnx);
+    a one-line excerpt keeps user errors and result reasons to one line. `with_type` prefixes
+    the type's name, for reasons where the kind of failure matters (a build's crash)."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    text = lines[0][:limit]
+    return f"{type(exc).__name__}: {text}" if with_type else text

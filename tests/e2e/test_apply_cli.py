@@ -159,7 +159,7 @@ def test_bad_arguments_exit_2(capsys, tmp_path, cfg, argv, message):
 
 
 def test_apply_with_data_uses_held_out_samples(capsys, tmp_path, cfg):
-    from infertune.apply import PARITY_BATCH, PARITY_BATCHES, load_calibration
+    from infertune.commands.apply import PARITY_BATCH, PARITY_BATCHES, load_calibration
 
     calib, held_out = load_calibration(load_model(str(cfg)), "sample", 4, seed=0)
     assert len(calib) == 4 and len(held_out) == PARITY_BATCH * PARITY_BATCHES

@@ -133,13 +133,14 @@ def test_machine_key_depends_on_threads_and_cpu():
 
 def test_profile_limits_places_the_model(monkeypatch, cache_home, tmp_path):
     from infertune import api
+    from infertune.commands.options import ProfileOptions
     from infertune.cli import main
     from tiny_models import TINY_CFG
 
     _counting_probes(monkeypatch)
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
-    result = api.profile(str(cfg), limits=True, threads=2)
+    result = api.profile(str(cfg), ProfileOptions(limits=True, threads=2))
     lim = result["limits"]
     assert lim["machine"]["fp32_gflops"] == 100.0 and lim["machine"]["threads"] == 2
     # 2 * MACs / 100 GFLOP/s, in ms; intensity from the profile's own MACs and bytes.

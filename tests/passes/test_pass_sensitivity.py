@@ -61,6 +61,7 @@ def test_most_sensitive_reasons():
 
 def test_bad_config_message():
     from infertune import api
+    from infertune.commands.options import SensitivityOptions
 
     with pytest.raises(ConfigError, match="method must be one of minmax, percentile, entropy"):
-        api.sensitivity("ref-small", "sample", method="mse")
+        api.sensitivity("ref-small", SensitivityOptions(data="sample", method="mse"))

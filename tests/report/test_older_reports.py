@@ -79,7 +79,7 @@ def test_a_candidate_that_is_not_a_record_is_a_one_line_error(tmp_path):
 
 
 def test_optimize_summary_shows_the_report_figures(capsys):
-    from infertune.render_optimize import optimize_summary, summary_lines
+    from infertune.cli.optimize import optimize_summary, summary_lines
 
     report = make_report()
     report["reports"] = ["runs/test/report.md"]

@@ -116,13 +116,14 @@ def test_bad_requests_are_user_errors(tmp_path):
 
 def test_profile_layer_time_through_the_api(built, tmp_path):
     from infertune import api
+    from infertune.commands.options import ProfileOptions
     from infertune.cli import main
 
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
-    result = api.profile(str(cfg), layer_time="onnxruntime", threads=1)
+    result = api.profile(str(cfg), ProfileOptions(layer_time="onnxruntime", threads=1))
     _check_rows(result["layer_time"])
     assert result["layer_time"]["artifact"] == "model.onnx"
     with pytest.raises(InfertuneError, match="no per-layer timing"):
-        api.profile(str(cfg), layer_time="tensorrt")
+        api.profile(str(cfg), ProfileOptions(layer_time="tensorrt"))
     assert main(["profile", str(cfg), "--layer-time", "openvino", "--threads", "1"]) == 0

@@ -211,7 +211,7 @@ def test_config_round_trips_and_lists_differences(tmp_path):
 def test_duration_parser():
     import argparse
 
-    from infertune.cli_optimize import parse_duration
+    from infertune.cli.optimize import parse_duration
 
     assert parse_duration("15m") == 900 and parse_duration("1h30m") == 5400
     assert parse_duration("90") == 90 and parse_duration("2.5s") == 2.5

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infertune.bench import resolve_batches, resolve_runtimes
-from infertune.bench_results import ROW_KEYS, aggregate, empty_row, summarize_ms
+from infertune.commands.bench import resolve_batches, resolve_runtimes
+from infertune.commands.bench_results import ROW_KEYS, aggregate, empty_row, summarize_ms
 from infertune.errors import ConfigError
 
 

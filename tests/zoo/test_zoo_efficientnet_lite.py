@@ -152,7 +152,8 @@ def test_class_table_is_the_sorted_wordnet_order():
 def test_wnid_folder_is_scored_in_the_models_class_order(tmp_path):
     """Three class folders, named by WordNet id: labelled as ImageNet classes 281, 657, 967,
     not 0, 1, 2. Lite0 calls chelsea a tiger cat (top-1 miss, top-5 hit), so 2/3 and 3/3."""
-    from infertune.evaluate import evaluate
+    from infertune.commands.evaluate import evaluate
+    from infertune.commands.options import EvalOptions
 
     photos = {p.name: p for p in real_photos()}
     for wnid, photo in (("n02123045", "chelsea"), ("n03773504", "rocket"),
@@ -160,7 +161,7 @@ def test_wnid_folder_is_scored_in_the_models_class_order(tmp_path):
         (tmp_path / wnid).mkdir()
         source = photos[f"skimage/{photo}"].path
         (tmp_path / wnid / source.rsplit("/", 1)[1]).write_bytes(open(source, "rb").read())
-    result = evaluate("efficientnet_lite0", str(tmp_path), threads=2)
+    result = evaluate("efficientnet_lite0", EvalOptions(data=str(tmp_path), threads=2))
     acc = result["accuracy"]
     assert acc["top1"] == pytest.approx(2 / 3) and acc["top5"] == pytest.approx(1.0)
     assert "imagenet1k.txt" in result["data"]["description"]

@@ -79,7 +79,7 @@ def torch_to_proto(model, spec: InputSpec, opset: int, stage: Path):
     import onnx
     import torch
 
-    from ..profile.torch_counts import tensors_in
+    from ..tensors import tensors_in
 
     dummy = torch_input(model, spec, batch=1, seed=None)
     with torch.no_grad():
@@ -330,7 +330,7 @@ def _torch_reference(model, spec: InputSpec) -> Callable[[int], list | None]:
     """batch -> the torch outputs as numpy arrays (None if the model fails at that batch)."""
     import torch
 
-    from ..profile.torch_counts import tensors_in
+    from ..tensors import tensors_in
 
     def run(batch: int):
         x = torch_input(model, spec, batch=batch, seed=_SEED)

@@ -255,7 +255,7 @@ def training_data(ctx: Any, seed: int) -> tuple[Any, Any]:
 
 def logits(out: Any) -> Any:
     """The first tensor of a model's output as (batch, classes)."""
-    from ..profile.torch_counts import tensors_in
+    from ..tensors import tensors_in
 
     return tensors_in(out)[0].flatten(1).float()
 

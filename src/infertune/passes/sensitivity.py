@@ -163,39 +163,3 @@ def most_sensitive(ranking: dict[str, Any], k: int) -> list[dict[str, str]]:
 
 def _db(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} dB"
-
-
-def run(model: str | ModelHandle, data: str, *, limit: int | None = None,
-        out: str | None = None, config: SensitivityConfig | None = None,
-        threads: int | None = None, preprocess: str | None = None,
-        input_size: tuple[int, int] | None = None, seed: int = 0,
-        **load_options: Any) -> dict[str, Any]:
-    """`infertune sensitivity`: loads the model and data, ranks the layers, and writes the
-    ranking as JSON to `out` atomically when given. Returns JSON-ready data (non-finite
-    SQNRs as null plus `<key>_nonfinite`, as `infertune eval` writes them)."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    from .._atomic import write_text
-    from ..data import load_dataset
-    from ..errors import ConfigError
-    from ..evaluate import json_safe
-    from ..load import load_model
-
-    config = config or SensitivityConfig()
-    if limit is not None and limit < 2:
-        raise ConfigError(f"limit must be at least 2 (calibration and evaluation), not {limit}")
-    handle = load_model(model, input_size=input_size, seed=seed, **load_options)
-    pre = preprocess or handle.meta.get("preprocess") or "darknet"
-    ds = load_dataset(data, input_shape=handle.input_spec.chw, preprocess=pre, seed=seed,
-                      limit=limit or config.samples + config.eval_samples)
-    with tempfile.TemporaryDirectory(prefix="infertune-sensitivity-") as workdir:
-        ctx = PassContext(Path(workdir), calibration=ds, threads=threads, seed=seed)
-        result = analyze(handle, ctx, config)
-    result["data"].update(source=data, description=ds.description)
-    result = json_safe({"source": handle.source, **result})
-    if out:
-        write_text(out, json.dumps(result, indent=2) + "\n")
-        result["out"] = str(out)
-    return result

@@ -21,6 +21,7 @@ import math
 from typing import Any, Callable, Iterable
 
 from ..errors import UnsupportedModel
+from ..tensors import tensors_in
 from . import OTHER_ROW, LayerStats, assemble, strip_batch
 
 _CONV_OPS = {"conv1d", "conv2d", "conv3d", "convolution", "_convolution",
@@ -50,19 +51,6 @@ def op_macs(op: str, args: tuple, kwargs: dict, out: Any) -> int:
     per_element = math.prod(int(d) for d in weight.shape[1:])
     transposed = op in _TRANSPOSED_OPS or (op in ("convolution", "_convolution") and bool(args[6]))
     return (args[0].numel() if transposed else out.numel()) * per_element
-
-
-def tensors_in(obj: Any) -> list:
-    """Every tensor inside nested tuples/lists/dicts, in order."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    if isinstance(obj, (tuple, list)):
-        return [t for item in obj for t in tensors_in(item)]
-    return []
 
 
 def nbytes(tensors: Iterable) -> int:

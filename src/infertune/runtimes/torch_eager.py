@@ -147,7 +147,7 @@ class TorchSession:
     def __init__(self, module, options: Mapping[str, Any], info: dict[str, Any]):
         import torch
 
-        from ..profile.torch_counts import tensors_in
+        from ..tensors import tensors_in
 
         self._torch, self._tensors_in = torch, tensors_in
         self._module = module

@@ -69,7 +69,7 @@ def _context(job: dict[str, Any], handle, cand_dir: Path):
 
 
 def _logits(runtime: str, artifact: str, x, threads: int, batch: int):
-    from ..evaluate import Runner, run_batches
+    from ..measure.inprocess import Runner, run_batches
 
     rt = RUNTIMES.get(runtime)
     # One request using every thread: OpenVINO's THROUGHPUT mode (several async requests)

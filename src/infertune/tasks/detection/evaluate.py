@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -26,8 +26,10 @@ MAP_SCORE_THRESHOLD = 0.005
 
 def evaluate_detector(handle: ModelHandle, ref: ModelHandle | None, data: str, *,
                       limit: int | None, seed: int, batch_size: int, threads: int,
-                      runtime: str | None) -> dict[str, Any]:
-    """The detection evaluation result (JSON-ready; module docstring)."""
+                      runtime: str | None, open_runner: Callable) -> dict[str, Any]:
+    """The detection evaluation result (JSON-ready; module docstring). `open_runner` is
+    measure.inprocess.open_runner, passed in by the eval command: running models is a layer
+    above the task's own code (data, decoding, metrics)."""
     spec = handle.meta["detection"]
     if spec is None:
         raise ConfigError(f"{handle.name}: its heads have no decoder here")
@@ -37,7 +39,7 @@ def evaluate_detector(handle: ModelHandle, ref: ModelHandle | None, data: str, *
     labelled = dataset.format != "images"
     if labelled:
         samples = _remap(samples, class_mapping(dataset.names, names, str(data)))
-    preds, run_info = _predict(handle, samples, runtime, threads, batch_size)
+    preds, run_info = _predict(handle, samples, runtime, threads, batch_size, open_runner)
     result: dict[str, Any] = {
         "task": "detection", "model": {"name": handle.name, "source": handle.source},
         "data": {"source": dataset.source, "format": dataset.format, "images": len(samples),
@@ -48,7 +50,7 @@ def evaluate_detector(handle: ModelHandle, ref: ModelHandle | None, data: str, *
         result["accuracy"] = _accuracy(samples, preds, names, spec.score_threshold, seed)
     if ref is not None:
         _check_reference(ref, spec)
-        ref_preds, _ = _predict(ref, samples, None, threads, batch_size)
+        ref_preds, _ = _predict(ref, samples, None, threads, batch_size, open_runner)
         result.update(_versus(samples if labelled else None, ref, ref_preds, preds, names,
                               spec.score_threshold, seed))
     return result
@@ -100,11 +102,9 @@ def _remap(samples, mapping: list[int]) -> list[DetectionSample]:
 
 
 def _predict(handle: ModelHandle, samples, runtime: str | None, threads: int,
-             batch_size: int) -> tuple[list[Detections], dict[str, Any]]:
+             batch_size: int, open_runner: Callable) -> tuple[list[Detections], dict[str, Any]]:
     """Detections per sample, and {runtime, batch_size, inference_s} (network time only)."""
     import tempfile
-
-    from ...evaluate import open_runner
 
     with tempfile.TemporaryDirectory(prefix="infertune-eval-") as workdir:
         runner = open_runner(handle, runtime, threads, batch_size, workdir)

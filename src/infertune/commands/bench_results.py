@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .measure import stats
+from ..measure import stats
 
 ROW_KEYS = ("runtime", "label", "batch", "status", "reason", "latency_ms", "throughput_ips",
             "best_batch", "peak_rss_mb", "artifact_mb", "cold_start_ms", "compile_ms",

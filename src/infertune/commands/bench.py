@@ -18,10 +18,20 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
+from ..errors import ConfigError, first_line
+from ..load import LoadOptions, load_model
+from ..measure import SessionFactory, TimingConfig, compare, measure
+from ..measure.e2e import list_images, make_spec
+from ..measure.fingerprint import fingerprint
+from ..measure.inprocess import reference_outputs
+from ..measure.parity import write_reference
+from ..measure.rounds import default_threads
+from ..runtimes import RUNTIMES, Incompatible
+from ..types import ModelHandle
 from .bench_results import aggregate, empty_row
-from .errors import ConfigError
-from .load import load_model
-from .types import ModelHandle
+from .options import BenchOptions
 
 Progress = Callable[[str], None]
 PARITY_INPUTS = 2  # seeded inputs per batch size: two draws catch a batch-mixing bug
@@ -30,8 +40,6 @@ PARITY_INPUTS = 2  # seeded inputs per batch size: two draws catch a batch-mixin
 def resolve_runtimes(spec: str | Sequence[str]) -> list[str]:
     """"all" → every registered runtime by rank (RUNTIMES.ordered()); else the listed names,
     checked."""
-    from .runtimes import RUNTIMES
-
     names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec) if n.strip()]
     if names == ["all"]:
         return RUNTIMES.ordered()
@@ -62,9 +70,6 @@ def resolve_batches(spec: str | Sequence[int]) -> tuple[list[int], bool]:
 
 def build_one(name: str, handle: ModelHandle, workdir: Path, threads: int) -> dict[str, Any]:
     """{"name","artifact","status","reason","seconds"}: status None when built."""
-    from .runtimes import RUNTIMES, Incompatible
-    from .runtimes.base import first_line
-
     runtime = RUNTIMES.get(name)
     out: dict[str, Any] = {"name": name, "artifact": None, "status": None, "reason": None,
                            "seconds": None}
@@ -79,7 +84,7 @@ def build_one(name: str, handle: ModelHandle, workdir: Path, threads: int) -> di
     except Incompatible as exc:
         out.update(status="incompatible", reason=str(exc))
     except Exception as exc:  # any build failure is this runtime's result, not the run's end
-        out.update(status="failed", reason=f"build: {first_line(exc)}")
+        out.update(status="failed", reason=f"build: {first_line(exc, with_type=True)}")
     out["seconds"] = round(time.perf_counter() - t0, 3)
     return out
 
@@ -87,31 +92,8 @@ def build_one(name: str, handle: ModelHandle, workdir: Path, threads: int) -> di
 # --------------------------------------------------------------------------- parity reference
 
 
-def reference_outputs(handle: ModelHandle, inputs: list) -> list[list]:
-    """The float model's outputs: PyTorch for torch models, ORT on the source for ONNX."""
-    import numpy as np
-
-    if handle.format == "onnx":
-        from .export.onnx import ort_session
-
-        session = ort_session(Path(handle.path), "the source model")
-        name = session.get_inputs()[0].name
-        return [[np.asarray(o) for o in session.run(None, {name: x})] for x in inputs]
-    import torch
-
-    from .profile.torch_counts import tensors_in
-
-    with torch.inference_mode():
-        return [[t.float().numpy() for t in tensors_in(handle.obj(torch.from_numpy(x)))]
-                for x in inputs]
-
-
 def write_parity(handle: ModelHandle, batch: int, workdir: Path) -> Path:
     """Seeded inputs at `batch` and their reference outputs, as an .npz the child reads."""
-    import numpy as np
-
-    from .measure.parity import write_reference
-
     inputs = [np.random.default_rng(1000 + i).standard_normal((batch, *handle.input_spec.chw))
               .astype(np.float32) for i in range(PARITY_INPUTS)]
     path = workdir / f"parity-b{batch}.npz"
@@ -127,9 +109,6 @@ class FirstRoundChecks:
     measure again a runtime whose first round failed (its result is repeated instead)."""
 
     def __init__(self, parity: dict[str, dict], rounds: int, say: Progress):
-        from .measure import measure
-
-        self._measure = measure
         self.parity, self.rounds, self.say = parity, rounds, say
         self.first: dict[str, dict] = {}
         self.count: dict[str, int] = {}
@@ -141,7 +120,7 @@ class FirstRoundChecks:
         if prior is not None and prior.get("status") != "ok":
             return {**prior, "repeated": True}
         extra = {"parity": self.parity[label]} if prior is None else {}
-        res = self._measure(factory, with_fingerprint=False, **options, **extra)
+        res = measure(factory, with_fingerprint=False, **options, **extra)
         self.first.setdefault(label, res)
         self.say(f"  round {k}/{self.rounds} {label:12s} batch {options.get('batch')}: "
                  + _one_result(res))
@@ -158,9 +137,6 @@ def _one_result(res: dict[str, Any]) -> str:
 def measure_batch(handle: ModelHandle, built: list[dict], batch: int, ctx: dict[str, Any]
                   ) -> list[dict[str, Any]]:
     """Rows for every runtime at one batch size (built ones measured in interleaved rounds)."""
-    from .measure import SessionFactory, compare
-    from .runtimes import RUNTIMES
-
     ready = [b for b in built if b["artifact"]]
     rows = {b["name"]: empty_row(b["name"], batch, ctx["threads"], b["status"], b["reason"])
             for b in built if not b["artifact"]}
@@ -182,8 +158,6 @@ def measure_batch(handle: ModelHandle, built: list[dict], batch: int, ctx: dict[
 
 
 def _tolerance(name: str) -> dict[str, Any]:
-    from .runtimes import RUNTIMES
-
     tol = RUNTIMES.get(name).tolerance
     return {"rel_tolerance": tol.rel, "why": tol.why}
 
@@ -217,8 +191,6 @@ def e2e_spec(handle: ModelHandle, images: str | Path | None) -> dict[str, Any] |
     """The job's e2e entry: the image files and the model's preprocessing preset."""
     if images is None:
         return None
-    from .measure.e2e import list_images, make_spec
-
     preset = handle.meta.get("preprocess") or ("darknet" if handle.meta.get("family") == "darknet"
                                                else "imagenet")
     return make_spec(list_images(images), preset, handle.input_spec.chw)
@@ -242,12 +214,9 @@ def _e2e_header(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"images": len(spec["images"]), "preprocess": spec["preprocess"], "batch": 1}
 
 
-def run_bench(model: str | ModelHandle, *, runtimes: str | Sequence[str] = "all",
-              batches: str | Sequence[int] = (1,), threads: int | None = None, rounds: int = 3,
-              min_runs: int = 50, min_seconds: float = 5.0, warmup: int = 10,
-              e2e: str | Path | None = None, input_size: tuple[int, int] | None = None,
-              workdir: str | Path | None = None, progress: Progress | None = None,
-              **load_options: Any) -> dict[str, Any]:
+def run_bench(model: str | ModelHandle, options: BenchOptions = BenchOptions(),
+              load: LoadOptions = LoadOptions(), progress: Progress | None = None
+              ) -> dict[str, Any]:
     """Builds, checks and measures `model` on each runtime; see the module docstring.
 
     Returns:
@@ -255,30 +224,26 @@ def run_bench(model: str | ModelHandle, *, runtimes: str | Sequence[str] = "all"
          "runtimes": [describe()], "e2e", "results": [row per runtime and batch]} (rows:
          bench_results.ROW_KEYS).
     """
-    from .measure import TimingConfig
-    from .measure.fingerprint import fingerprint
-    from .measure.rounds import default_threads
-    from .runtimes import RUNTIMES
-
     say = progress or (lambda _msg: None)
-    names, (batch_list, auto) = resolve_runtimes(runtimes), resolve_batches(batches)
-    if rounds < 1:
-        raise ConfigError(f"rounds must be at least 1, not {rounds}")
-    if e2e is not None and 1 not in batch_list:
+    o = options
+    names, (batch_list, auto) = resolve_runtimes(o.runtimes), resolve_batches(o.batches)
+    if o.rounds < 1:
+        raise ConfigError(f"rounds must be at least 1, not {o.rounds}")
+    if o.e2e is not None and 1 not in batch_list:
         raise ConfigError("--e2e times one image at a time: include batch 1 in --batch")
-    timing = TimingConfig(warmup=warmup, min_runs=min_runs, min_seconds=min_seconds)
-    handle = load_model(model, input_size=input_size, **load_options)
-    threads = int(threads or default_threads())
-    ctx = {"threads": threads, "rounds": rounds, "auto": auto, "timing": timing, "say": say,
-           "e2e": e2e_spec(handle, e2e)}
+    timing = TimingConfig(warmup=o.warmup, min_runs=o.min_runs, min_seconds=o.min_seconds)
+    handle = load_model(model, **vars(load))
+    threads = int(o.threads or default_threads())
+    ctx = {"threads": threads, "rounds": o.rounds, "auto": auto, "timing": timing, "say": say,
+           "e2e": e2e_spec(handle, o.e2e)}
     results: list[dict[str, Any]] = []
-    with _workdir(workdir) as wd:
+    with _workdir(o.workdir) as wd:
         ctx["workdir"] = wd
         built = build_all(handle, names, wd, threads, say)
         for batch in batch_list:
-            say(f"batch {batch}: {rounds} interleaved round(s), {threads} thread(s)")
+            say(f"batch {batch}: {o.rounds} interleaved round(s), {threads} thread(s)")
             results += measure_batch(handle, built, batch, ctx)
     return {"machine": fingerprint(), "model": handle.describe(), "threads": threads,
-            "rounds": rounds, "batches": "auto" if auto else batch_list,
+            "rounds": o.rounds, "batches": "auto" if auto else batch_list,
             "timing": timing.to_dict(), "runtimes": [RUNTIMES.get(n).describe() for n in names],
             "e2e": _e2e_header(ctx["e2e"]), "results": results}

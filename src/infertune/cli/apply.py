@@ -1,13 +1,54 @@
-"""Terminal rendering of `infertune apply` and `infertune list` (pure presentation: every
-number shown is in the result dict that --json prints)."""
+"""`infertune apply`: flags → ApplyOptions → commands.apply.run_apply → the per-pass table,
+the artifact written and the parity line (every number is in the result --json prints)."""
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from .render import human_bytes, make_console
+from ..commands.options import ApplyOptions
+from .common import MODEL_HELP, Parents, human_bytes, load_options, make_console, positive_int
+
+
+def add(sub, parents: Parents) -> None:
+    p = sub.add_parser("apply", parents=parents.model, help="apply passes in order and write the "
+                                                            "artifact for one runtime",
+                       description="Passes run in the order given; the artifact is checked "
+                                   "against the input model before it is written.")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--pass", dest="passes", action="append", required=True,
+                   metavar="NAME[:key=value,...]", help="a pass and its options (repeatable; "
+                   "see `infertune list passes`)")
+    p.add_argument("--runtime", help="runtime whose artifact to write (default: onnxruntime for "
+                                     "an ONNX result, else torchscript)")
+    p.add_argument("--data", help="data for passes that need it (calibration) and for the "
+                                  "parity check: 'sample', an image folder or an .npz")
+    p.add_argument("--calib-size", type=positive_int, default=128,
+                   help="calibration samples taken from --data (default 128)")
+    p.add_argument("--train-size", type=positive_int, default=2048,
+                   help="samples for passes that train (finetune, distill, qat): from "
+                        "sample:train with --data sample, else from --data (default 2048)")
+    p.add_argument("--threads", type=positive_int, help="threads for building and checking")
+    p.add_argument("--out", required=True, help="output file (IR: FILE.xml and FILE.bin)")
+    p.set_defaults(run=run)
+
+
+def options(args: argparse.Namespace) -> ApplyOptions:
+    return ApplyOptions(passes=tuple(args.passes), out=args.out, runtime=args.runtime,
+                        data=args.data, calib_size=args.calib_size, threads=args.threads,
+                        train_size=args.train_size)
+
+
+def run(args: argparse.Namespace) -> Any:
+    from ..commands.apply import run_apply  # imports the frameworks: only when it runs
+
+    result = run_apply(args.model, options(args), load_options(args))
+    if not args.json:
+        apply_summary(result)
+    return result
+
 
 # Detail keys shown when a pass report has no one-line "summary" of its own.
 _COUNT_KEYS = ("layers_folded", "fused_pairs", "groups_merged", "layers_quantized",
@@ -76,26 +117,3 @@ def parity_line(parity: dict[str, Any]) -> str:
             f"{parity['tolerance']:.3g}")
 
 
-def list_table(kind: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
-    console = console or make_console()
-    table = Table(title=f"infertune {kind}")
-    if kind == "passes":
-        for col in ("name", "takes", "data", "options", "description"):
-            table.add_column(col)
-        for r in rows:
-            options = ", ".join(f"{o['name']}: {o['type']} = {o['default']!r}" for o in r["options"])
-            table.add_row(r["name"], "/".join(r["accepts"]), "yes" if r["needs_data"] else "",
-                          options or "–", r["description"])
-    elif kind == "runtimes":
-        for col in ("name", "available", "takes", "artifact", "description"):
-            table.add_column(col)
-        for r in rows:
-            available = "yes" if r["available"] else f"no: {r['reason']}"
-            table.add_row(r["name"], available, "/".join(r["accepts"]), r["artifact"],
-                          r["description"])
-    else:
-        for col in ("name", "kind", "files", "note"):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(r["name"], r["kind"], r["files"], r["note"])
-    console.print(table)

@@ -26,52 +26,53 @@ import math
 import os
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Any
 
-from .errors import ConfigError, DataError, RuntimeUnavailable, UnsupportedModel
-from .load import load_model
-from .types import ModelHandle
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_dataset, resolve_preprocess
+from ..errors import ConfigError, DataError
+from ..load import LoadOptions, load_model
+from ..measure.inprocess import Runner, first_output, open_runner, run_batches
+from ..metrics import classification_report, compare_top1, fidelity
+from ..tasks.detection.evaluate import evaluate_detector
+from ..types import ModelHandle
+from .options import EvalOptions
 
 DEFAULT_PREPROCESS = "darknet"
 
 
-def evaluate(model: str | ModelHandle, data: str, *, reference: str | ModelHandle | None = None,
-             labels_file: str | None = None, preprocess: str | None = None,
-             limit: int | None = None, seed: int = 0, skip_bad: bool = False,
-             batch_size: int = 64, threads: int | None = None, runtime: str | None = None,
-             input_size: tuple[int, int] | None = None, **load_options: Any) -> dict[str, Any]:
-    """Evaluates `model` on `data` (see the module docstring); returns JSON-ready data.
+def evaluate(model: str | ModelHandle, options: EvalOptions,
+             load: LoadOptions = LoadOptions()) -> dict[str, Any]:
+    """Evaluates `model` on `options.data` (see the module docstring); JSON-ready data.
 
-    Args:
-        model, reference: model sources (see load_model); the reference is optional.
-        data: "sample" (or "sample:val"), an image folder, or an .npz.
-        labels_file, limit, skip_bad: as in load_dataset; `seed` seeds `limit` (and the
-            random weights of a zoo architecture without trained weights).
-        preprocess: a preset or "preset,key=value" (default: the model's own).
-        batch_size, threads: inference batch and intra-op threads (default: all cores).
-        runtime: a runtime name from infertune.runtimes (default: in-process torch/ORT).
+    Options (EvalOptions): data ("sample" or "sample:val", an image folder, or an .npz);
+    reference (optional model source); labels_file, limit, skip_bad as in load_dataset
+    (`load.seed` seeds `limit`, and the random weights of a zoo architecture without
+    trained weights); preprocess (a preset or "preset,key=value"; default: the model's);
+    batch_size, threads (default: all cores); runtime (default: in-process torch/ORT).
 
     Raises:
         ConfigError: bad options, a class-count mismatch, or no labels and no reference.
         DataError: unreadable data or labels out of the model's range.
     """
-    if batch_size < 1 or (threads is not None and threads < 1):
+    o, seed = options, load.seed
+    if o.batch_size < 1 or (o.threads is not None and o.threads < 1):
         raise ConfigError("batch size and threads must be at least 1")
-    threads = threads or os.cpu_count() or 1
-    handle = load_model(model, seed=seed, input_size=input_size, **load_options)
-    ref = (load_model(reference, seed=seed, input_size=input_size, **load_options)
-           if reference is not None else None)
+    threads = o.threads or os.cpu_count() or 1
+    handle = load_model(model, **vars(load))
+    ref = load_model(o.reference, **vars(load)) if o.reference is not None else None
     if "detection" in handle.meta:  # a detector: mAP on detection data (tasks/detection)
-        from .tasks.detection.evaluate import evaluate_detector
-
-        return json_safe(evaluate_detector(handle, ref, data, limit=limit, seed=seed,
-                                           batch_size=batch_size, threads=threads,
-                                           runtime=runtime))
-    pre, pre_from = choose_preprocess(preprocess, handle, ref)
-    data_options = dict(labels_file=labels_file, limit=limit, seed=seed, skip_bad=skip_bad)
-    ds, logits, run_info = model_outputs(handle, data, pre, runtime, threads, batch_size,
+        return json_safe(evaluate_detector(handle, ref, o.data, limit=o.limit, seed=seed,
+                                           batch_size=o.batch_size, threads=threads,
+                                           runtime=o.runtime, open_runner=open_runner))
+    pre, pre_from = choose_preprocess(o.preprocess, handle, ref)
+    data_options = dict(labels_file=o.labels_file, limit=o.limit, seed=seed, skip_bad=o.skip_bad)
+    ds, logits, run_info = model_outputs(handle, o.data, pre, o.runtime, threads, o.batch_size,
                                          need_labels=ref is None, **data_options)
-    ref_logits = reference_logits(ref, ds, data, preprocess, pre, threads, batch_size,
+    ref_logits = reference_logits(ref, ds, o.data, o.preprocess, pre, threads, o.batch_size,
                                   **data_options) if ref is not None else None
     result = assemble(handle, ref, ds, pre, pre_from, logits, ref_logits)
     result.update(run_info, threads=threads)
@@ -102,8 +103,6 @@ def model_outputs(handle: ModelHandle, data: str, pre, runtime: str | None, thre
 
 def choose_preprocess(preprocess: str | None, handle: ModelHandle, ref: ModelHandle | None):
     """(Preprocess, where it came from): the flag, the model, the reference, or the default."""
-    from .data import resolve_preprocess
-
     if preprocess:
         return resolve_preprocess(preprocess), "--preprocess"
     for label, h in (("model", handle), ("reference", ref)):
@@ -119,10 +118,6 @@ def load_dataset_for(data: str, handle: ModelHandle, pre, k: int, **options: Any
     model declares one (`meta["labels_file"]`, e.g. ImageNet's sorted WordNet ids), so a
     `val/n01440764/...` folder is scored against the right outputs even with few classes.
     """
-    from pathlib import Path
-
-    from .data import load_dataset
-
     if not options.get("labels_file") and handle.meta.get("labels_file") and Path(data).is_dir():
         options = {**options, "labels_file": handle.meta["labels_file"]}
     ds = load_dataset(data, input_shape=handle.input_spec.chw, preprocess=pre, num_classes=k,
@@ -138,100 +133,11 @@ def load_dataset_for(data: str, handle: ModelHandle, pre, k: int, **options: Any
 # --------------------------------------------------------------------------- inference
 
 
-class Runner:
-    """Runs batches of one model: `run(x) -> raw outputs`; `batch` is a fixed batch or None."""
-
-    def __init__(self, name: str, run: Callable, close: Callable[[], None] = lambda: None,
-                 batch: int | None = None):
-        self.name, self.run, self.close, self.batch = name, run, close, batch
-
-
-def open_runner(handle: ModelHandle, runtime: str | None, threads: int, batch_size: int,
-                workdir: str) -> Runner:
-    """A Runner for the model: in-process torch/ORT, or the named runtime's session."""
-    static = handle.input_spec.shape[0]
-    fixed = static if isinstance(static, int) else None  # a model exported at one batch size
-    if runtime is not None:
-        return runtime_runner(handle, runtime, threads, fixed or batch_size, workdir)
-    if handle.format == "onnx":
-        from .measure.session import get_opener
-
-        session = get_opener("onnxruntime")(str(handle.path), {"threads": threads})
-        return Runner("onnxruntime (in-process)", session.run, session.close, fixed)
-    return torch_runner(handle.obj, threads, fixed)
-
-
-def torch_runner(module, threads: int, fixed: int | None) -> Runner:
-    """Runs a torch module under inference_mode with `threads` threads (restored on close)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-
-    def run(x):
-        with torch.inference_mode():
-            return module(torch.from_numpy(x))
-
-    return Runner("torch (in-process)", run, lambda: torch.set_num_threads(before), fixed)
-
-
-def runtime_runner(handle: ModelHandle, name: str, threads: int, batch: int,
-                   workdir: str) -> Runner:
-    """Builds the runtime's artifact and opens its session here; full batches only."""
-    from .measure.session import SessionFactory
-    from .runtimes import RUNTIMES
-
-    rt = RUNTIMES.get(name)
-    ok, why = rt.available()
-    if not ok:
-        raise RuntimeUnavailable(f"runtime {name} is not available here: {why}")
-    why = rt.incompatible(handle)
-    if why:
-        raise ConfigError(why)
-    artifact = rt.build(handle, workdir, threads=threads)
-    session = SessionFactory(name, str(artifact), options=rt.options(batch)).open(threads=threads)
-    return Runner(name, session.run, session.close, batch)
-
-
-def first_output(out: Any, n: int):
-    """The first output as float32 N×K numpy (N×K×1×1 flattened); else UnsupportedModel."""
-    import numpy as np
-
-    while isinstance(out, (list, tuple, dict)):
-        out = list(out.values())[0] if isinstance(out, dict) else out[0]
-    arr = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
-    arr = arr.astype(np.float32, copy=False)
-    if arr.ndim == 4 and arr.shape[2:] == (1, 1):
-        arr = arr.reshape(arr.shape[0], -1)
-    if arr.ndim != 2 or arr.shape[0] != n:
-        raise UnsupportedModel(f"eval needs a classifier whose output is N×K scores; this "
-                               f"model outputs shape {tuple(arr.shape)} for {n} images")
-    return arr
-
-
 def output_classes(runner: Runner, handle: ModelHandle) -> int:
     """K, the number of scores per image, from one forward pass on zeros."""
-    import numpy as np
-
     n = runner.batch or 1
     x = np.zeros((n, *handle.input_spec.chw), dtype=np.float32)
     return int(first_output(runner.run(x), n).shape[1])
-
-
-def run_batches(runner: Runner, x, batch_size: int):
-    """N×K float32 outputs over consecutive batches; a fixed-batch runner gets the last
-    batch padded with zeros (the padding rows are dropped)."""
-    import numpy as np
-
-    outs = []
-    for start in range(0, len(x), batch_size):
-        batch = x[start:start + batch_size]
-        n = len(batch)
-        if runner.batch and n < runner.batch:
-            batch = np.concatenate([batch, np.zeros((runner.batch - n, *batch.shape[1:]),
-                                                    dtype=batch.dtype)])
-        outs.append(first_output(runner.run(np.ascontiguousarray(batch)), len(batch))[:n])
-    return np.concatenate(outs)
 
 
 def reference_logits(ref: ModelHandle, ds, data: str, preprocess: str | None, pre,
@@ -239,8 +145,6 @@ def reference_logits(ref: ModelHandle, ds, data: str, preprocess: str | None, pr
     """The reference's outputs on the same samples (re-read if its input differs)."""
     ref_pre, _ = choose_preprocess(preprocess, ref, None)
     if ref.input_spec.chw != tuple(ds.x.shape[1:]) or ref_pre != pre:
-        from .data import load_dataset
-
         other = load_dataset(data, input_shape=ref.input_spec.chw, preprocess=ref_pre, **options)
         if other.ids != ds.ids:
             raise DataError("the reference model's input differs and the same samples could "
@@ -267,8 +171,6 @@ def describe_model(handle: ModelHandle, k: int) -> dict[str, Any]:
 
 def assemble(handle, ref, ds, pre, pre_from: str, logits, ref_logits) -> dict[str, Any]:
     """The result dict (before JSON sanitising): accuracy, fidelity, comparison, notes."""
-    from .metrics import classification_report, compare_top1, fidelity
-
     k, notes = logits.shape[1], []
     result: dict[str, Any] = {
         "model": describe_model(handle, k),
@@ -298,8 +200,6 @@ def assemble(handle, ref, ds, pre, pre_from: str, logits, ref_logits) -> dict[st
 
 def looks_like_probabilities(out) -> bool:
     """Rows non-negative and summing to 1 (a softmax head)."""
-    import numpy as np
-
     return bool((out >= 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-3))
 
 

@@ -8,47 +8,60 @@ this command is for looking at results, not for timing them.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DataError, UnsupportedModel
-from .load import load_model
-from .types import ModelHandle
+from ..data.preprocess import apply_preprocess, resolve_preprocess
+from ..data.sources import decode_image, read_labels_file
+from ..errors import ConfigError, DataError, UnsupportedModel
+from ..load import LoadOptions, load_model
+from ..measure.inprocess import first_output, inprocess_runner, output_arrays
+from ..tasks.detection.draw import draw_detections
+from ..tasks.detection.letterbox import letterbox
+from ..tasks.detection.postprocess import detect
+from ..types import ModelHandle
+from .evaluate import looks_like_probabilities
+from .options import PredictOptions
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
-def predict(model: str | ModelHandle, images: Sequence[str], *, top: int = 5,
-            draw: str | None = None, score_threshold: float | None = None,
-            nms_threshold: float | None = None, labels_file: str | None = None,
-            threads: int | None = None, **load_options: Any) -> dict[str, Any]:
+def predict(model: str | ModelHandle, options: PredictOptions,
+            load: LoadOptions = LoadOptions()) -> dict[str, Any]:
     """Runs `model` on each image; returns {"model", "task", "images": [...], "drawn"}.
 
     Raises:
         DataError: an image is missing or cannot be decoded. ConfigError: bad option values.
         UnsupportedModel: a detector whose heads have no decoder here.
     """
-    if top < 1:
-        raise ConfigError(f"--top must be at least 1, not {top}")
-    for name, value in (("score threshold", score_threshold), ("NMS threshold", nms_threshold)):
+    o = options
+    if o.top < 1:
+        raise ConfigError(f"--top must be at least 1, not {o.top}")
+    for name, value in (("score threshold", o.score_threshold), ("NMS threshold", o.nms_threshold)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"{name} must be between 0 and 1, not {value}")
-    paths = [_image_path(p) for p in images]
-    handle = load_model(model, **load_options)
-    names = _class_names(handle, labels_file)
-    runner = _runner(handle, threads)
+    paths = [_image_path(p) for p in o.images]
+    handle = load_model(model, **vars(load))
+    names = _class_names(handle, o.labels_file)
+    runner = inprocess_runner(handle, o.threads or os.cpu_count() or 1, _fixed_batch(handle))
     try:
         if "detection" in handle.meta:
-            rows, found = _detect(handle, paths, runner, names, score_threshold, nms_threshold)
+            rows, found = _detect(handle, paths, runner, names, o.score_threshold, o.nms_threshold)
         else:
-            rows, found = _classify(handle, paths, runner, names, top), None
+            rows, found = _classify(handle, paths, runner, names, o.top), None
     finally:
         runner.close()
-    drawn = _draw(paths, found, names, draw) if draw is not None else []
+    drawn = _draw(paths, found, names, o.draw) if o.draw is not None else []
     task = "detection" if found is not None else "classification"
     return {"model": handle.name, "task": task, "images": rows, "drawn": drawn}
+
+
+def _fixed_batch(handle: ModelHandle) -> int | None:
+    static = handle.input_spec.shape[0]
+    return static if isinstance(static, int) else None
 
 
 def _image_path(text: str) -> Path:
@@ -62,38 +75,21 @@ def _image_path(text: str) -> Path:
 
 def _class_names(handle: ModelHandle, labels_file: str | None) -> list[str] | None:
     if labels_file is not None:
-        from .data.sources import read_labels_file
-
         return read_labels_file(labels_file)
     names = handle.meta.get("class_names")
     return list(names) if names else None
 
 
-def _runner(handle: ModelHandle, threads: int | None):
-    import os
-
-    from .evaluate import open_runner
-
-    return open_runner(handle, None, threads or os.cpu_count() or 1, 1, workdir="")
-
-
 def _pixels(path: Path, channels: int) -> np.ndarray:
-    from .data.sources import decode_image
-
     return decode_image(path, channels)
 
 
 def _outputs(raw: Any) -> list[np.ndarray]:
     """Every output of one forward pass as float32 numpy, in order."""
-    items = raw if isinstance(raw, (list, tuple)) else [raw]
-    return [np.asarray(o.detach().cpu().numpy() if hasattr(o, "detach") else o, np.float32)
-            for o in items]
+    return [np.asarray(o, np.float32) for o in output_arrays(raw)]
 
 
 def _detect(handle, paths, runner, names, score_threshold, nms_threshold):
-    from .tasks.detection.letterbox import letterbox
-    from .tasks.detection.postprocess import detect
-
     spec = handle.meta["detection"]
     if spec is None:
         raise UnsupportedModel(f"{handle.name}: its detection heads ([Gaussian_yolo] or "
@@ -112,9 +108,6 @@ def _detect(handle, paths, runner, names, score_threshold, nms_threshold):
 
 
 def _classify(handle, paths, runner, names, top: int) -> list[dict[str, Any]]:
-    from .data.preprocess import apply_preprocess, resolve_preprocess
-    from .evaluate import first_output, looks_like_probabilities
-
     pre = resolve_preprocess(handle.meta.get("preprocess") or "imagenet")
     c, h, w = handle.input_spec.chw
     rows = []
@@ -148,8 +141,6 @@ def _draw(paths: list[Path], found, names, out: str) -> list[str]:
     else into the folder `out` as <stem>.png."""
     if found is None:
         raise ConfigError("--draw needs a detector (a classifier has no boxes to draw)")
-    from .tasks.detection.draw import draw_detections
-
     target = Path(out)
     single = len(paths) == 1 and target.suffix.lower() in IMAGE_SUFFIXES
     if not single:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..passes import PASSES
+from ..runtimes import RUNTIMES
 
 KINDS = ("passes", "runtimes", "formats")
 
@@ -37,16 +39,12 @@ def list_items(kind: str) -> list[dict[str, Any]]:
 
 
 def list_passes() -> list[dict[str, Any]]:
-    from .passes import PASSES
-
     return [{"name": name, "description": spec.description, "accepts": list(spec.accepts),
              "needs_data": spec.needs_data, "options": spec.options()}
             for name, spec in PASSES.items()]
 
 
 def list_runtimes() -> list[dict[str, Any]]:
-    from .runtimes import RUNTIMES
-
     return [{**runtime.describe(), "artifact": runtime.artifact_files,
              "artifact_note": runtime.artifact_note} for _, runtime in RUNTIMES.items()]
 
@@ -54,8 +52,6 @@ def list_runtimes() -> list[dict[str, Any]]:
 def list_formats() -> list[dict[str, Any]]:
     """The MODEL sources, then what each runtime's build writes (`infertune apply --runtime R
     --out FILE`), in RUNTIMES.ordered() order."""
-    from .runtimes import RUNTIMES
-
     artifacts = [{"name": name, "kind": "artifact", "files": RUNTIMES.get(name).artifact_files,
                   "note": RUNTIMES.get(name).artifact_note} for name in RUNTIMES.ordered()]
     return [dict(s) for s in SOURCES] + artifacts

@@ -1,10 +1,24 @@
-"""`infertune optimize` and `infertune run`: flags → OptimizeConfig → api.optimize; the live
-progress (rich) on stderr, the summary at the end. No search logic here."""
+"""`infertune optimize`: flags → OptimizeConfig → api.optimize; the live progress (rich) on
+stderr, the candidates table and the verdict at the end. No search logic here.
+
+The summary reads the typed report (`report.run_report.RunReport`) and shows the same
+figures as report.md: each candidate's p50 is `report.fields.decisive_p50` (the
+side-by-side rounds' median where it took part, marked †), and the pick line says which
+measurement decided the pick.
+"""
 from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
+from dataclasses import fields as dataclass_fields
+from typing import Any, Mapping
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..load import LoadOptions
+from .common import Parents, load_options
 
 MODEL_HELP = ("zoo name, NET.cfg[:NET.weights], model.onnx, TorchScript or checkpoint .pt, "
               "or package.module:factory (with --trust-code)")
@@ -25,8 +39,8 @@ def parse_duration(text: str) -> float:
     return value
 
 
-def add_optimize(sub, model_parents: list, common: list) -> None:
-    p = sub.add_parser("optimize", parents=model_parents,
+def add(sub, parents: Parents) -> None:
+    p = sub.add_parser("optimize", parents=parents.model,
                        help="find the fastest variant within an accuracy budget (passes × "
                             "runtimes), export it and write the report",
                        description="Baseline first, then candidates stage by stage (fused, "
@@ -64,20 +78,22 @@ def add_optimize(sub, model_parents: list, common: list) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--executor", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
-    p.set_defaults(run=cmd_optimize)
-
-    p = sub.add_parser("run", parents=common, help="replay an optimize run from its config.yaml")
-    p.add_argument("config", help="a config.yaml written by optimize")
-    p.add_argument("--out", help="run directory (default: the one in the config)")
-    p.add_argument("--resume", action="store_true", help="continue the run in the directory")
-    p.set_defaults(run=cmd_run)
+    p.set_defaults(run=run)
 
 
-def config_from_args(args: argparse.Namespace, load: dict[str, Any]):
-    from .config import OptimizeConfig
+def load_dict(load: LoadOptions) -> dict[str, Any]:
+    """The loading options a config.yaml records: those set away from their off value (the
+    input size is a field of its own)."""
+    values = {f.name: getattr(load, f.name) for f in dataclass_fields(load)
+              if f.name != "input_size"}
+    return {k: v for k, v in values.items() if v not in (None, False)}
+
+
+def config_from_args(args: argparse.Namespace, load: LoadOptions):
+    from ..config import OptimizeConfig  # yaml and the schema: only when a run starts
 
     return OptimizeConfig(
-        model=args.model, out=args.out, load={k: v for k, v in load.items() if v not in (None, False)},
+        model=args.model, out=args.out, load=load_dict(load),
         input_size=args.input_size, data=args.data, preprocess=args.preprocess,
         max_drop=args.max_drop, drop_type=args.drop_type, metric=args.metric,
         confidence=args.confidence, objective=args.objective, runtimes=args.runtimes,
@@ -85,30 +101,17 @@ def config_from_args(args: argparse.Namespace, load: dict[str, Any]):
         calib_size=args.calib_size, screen_size=args.screen_size, eval_size=args.eval_size,
         min_runs=args.min_runs, min_seconds=args.min_seconds, final_rounds=args.final_rounds,
         recovery_seconds=args.recovery_seconds, candidate_timeout_s=args.candidate_timeout,
-        executor=args.executor, address=args.address, seed=load.get("seed") or 0)
+        executor=args.executor, address=args.address, seed=load.seed or 0)
 
 
-def cmd_optimize(args: argparse.Namespace) -> Any:
-    from . import api
-    from .cli import load_options
-
-    config = config_from_args(args, load_options(args))
-    return _run(api, config, args)
+def run(args: argparse.Namespace) -> Any:
+    return run_config(config_from_args(args, load_options(args)), args)
 
 
-def cmd_run(args: argparse.Namespace) -> Any:
-    import dataclasses
+def run_config(config, args: argparse.Namespace) -> Any:
+    """Runs `config` with the live progress on stderr (none with --json) and the summary."""
+    from .. import api
 
-    from . import api
-    from .config import load_config
-
-    config = load_config(args.config)
-    if args.out:
-        config = dataclasses.replace(config, out=args.out)
-    return _run(api, config, args)
-
-
-def _run(api, config, args: argparse.Namespace) -> Any:
     progress = None if args.json else ProgressView()
     try:
         report = api.optimize(config, resume=args.resume, progress=progress)
@@ -116,8 +119,6 @@ def _run(api, config, args: argparse.Namespace) -> Any:
         if progress:
             progress.close()
     if not args.json:
-        from .render_optimize import optimize_summary
-
         optimize_summary(report)
     return report
 
@@ -127,9 +128,6 @@ class ProgressView:
     and the Pareto front so far after each stage (rich, on stderr)."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         self.console = Console(stderr=True, highlight=False)
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, transient=True)
@@ -153,8 +151,6 @@ class ProgressView:
             out.print(f"{t} measured {event['label']}: {_status(event)}")
             self.bar.advance(self.task)
         elif kind == "front":
-            from .render_optimize import front_table
-
             out.print(front_table(event["front"]))
         elif kind == "final":
             self.bar.update(self.task, description="side by side")
@@ -178,3 +174,90 @@ def _status(event: dict[str, Any]) -> str:
             bits.append(f"drop {event['drop']:.2f} pt")
         return ", ".join(bits) or status
     return f"{status}: {event.get('reason')}"
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def front_table(rows: list[dict[str, Any]]):
+    """The progress event's front rows (search/run.py: id, label, p50_ms, drop, size_mb,
+    within_budget), fastest first."""
+    table = Table(title="Pareto front so far", title_justify="left")
+    for col in ("candidate", "p50 ms", "drop pt", "size MB", "in budget"):
+        table.add_column(col, justify="left" if col == "candidate" else "right")
+    for r in sorted(rows, key=lambda r: r.get("p50_ms") or 0):
+        table.add_row(r["label"], _fmt(r.get("p50_ms")), _fmt(r.get("drop")),
+                      _fmt(r.get("size_mb")), {True: "yes", False: "no"}.get(r.get("within_budget"), "—"))
+    return table
+
+
+def _p50(cand, report) -> str:
+    from ..report import fields
+
+    value = fields.decisive_p50(cand, report)
+    rounds = value is not None and fields.from_rounds(cand, report)
+    return _fmt(value) + (fields.ROUNDS_MARK if rounds else "")
+
+
+def _drop(cand) -> str:
+    drop = cand.drop
+    if drop is None:
+        return "—"
+    return f"{_fmt(drop.value)} [{_fmt(drop.low)}, {_fmt(drop.high)}]"
+
+
+def candidates_table(report):
+    from ..report import fields
+
+    budget = fields.max_drop(report)
+    table = Table(title=f"{report.model.get('source')}: {report.data.get('metric')} budget "
+                        f"{_fmt(budget)} pt", title_justify="left")
+    for col in ("stage", "candidate", "status", "p50 ms", "speedup", "drop pt [interval]",
+                "size MB"):
+        table.add_column(col, justify="left" if col in ("stage", "candidate", "status") else "right")
+    for c in report.candidates:
+        mark = " ★" if c.id == report.pick_id else (" •" if c.id in report.frontier else "")
+        table.add_row(c.plan.stage, c.label + mark, c.status.value, _p50(c, report),
+                      _fmt(c.decision.speedup), _drop(c), _fmt(c.size_mb))
+    return table
+
+
+def summary_lines(report) -> list[str]:
+    """The lines under the table: the pick (or why none), the decision's basis, files."""
+    from ..report import decision
+
+    lines = []
+    pick = report.pick
+    if pick is not None:
+        lines.append(f"pick: {pick.label} — {_fmt(pick.decision.speedup)}× the original, drop "
+                     f"{_fmt(pick.drop.value if pick.drop else None)} points "
+                     f"({report.data.get('metric')})")
+        lines += decision.basis_lines(report)
+        if report.export:
+            lines.append(f"exported model: {report.export.get('artifact')}")
+    else:
+        no_pick = report.no_pick or {}
+        lines.append(f"no pick: {no_pick.get('reason')}")
+        for cid in no_pick.get("closest") or ():
+            c = report.by_id.get(cid)
+            if c is not None and c.drop is not None:
+                lines.append(f"  closest: {c.label}: drop {_fmt(c.drop.value)} "
+                             f"(up to {_fmt(c.drop.high)}) points")
+    return lines
+
+
+def optimize_summary(report: Mapping[str, Any]) -> None:
+    """Prints the candidates table and the verdict of a finished optimize (report.json's
+    dict, parsed once here)."""
+    from ..report import parse_report
+
+    typed = parse_report(report)
+    console = Console(highlight=False)
+    console.print(candidates_table(typed))
+    console.print("★ pick  • Pareto front  † p50 from the side-by-side rounds")
+    for line in summary_lines(typed):
+        console.print(line)
+    console.print(f"report: {typed.run.get('dir')}/report.json"
+                  + "".join(f", {p}" for p in report.get("reports", [])
+                            if not p.startswith("reports not")))

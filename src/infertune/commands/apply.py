@@ -20,9 +20,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from ._atomic import atomic_path, check_writable
-from .errors import ConfigError, RuntimeUnavailable
-from .types import ModelHandle
+import numpy as np
+
+from .._atomic import atomic_path, check_writable
+from ..data import load_dataset, split_calibration
+from ..errors import ConfigError
+from ..load import LoadOptions, load_model
+from ..measure.inprocess import artifact_runner, check_runtime, reference_outputs
+from ..measure.parity import as_arrays, check
+from ..metrics.fidelity import sqnr_db
+from ..passes import PASSES, PassContext, apply_passes, model_bytes, parse_pass_arg, resolve_steps
+from ..profile import profile_model
+from ..runtimes import RUNTIMES
+from ..types import ModelHandle
+from .options import ApplyOptions
 
 # Inputs of the parity check: this many batches of this size (held-out data with --data,
 # seeded standard-normal values without).
@@ -38,13 +49,12 @@ PASS_REL = 1e-4
 TRAIN_SIZE = 2048
 
 
-def run_apply(model: str | ModelHandle, passes: Sequence[str | tuple[str, Any]], *, out: str,
-              runtime: str | None = None, data: str | None = None, calib_size: int = 128,
-              threads: int | None = None, input_size: tuple[int, int] | None = None,
-              train_size: int = TRAIN_SIZE, **load_options: Any) -> dict[str, Any]:
-    """Applies `passes` to `model`, builds the artifact for `runtime` and writes it to `out`.
+def run_apply(model: str | ModelHandle, options: ApplyOptions,
+              load: LoadOptions = LoadOptions()) -> dict[str, Any]:
+    """Applies `options.passes` to `model`, builds the artifact for `options.runtime` and
+    writes it to `options.out`.
 
-    Args:
+    Options (ApplyOptions):
         passes: "NAME[:key=value,...]" strings or (name, options) pairs, applied in order.
         runtime: a registered runtime; default onnxruntime for an ONNX result, else torchscript.
         data: dataset spec for passes that need data (calibration) and for the parity inputs.
@@ -63,26 +73,21 @@ def run_apply(model: str | ModelHandle, passes: Sequence[str | tuple[str, Any]],
         ConfigError: unknown pass/option/runtime, a pass that needs data without it, bad out.
         RuntimeUnavailable: the runtime cannot run here.
     """
-    from .load import load_model
-
-    steps = parse_steps(passes)
-    target = check_out(out)
-    if runtime is not None:
-        _runtime(runtime)  # unknown names fail before anything is loaded
-    handle = load_model(model, input_size=input_size, **load_options)
-    seed = int(load_options.get("seed") or 0)
+    steps = parse_steps(options.passes)
+    target = check_out(options.out)
+    if options.runtime is not None:
+        RUNTIMES.get(options.runtime)  # unknown names fail before anything is loaded
+    handle = load_model(model, **vars(load))
     with tempfile.TemporaryDirectory(prefix="infertune-apply-") as tmp:
-        return apply_in(Path(tmp), handle, steps, target, runtime=runtime, data=data,
-                        calib_size=calib_size, threads=threads, seed=seed,
-                        train_size=train_size)
+        return apply_in(Path(tmp), handle, steps, target, runtime=options.runtime,
+                        data=options.data, calib_size=options.calib_size,
+                        threads=options.threads, seed=load.seed, train_size=options.train_size)
 
 
 def apply_in(work: Path, handle: ModelHandle, steps: list, target: Path, *, runtime: str | None,
              data: str | None, calib_size: int, threads: int | None, seed: int,
              train_size: int = 0) -> dict[str, Any]:
     """run_apply's steps, in its private work folder `work`."""
-    from .passes import PASSES, PassContext, apply_passes, model_bytes
-
     trains = bool(data) and any(PASSES.get(name).trains for name, _ in steps)
     own_train = trains and data in ("sample", "sample:train")
     size = max(calib_size, train_size) if trains and not own_train else calib_size
@@ -107,8 +112,6 @@ def apply_in(work: Path, handle: ModelHandle, steps: list, target: Path, *, runt
 
 def parse_steps(passes: Sequence[str | tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Pass arguments → validated (name, Config) steps; ConfigError for any bad one."""
-    from .passes import parse_pass_arg, resolve_steps
-
     if not passes:
         raise ConfigError("give at least one --pass NAME (see `infertune list passes`)")
     return resolve_steps([parse_pass_arg(p) if isinstance(p, str) else p for p in passes])
@@ -136,17 +139,9 @@ def check_suffix(target: Path, artifact: Path, runtime: str) -> None:
                           f"file; name it *{artifact.suffix} or pick the runtime with --runtime")
 
 
-def _runtime(name: str):
-    from .runtimes import RUNTIMES
-
-    return RUNTIMES.get(name)
-
-
 def load_calibration(handle: ModelHandle, data: str, calib_size: int, seed: int):
     """(calibration part, held-out part) of `data`, read at the model's input shape with its
     preprocessing preset; the held-out part feeds the parity check."""
-    from .data import load_dataset, split_calibration
-
     if calib_size < 1:
         raise ConfigError(f"--calib-size must be at least 1, not {calib_size}")
     need = calib_size + PARITY_BATCHES * PARITY_BATCH
@@ -160,8 +155,6 @@ def load_calibration(handle: ModelHandle, data: str, calib_size: int, seed: int)
 def load_train(handle: ModelHandle, train_size: int, seed: int):
     """`sample:train` (the built-in set's training part, disjoint from `sample:val`) at the
     model's input, at most `train_size` samples (seeded, stratified)."""
-    from .data import load_dataset
-
     if train_size < 2:
         raise ConfigError(f"--train-size must be at least 2, not {train_size}")
     return load_dataset("sample:train", input_shape=handle.input_spec.chw,
@@ -174,8 +167,6 @@ def size_facts(model: ModelHandle) -> dict[str, Any] | None:
     the profiler cannot run (a converted INT8 program may not be)."""
     if model.format != "torch":
         return None
-    from .profile import profile_model
-
     try:
         facts = profile_model(model)
     except Exception:  # noqa: BLE001 - a missing size fact must not fail the apply
@@ -193,20 +184,11 @@ def recovery_summary(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def build_artifact(model: ModelHandle, name: str, workdir: Path, threads: int | None) -> Path:
     """The runtime's artifact for `model`; refused with the reason when it cannot run it."""
-    rt = _runtime(name)
-    ok, why = rt.available()
-    if not ok:
-        raise RuntimeUnavailable(f"runtime {name} is not available here: {why}")
-    why = rt.incompatible(model)
-    if why:
-        raise ConfigError(f"runtime {name} cannot take the result: {why}")
-    return Path(rt.build(model, workdir, threads=threads))
+    return Path(check_runtime(name, model).build(model, workdir, threads=threads))
 
 
 def parity_inputs(handle: ModelHandle, held_out: Any, seed: int) -> list:
     """Float32 batches for the parity check: held-out samples when there are enough."""
-    import numpy as np
-
     n = PARITY_BATCHES * PARITY_BATCH
     if held_out is not None and len(held_out) >= n:
         x = np.ascontiguousarray(held_out.x[:n], dtype=np.float32)
@@ -216,42 +198,16 @@ def parity_inputs(handle: ModelHandle, held_out: Any, seed: int) -> list:
     return [x[i:i + PARITY_BATCH] for i in range(0, n, PARITY_BATCH)]
 
 
-def reference_outputs(handle: ModelHandle, inputs: list) -> list[list]:
-    """The input model's outputs (torch in-process, ONNX with ONNX Runtime) as numpy arrays."""
-    from .measure.parity import as_arrays
-
-    if handle.format == "onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(handle.path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return [as_arrays(session.run(None, {name: x})) for x in inputs]
-    import torch
-
-    from .profile.torch_counts import tensors_in
-
-    with torch.inference_mode():
-        return [as_arrays([t.float().numpy() for t in tensors_in(handle.obj(torch.from_numpy(x)))])
-                for x in inputs]
-
-
 def check_parity(handle: ModelHandle, name: str, artifact: Path, inputs: list,
                  threads: int | None) -> dict[str, Any]:
     """Opens the artifact here and compares it with the input model (measure.parity.check)."""
-    import numpy as np
-
-    from .measure.parity import as_arrays, check
-    from .measure.session import SessionFactory
-    from .metrics.fidelity import sqnr_db
-
-    rt = _runtime(name)
-    references = reference_outputs(handle, inputs)
-    session = SessionFactory(name, str(artifact), options=rt.options(PARITY_BATCH)).open(
-        threads=threads)
+    rt = RUNTIMES.get(name)
+    references = [as_arrays(r) for r in reference_outputs(handle, inputs)]
+    runner = artifact_runner(name, artifact, threads, PARITY_BATCH)
     try:
-        outputs = [as_arrays(session.run(x)) for x in inputs]
+        outputs = [as_arrays(runner.run(x)) for x in inputs]
     finally:
-        session.close()
+        runner.close()
     rel = max(rt.tolerance.rel, PASS_REL)
     why = (f"the larger of {name}'s own tolerance ({rt.tolerance.why}) and {PASS_REL:g} for "
            "rewritten weights; lossy passes (FP16, INT8) are expected to exceed it")

@@ -1,19 +1,60 @@
-"""Terminal rendering of `infertune eval` and `infertune zoo train` results (rich, stdout).
+"""`infertune eval`: flags → EvalOptions → commands.evaluate → accuracy, per-class and
+confusion tables, fidelity and the paired comparison (rich, stdout).
 
 Pure presentation: every number shown is in the result dict that --json prints. Fractions
 are shown as percentages with their 95% intervals in brackets.
 """
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from .render import make_console
+from ..commands.options import EvalOptions
+from ..tasks.detection.render import detection_eval
+from .common import MODEL_HELP, Parents, load_options, make_console
 
 MAX_CONFUSION_CLASSES = 20  # a wider matrix does not fit a terminal
 MAX_PER_CLASS_ROWS = 20  # beyond this, only the classes with the lowest F1
+
+
+def add(sub, parents: Parents) -> None:
+    p = sub.add_parser("eval", parents=parents.model, help="accuracy (with labels) and fidelity "
+                                                           "to a reference model, with 95%% "
+                                                           "intervals",
+                       description="--seed also seeds the --limit sample choice.")
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("--data", required=True, help="'sample' (or sample:val, the part the "
+                   "reference models never trained on), an image folder, or an .npz (x, y)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line (index = line)")
+    p.add_argument("--preprocess", help="preset (darknet, imagenet, efficientnet_lite, none) or "
+                                        "'preset,key=value,...' (default: the model's)")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate N samples (stratified)")
+    p.add_argument("--skip-bad", action="store_true", help="leave bad samples out, listed")
+    p.add_argument("--batch-size", type=int, default=64, help="inference batch (default 64)")
+    p.add_argument("--reference", metavar="MODEL",
+                   help="the original model: adds fidelity and the paired top-1 comparison")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    p.add_argument("--runtime", help="run the model on this runtime (see `infertune bench`) "
+                                     "instead of in-process torch / ONNX Runtime")
+    p.set_defaults(run=run)
+
+
+def options(args: argparse.Namespace) -> EvalOptions:
+    return EvalOptions(data=args.data, reference=args.reference, labels_file=args.labels,
+                       preprocess=args.preprocess, limit=args.limit, skip_bad=args.skip_bad,
+                       batch_size=args.batch_size, threads=args.threads, runtime=args.runtime)
+
+
+def run(args: argparse.Namespace) -> Any:
+    from ..commands.evaluate import evaluate
+
+    result = evaluate(args.model, options(args), load_options(args))
+    if not args.json:
+        eval_table(result)
+    return result
 
 
 def pct(value: float | None, ci: list[float] | None = None) -> str:
@@ -90,8 +131,6 @@ def eval_table(result: dict[str, Any], console: Console | None = None) -> None:
     """The whole eval result: header, accuracy, per class, confusion, fidelity, comparison."""
     console = console or make_console()
     if result.get("task") == "detection":
-        from .tasks.detection.render import detection_eval
-
         return detection_eval(result, console)
     model, data = result["model"], result["data"]
     console.print(f"{model['name']} ({model['format']}, weights {model.get('weights') or '?'}) "
@@ -119,17 +158,3 @@ def eval_table(result: dict[str, Any], console: Console | None = None) -> None:
         console.print(line, highlight=False, markup=False)
 
 
-def train_summary(record: dict[str, Any], console: Console | None = None) -> None:
-    """One block: where the files went and what the trained model scored."""
-    console = console or make_console()
-    val = record["val"]
-    console.print(
-        f"trained {record['name']}: {record['epochs_done']} epochs in {record['train_seconds']:.1f} s "
-        f"({record['threads']} threads, seed {record['seed']}"
-        f"{', stopped early by the time budget' if record['stopped_early'] else ''})\n"
-        f"  val top-1 {pct(val['top1'], val['top1_ci'])} · top-5 {pct(val['top5'])} on "
-        f"{val['n']} held-out digits ({val['data']})\n"
-        f"  {record['params']:,} params · {record['macs']:,} MACs · "
-        f"{record['weights_bytes']:,} bytes of weights\n"
-        + "\n".join(f"  wrote {path}" for path in record.get("files", {}).values()),
-        highlight=False, markup=False)
