@@ -88,6 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="measure nothing: rewrite the .md beside a saved results JSON")
+    p.add_argument("--add-note", action="append", default=[], metavar="TEXT",
+                   help="with --render: append TEXT to the JSON's run notes (a finding "
+                        "about the run, e.g. why a row is what it is)")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.min_runs, args.min_seconds = 2, 10, 1.0
@@ -452,6 +455,8 @@ def markdown(result: dict) -> str:
         lines += [f"**Disturbed run**: the 1-minute load average exceeded the {cores} cores "
                   "(other work was running): neither the machine limits nor the latencies "
                   "are those of an idle machine.", ""]
+    if result.get("notes"):  # what the operator found about this run (--add-note)
+        lines += ["Run notes:", ""] + [f"- {note}" for note in result["notes"]] + [""]
     for case in result["cases"]:
         lines += case_markdown(case)
     return "\n".join(lines) + "\n"
@@ -460,8 +465,11 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
-        _atomic.write_text(args.render.with_suffix(".md"),
-                           markdown(json.loads(args.render.read_text())))
+        saved = json.loads(args.render.read_text())
+        if args.add_note:
+            saved["notes"] = saved.get("notes", []) + args.add_note
+            _atomic.write_text(args.render, json.dumps(saved, indent=1, default=str) + "\n")
+        _atomic.write_text(args.render.with_suffix(".md"), markdown(saved))
         return 0
     from infertune.measure.fingerprint import fingerprint
     from infertune.measure.limits import machine_limits
