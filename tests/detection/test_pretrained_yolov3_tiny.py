@@ -18,7 +18,7 @@ import pytest
 
 from infertune.cli import main
 from infertune.errors import ModelFileError
-from infertune.tasks.detection.pretrained import YOLOV3_TINY_COCO, fetch, sha256_of
+from infertune.load.pretrained import YOLOV3_TINY_COCO, fetch, sha256_of
 from infertune.tasks.detection.records import iou_matrix
 
 

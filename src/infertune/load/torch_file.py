@@ -10,7 +10,7 @@ import pickle
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..errors import ConfigError, ModelFileError
 from ..types import InputSpec, ModelHandle
@@ -30,10 +30,13 @@ def is_torchscript(path: Path) -> bool:
         return any("/code/" in name or name.startswith("code/") for name in archive.namelist())
 
 
-def load_torch_file(path: Path, opts: "LoadOptions") -> ModelHandle:
+def load_torch_file(path: Path, opts: "LoadOptions",
+                    load_arch: Callable[..., ModelHandle]) -> ModelHandle:
+    """A TorchScript file, or a weights-only checkpoint loaded into the model `load_arch`
+    (the package's `load_model`, passed in: it dispatches to this module) builds."""
     if is_torchscript(path):
         return _load_torchscript(path, opts)
-    return _load_checkpoint(path, opts)
+    return _load_checkpoint(path, opts, load_arch)
 
 
 def _load_torchscript(path: Path, opts: "LoadOptions") -> ModelHandle:
@@ -71,7 +74,8 @@ def read_checkpoint(path: Path) -> Any:
         raise ModelFileError(f"not a readable PyTorch file ({_first_line(exc)})", path=path) from None
 
 
-def _load_checkpoint(path: Path, opts: "LoadOptions") -> ModelHandle:
+def _load_checkpoint(path: Path, opts: "LoadOptions",
+                     load_arch: Callable[..., ModelHandle]) -> ModelHandle:
     ckpt = read_checkpoint(path)
     state, info = split_checkpoint(ckpt, path)
     arch = opts.arch or info.get("arch")
@@ -80,9 +84,7 @@ def _load_checkpoint(path: Path, opts: "LoadOptions") -> ModelHandle:
                           "pass --arch ZOO_NAME (or NET.cfg)")
     num_classes = opts.num_classes or info.get("num_classes") or infer_num_classes(state)
     input_size = opts.input_size or (tuple(info["input_size"]) if "input_size" in info else None)
-    from . import load_model
-
-    base = load_model(arch, **{**asdict(opts), "arch": None, "num_classes": num_classes,
+    base = load_arch(arch, **{**asdict(opts), "arch": None, "num_classes": num_classes,
                                "input_size": input_size})
     _load_state(base.obj, state, path)
     meta = {**base.meta, "weights": str(path), "arch": arch}

@@ -13,6 +13,7 @@ Cache: `$INFERTUNE_CACHE/pretrained/<name>/`, else `~/.cache/infertune/pretraine
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -23,12 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._atomic import write_bytes
-from ...errors import ModelFileError
+from .._atomic import write_bytes
+from ..errors import ModelFileError
+from .darknet import load_darknet
 
 if TYPE_CHECKING:
-    from ...load import LoadOptions
-    from ...types import ModelHandle
+    from ..types import ModelHandle
+    from . import LoadOptions
 
 PIP_TIMEOUT_S = 600
 
@@ -160,10 +162,6 @@ def read_names(path: Path) -> tuple[str, ...]:
 
 def load_pretrained(name: str, opts: "LoadOptions") -> "ModelHandle":
     """The pretrained detector `name` as a torch handle (weights loaded, class names in meta)."""
-    import dataclasses
-
-    from ...load.darknet import load_darknet
-
     entry = PRETRAINED[name]
     folder = fetch(entry)
     handle = load_darknet(folder / entry.cfg, folder / entry.weights, bn_eps=opts.bn_eps,
