@@ -56,8 +56,8 @@ from infertune import _atomic
 from infertune.load import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers_quality import case_data, score  # noqa: E402  (data and quality, this benchmark's)
-from runtimes import RESULTS, machine_tag  # noqa: E402  (the sibling benchmark's helpers)
+from peers_quality import case_data, score
+from runtimes import RESULTS, machine_tag
 
 PEERS = ("torch eager fp32", "torch.compile fp32", "onnxruntime fp32", "onnxruntime int8",
          "openvino fp32", "openvino nncf int8")
@@ -118,8 +118,13 @@ def timed(fn, *a, **kw):
 def ort_int8(onnx_path: Path, calib: np.ndarray, out_dir: Path) -> Path:
     """ORT's documented flow: quant_pre_process, then quantize_static (QDQ, per-channel,
     MinMax; every other argument left at its default)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, quant_pre_process, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        quant_pre_process,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self, name: str):
@@ -388,6 +393,13 @@ def _row(row: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _calibration(calib: dict) -> str:
+    """A described slice as it is; a bare spec (results written before slices were
+    described) with its count."""
+    data = calib["data"]
+    return data if " " in data else f"{calib['n']} {data} images"
+
+
 def case_markdown(case: dict) -> list[str]:
     scoring = case["scoring"]
     evaluation = scoring.get("evaluation") or f"{scoring['n']} {scoring['data']} images"
@@ -398,7 +410,7 @@ def case_markdown(case: dict) -> list[str]:
                  f"on {evaluation} (no labels, or random weights: fidelity, not accuracy)")
     lines = [f"## {case['model']}, batch {case['batch']} ({case['macs'] / 1e9:.2f} GMAC, "
              f"input {'×'.join(map(str, case['input_shape']))})", "",
-             f"Quality: {what}. Calibration: {case['calibration']['data']} for both "
+             f"Quality: {what}. Calibration: {_calibration(case['calibration'])} for both "
              f"quantizers. "
              f"Best peer: {case['best_peer']}.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]

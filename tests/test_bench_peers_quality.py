@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import peers_quality  # noqa: E402
+import peers_quality
 
-from infertune.data import load_dataset  # noqa: E402
+from infertune.data import load_dataset
 
 
 def _handle(data: str, weights: str = "trained", chw=(3, 16, 16)):
