@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ._atomic import write_text
 from .errors import ConfigError
 
 CONFIG_VERSION = 1
@@ -153,7 +154,6 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 def save_config(config: OptimizeConfig, path: str | Path) -> None:
     import yaml
 
-    from ._atomic import write_text
 
     write_text(path, "# infertune optimize; replay with: infertune run THIS_FILE\n"
                + yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .onnx import export_onnx as _export_onnx
+
 
 def export_onnx(handle, out, *, opset: int = 17, input_size: tuple[int, int] | None = None,
                 check: bool = True) -> dict[str, Any]:
     """Exports `handle` to ONNX at `out`; see `infertune.export.onnx.export_onnx`."""
-    from .onnx import export_onnx as _export_onnx
-
     return _export_onnx(handle, out, opset=opset, input_size=input_size, check=check)
 
 

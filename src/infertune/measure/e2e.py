@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..data.preprocess import apply_preprocess, resolve_preprocess
+from ..data.sources import IMAGE_SUFFIXES, decode_image
 from ..errors import DataError
+from . import stats, timing
 
 # Enough distinct files that one image's cache state or size does not dominate the loop.
 MAX_IMAGES = 64
@@ -27,8 +30,6 @@ def list_images(path: str | Path, limit: int = MAX_IMAGES) -> list[str]:
     Raises:
         DataError: no such path, or a folder without images.
     """
-    from ..data.sources import IMAGE_SUFFIXES
-
     p = Path(path)
     if p.is_file():
         return [str(p.resolve())]
@@ -49,8 +50,6 @@ class ImageToLabel:
     """Callable timed by the harness: next file -> decoded -> preprocessed -> label."""
 
     def __init__(self, session, spec: dict[str, Any]):
-        from ..data.preprocess import resolve_preprocess
-
         self.session = session
         self.paths = [Path(p) for p in spec["images"]]
         self.channels, height, width = (int(d) for d in spec["shape"])
@@ -59,9 +58,6 @@ class ImageToLabel:
         self.calls = 0
 
     def __call__(self, _unused: Any = None) -> int:
-        from ..data.preprocess import apply_preprocess
-        from ..data.sources import decode_image
-
         path = self.paths[self.calls % len(self.paths)]
         self.calls += 1
         pixels = decode_image(path, self.channels)
@@ -73,8 +69,6 @@ class ImageToLabel:
 
 def run_e2e(session, spec: dict[str, Any], timing_config, model_p50_ms: float | None) -> dict:
     """Times ImageToLabel with the harness's loop; returns the result's "e2e" block."""
-    from . import stats, timing
-
     fn = ImageToLabel(session, spec)
     first_label = fn()  # also imports Pillow and the preprocessing outside the timed loop
     samples = timing.time_calls(fn, None, timing_config)

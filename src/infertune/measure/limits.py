@@ -37,7 +37,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .._atomic import write_text
 from ..machine import cache_dir
+from .fingerprint import fingerprint
+from .rounds import default_threads
 
 FP32_N = 1536
 INT8_N = 2048
@@ -217,10 +220,6 @@ def machine_limits(threads: int | None = None, *, refresh: bool = False,
         not be measured), "threads", "int8_probes", "notes", "method", "measured_at",
         "cached" (whether this came from the cache), "cache_file"}.
     """
-    from .._atomic import write_text
-    from .fingerprint import fingerprint
-    from .rounds import default_threads
-
     threads = int(threads or default_threads())
     path = cache_dir() / f"limits-{machine_key(fingerprint(), threads)}.json"
     if cache and not refresh:

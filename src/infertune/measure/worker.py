@@ -46,9 +46,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import RuntimeUnavailable
-from . import energy, parity, stats, timing
-from .isolate import THREAD_VARS, empty_result, write_result
 from ..runtimes.session import SessionFactory, get_opener
+from . import energy, parity, stats, timing
+from .e2e import run_e2e
+from .isolate import THREAD_VARS, die_with_parent, empty_result, write_result
 
 
 def peak_rss_mb() -> float:
@@ -182,8 +183,6 @@ def _parity(session, job: dict[str, Any], res: dict[str, Any]) -> None:
 
 
 def _e2e(session, job: dict[str, Any], res: dict[str, Any]) -> None:
-    from .e2e import run_e2e
-
     p50 = res["latency_ms"]["p50"] if res.get("latency_ms") else None
     res["e2e"] = run_e2e(session, job["e2e"], timing.TimingConfig.from_dict(job["timing"]), p50)
 
@@ -236,8 +235,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    from .isolate import die_with_parent
-
     die_with_parent()
     # On a segfault, print the Python stack to stderr: the parent quotes its last line.
     faulthandler.enable()

@@ -24,9 +24,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..profile import profile_model
 from ..types import ModelHandle
 from .base import PassContext, PassResult, register_pass
-
 
 # Tucker-2 needs some input channels to compress: the stem conv (3 channels) is kept, as
 # usual for Tucker decompositions of CNNs (mac_reduction would give it r_in = 1).
@@ -73,7 +73,6 @@ def apply(model: ModelHandle, config: LowRankConfig, ctx: PassContext) -> PassRe
     """Decomposes every layer that pays off, on a deep copy; the input is untouched."""
     import torch
 
-    from ..profile import profile_model
 
     if isinstance(model.obj, torch.jit.ScriptModule):
         return PassResult(model, False, "a TorchScript module cannot be edited")

@@ -6,6 +6,7 @@ import os
 from typing import Any, Sequence
 
 from ..errors import ConfigError
+from ..export import export_onnx
 from ..types import ModelHandle
 from .base import PASSES, PassContext, PassResult, config_from_options, workfile
 
@@ -26,8 +27,6 @@ def model_bytes(model: ModelHandle) -> int:
 
 def to_onnx(model: ModelHandle, ctx: PassContext) -> ModelHandle:
     """The conversion step: a torch handle exported to an ONNX file in the workdir."""
-    from ..export import export_onnx
-
     out = workfile(ctx, _stem(model), ".onnx")
     summary = export_onnx(model, out)
     return ModelHandle(format="onnx", path=str(out), input_spec=model.input_spec,

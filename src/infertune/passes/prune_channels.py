@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..profile import profile_model
 from ..types import ModelHandle
 from .base import PassContext, PassResult, register_pass
 
@@ -160,8 +161,6 @@ def _finish(model: ModelHandle, net: Any, plan: dict, config: PruneChannelsConfi
 
 
 def _sizes(before: ModelHandle, after: ModelHandle) -> dict[str, int]:
-    from ..profile import profile_model
-
     a, b = profile_model(before), profile_model(after)
     return {"params_before": int(a["params"]), "params_after": int(b["params"]),
             "macs_before": int(a["macs"]), "macs_after": int(b["macs"])}

@@ -21,65 +21,12 @@ still cover the whole model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..types import ModelHandle
-
-TOTAL_KEYS = ("params", "buffers", "macs", "weight_bytes", "activation_bytes", "mac_bytes")
-OTHER_ROW = "(other)"
-
-
-@dataclass
-class LayerStats:
-    """One row of the per-layer table, filled in while the model runs or the graph is read."""
-
-    name: str
-    type: str
-    output_shape: Any = None
-    params: int = 0
-    buffers: int = 0
-    macs: int = 0
-    weight_bytes: int = 0
-    activation_bytes: int = 0
-    mac_bytes: int = 0
-    calls: int = 0
-
-    def is_empty(self) -> bool:
-        return not any(getattr(self, key) for key in TOTAL_KEYS)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "type": self.type, "output_shape": self.output_shape,
-            **{key: int(getattr(self, key)) for key in TOTAL_KEYS},
-            "intensity": intensity(self.macs, self.mac_bytes), "calls": self.calls,
-        }
-
-
-def intensity(macs: int, mac_bytes: int) -> float:
-    """MACs per byte moved; 0.0 for a layer that moves nothing."""
-    return round(macs / mac_bytes, 4) if mac_bytes else 0.0
-
-
-def strip_batch(shape: Sequence[Any]) -> list[Any]:
-    """A shape without its batch dimension: the leading 1 of a tensor computed at batch 1."""
-    shape = list(shape)
-    return shape[1:] if shape and shape[0] == 1 else shape
-
-
-def assemble(name: str, input_chw: Sequence[int], output_shape: Any,
-             layers: list[LayerStats]) -> dict[str, Any]:
-    """The JSON-ready profile: totals (sums over layers) first, then the rows."""
-    totals = {key: int(sum(getattr(row, key) for row in layers)) for key in TOTAL_KEYS}
-    return {
-        "model": name,
-        "input_shape": [int(v) for v in input_chw],
-        **totals,
-        "intensity": intensity(totals["macs"], totals["mac_bytes"]),
-        "output_shape": output_shape,
-        "layers": [row.to_dict() for row in layers],
-    }
-
+from .onnx_counts import profile_onnx
+from .rows import OTHER_ROW, TOTAL_KEYS, LayerStats, assemble, intensity, strip_batch
+from .torch_counts import profile_torch
 
 def profile_model(handle: ModelHandle, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Profiles a model at batch 1 (see the module docstring for what each number means).
@@ -98,12 +45,9 @@ def profile_model(handle: ModelHandle, input_size: tuple[int, int] | None = None
         height, width = (int(v) for v in input_size)
     chw = (channels, height, width)
     if handle.format == "onnx":
-        from .onnx_counts import profile_onnx
-
         return profile_onnx(handle.path, handle.input_spec.name, chw, name=handle.name)
-    from .torch_counts import profile_torch
-
     return profile_torch(handle.obj, chw, dtype=handle.input_spec.dtype, name=handle.name)
 
 
-__all__ = ["profile_model", "LayerStats", "assemble", "intensity", "strip_batch"]
+__all__ = ["profile_model", "LayerStats", "assemble", "intensity", "strip_batch", "OTHER_ROW",
+           "TOTAL_KEYS"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError
-from . import LayerStats, assemble, strip_batch
+from .rows import LayerStats, assemble, strip_batch
 
 # op -> index of the weight input; MACs = output elements x prod(weight dims after the first).
 _CONV_WEIGHT = {"Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "FusedConv": 1}

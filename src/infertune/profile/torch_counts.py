@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from ..errors import UnsupportedModel
 from ..tensors import tensors_in
-from . import OTHER_ROW, LayerStats, assemble, strip_batch
+from .rows import OTHER_ROW, LayerStats, assemble, strip_batch
 
 _CONV_OPS = {"conv1d", "conv2d", "conv3d", "convolution", "_convolution",
              "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}

@@ -26,10 +26,18 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import (TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence,
-                    runtime_checkable)
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Mapping,
+    Protocol,
+    Sequence,
+    runtime_checkable,
+)
 
 from ..errors import InfertuneError
+from ..export import export_onnx
 from ..machine import gpu_info
 from ..registry import Registry
 from ..types import ModelHandle
@@ -309,8 +317,6 @@ def onnx_artifact(handle: ModelHandle, workdir: str | Path,
                   input_size: tuple[int, int] | None = None) -> Path:
     """The model as ONNX under `workdir`, exported (and checked against it) once and shared
     by the runtimes that start from ONNX (ONNX Runtime, OpenVINO, TensorRT)."""
-    from ..export import export_onnx
-
     if handle.format == "torch" and handle.meta.get("torch_precision"):
         raise Incompatible(f"a torch module cast to {handle.meta['torch_precision']} is not "
                            "exported to ONNX (a bfloat16/float16-typed graph; see "

@@ -9,7 +9,7 @@ from ..measure.fingerprint import fingerprint
 from ..measure.limits import machine_limits as measured_limits
 from ..passes import model_bytes
 from ..passes.mixed_precision import kept_float_layers as _kept
-from ..profile.layer_time import layer_times
+from ..runtimes.layer_time import layer_times
 from . import screening, select
 from .candidate import Candidate, Decision, Status
 from .state import RunState

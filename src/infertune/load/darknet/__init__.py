@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError, ModelFileError
+from ...tasks.detection.heads import detection_spec
 from ...types import InputSpec, ModelHandle
 from .cfg import Section, parse_cfg, read_cfg
 
@@ -85,8 +86,6 @@ def _num_classes(net: "DarknetNet") -> int | None:
 
 def _detection_meta(net: "DarknetNet") -> dict[str, Any]:
     """{"detection": DetectionSpec or None, "outputs": names} for a detector, {} otherwise."""
-    from ...tasks.detection.heads import detection_spec
-
     if not net.output_heads:
         return {}
     spec = detection_spec(net.sections, net.out_shapes, net.output_heads, net.input_size[1:])
