@@ -6,14 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
-pytest.importorskip("torch")
-pytest.importorskip("faster_coco_eval")
-
-from PIL import Image  # noqa: E402
-
-from infertune.cli import main  # noqa: E402
-from test_predict_cli import DETECTOR  # noqa: E402
+from infertune.cli import main
+from test_predict_cli import DETECTOR
 
 
 @pytest.fixture

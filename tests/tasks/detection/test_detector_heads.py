@@ -3,14 +3,13 @@ the ONNX export, with its decoding parameters in the handle's meta. Random weigh
 from __future__ import annotations
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
+import detector_cfgs as cfgs
 
-import detector_cfgs as cfgs  # noqa: E402
-
-from infertune.export.onnx import export_onnx  # noqa: E402
-from infertune.load import load_model  # noqa: E402
-from infertune.tasks.detection.heads import RegionHead, YoloHead  # noqa: E402
+from infertune.export.onnx import export_onnx
+from infertune.load import load_model
+from infertune.tasks.detection.heads import RegionHead, YoloHead
 
 
 def _load(tmp_path, name: str, text: str):

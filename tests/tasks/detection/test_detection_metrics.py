@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from extras import require_extra
+
 from infertune.tasks.detection.compare import (bootstrap_map, fidelity_map, paired_drop,
                                                score_shift)
 from infertune.tasks.detection.metrics import coco_scores
 from infertune.tasks.detection.records import DetectionSample, Detections
 
-pytest.importorskip("faster_coco_eval")
 HW = (100, 100)
 
 
@@ -80,7 +81,7 @@ def random_set(seed: int, n: int = 30, classes: int = 3):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_faster_coco_eval_matches_pycocotools(seed):
-    pytest.importorskip("pycocotools")
+    require_extra("pycocotools", "test")
     truth, preds = random_set(seed)
     names = ["a", "b", "c"]
     fast = coco_scores(truth, preds, names)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from extras import require_extra
+
 from infertune.cli import main
 from infertune.errors import ModelFileError
 from infertune.load.pretrained import YOLOV3_TINY_COCO, fetch, sha256_of
@@ -23,7 +25,7 @@ from infertune.tasks.detection.records import iou_matrix
 
 
 def _photo(package: str, *parts: str) -> Path:
-    module = pytest.importorskip(package)
+    module = require_extra(package, "photos")
     return Path(os.path.dirname(module.__file__), *parts)
 
 

@@ -6,13 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
-pytest.importorskip("torch")
-
-from PIL import Image  # noqa: E402
-
-from infertune.cli import main  # noqa: E402
-from tiny_models import TINY_CFG  # noqa: E402
+from infertune.cli import main
+from tiny_models import TINY_CFG
 
 DETECTOR = """[net]
 width=32
