@@ -73,15 +73,12 @@ def parity_file(tiny, tmp_path_factory):
     return path
 
 
-# Runtimes that need hardware this machine may lack (an NVIDIA GPU): the only ones that may
-# skip. Every CPU runtime rests on hard dependencies (torch, onnxruntime, openvino) and a C++
-# compiler (compile): unavailable there is a broken install, and fails.
-NEEDS_GPU = {"tensorrt"}
-
-
+# Runtimes that need hardware this machine may lack (an NVIDIA GPU: `needs_gpu`): the only
+# ones that may skip. Every CPU runtime rests on hard dependencies (torch, onnxruntime,
+# openvino) and a C++ compiler (compile): unavailable there is a broken install, and fails.
 def _available(name: str):
     ok, why = RUNTIMES.get(name).available()
-    if not ok and name in NEEDS_GPU:
+    if not ok and RUNTIMES.get(name).needs_gpu:
         pytest.skip(f"{name} unavailable here: {why}")
     assert ok, f"{name} must run on every machine infertune supports, but: {why}"
     return RUNTIMES.get(name)

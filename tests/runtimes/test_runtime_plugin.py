@@ -88,7 +88,8 @@ def test_listed_with_its_artifact_and_benched_by_rank(plugin, capsys):
     assert row["artifact_note"] == PluginOrt.artifact_note
     formats = [r for r in list_items("formats") if r["kind"] == "artifact"]
     assert [r["name"] for r in formats] == ["torch", "torchscript", "compile", "onnxruntime",
-                                            NAME, "openvino", "tensorrt"]
+                                            NAME, "openvino", "tensorrt", "onnxruntime-cuda",
+                                            "onnxruntime-tensorrt"]
     assert main(["list", "runtimes", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert NAME in [r["name"] for r in listed]
@@ -158,7 +159,7 @@ def test_triton_refuses_it_without_a_backend(plugin, tiny, tmp_path, monkeypatch
     _, artifact = tiny
     monkeypatch.setattr(plugin, "triton", None)
     with pytest.raises(ConfigError, match="plugin_ort, which has no Triton backend; Triton "
-                                          "serves onnxruntime, openvino, torchscript picks"):
+                                          "serves onnxruntime, tensorrt, openvino, torchscript picks"):
         best.triton(_run_dir(tmp_path, NAME, artifact), tmp_path / "repo")
 
 

@@ -13,6 +13,8 @@ layer timing) they read from its registry entry, never from a table of their own
 from __future__ import annotations
 
 from . import onnxruntime as _onnxruntime  # noqa: F401  (name: "onnxruntime")
+from . import onnxruntime_cuda as _onnxruntime_cuda  # noqa: F401  (name: "onnxruntime-cuda")
+from . import onnxruntime_tensorrt as _onnxruntime_trt  # noqa: F401  ("onnxruntime-tensorrt")
 from . import openvino as _openvino  # noqa: F401  (name: "openvino")
 from . import tensorrt as _tensorrt  # noqa: F401  (name: "tensorrt")
 from . import torch_compile as _torch_compile  # noqa: F401  (name: "compile")

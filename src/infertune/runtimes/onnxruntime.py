@@ -1,7 +1,10 @@
 """ONNX Runtime: the model exported to ONNX (opset 17, dynamic batch), run with every graph
-optimisation on. CPU execution provider; on a machine with an NVIDIA GPU and the
-onnxruntime-gpu wheel, the TensorRT and CUDA providers are asked for first (ORT falls back
-to the next provider for what one cannot run; `session_info.providers` says what it used).
+optimisation on, on the CPU execution provider only. The onnxruntime-gpu wheel offers the
+CUDA and TensorRT providers to any session that does not name its providers; this runtime
+always names exactly ["CPUExecutionProvider"], so that a GPU figure never appears under the
+CPU runtime's name. ORT's GPU providers are runtimes of their own, named so
+(onnxruntime_cuda.py: "onnxruntime-cuda", onnxruntime_tensorrt.py: "onnxruntime-tensorrt"),
+built from the same ONNX artifact and opened with this module's session class.
 
 Session settings, and why: every graph optimisation on (ORT_ENABLE_ALL, what a deployment
 uses); `intra_op_num_threads` = the measured thread count, so that runtimes are compared at
@@ -13,25 +16,24 @@ Absolute imports throughout: this module is `infertune.runtimes.onnxruntime`, an
 """
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from infertune.errors import ModelFileError
-from infertune.runtimes.base import (Loader, Runtime, TritonBackend, nvidia_gpus, onnx_artifact,
-                                     opener, register)
+from infertune.runtimes.base import (Loader, Runtime, TritonBackend, onnx_artifact, opener,
+                                     register)
 from infertune.runtimes.layer_time import WARMUP_RUNS, rows_from_totals
 
 # Options a caller may pass, besides "threads": "config" entries for add_session_config_entry
-# (e.g. {"session.intra_op.allow_spinning": "0"}), "optimization" ("all"|"extended"|"basic"|
-# "disable") and "device" ("cpu" | "cuda").
+# (e.g. {"session.intra_op.allow_spinning": "0"}) and "optimization" ("all"|"extended"|"basic"|
+# "disable"). The providers are not an option: they are the runtime's (CPU_PROVIDERS here).
 _LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED",
            "basic": "ORT_ENABLE_BASIC", "disable": "ORT_DISABLE_ALL"}
-_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+CPU_PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
 
 
 def session_options(options: Mapping[str, Any]):
@@ -50,20 +52,12 @@ def session_options(options: Mapping[str, Any]):
     return so
 
 
-def providers_for(device: str) -> list[str]:
-    """Execution providers in order of preference for `device`, limited to those installed."""
-    import onnxruntime as ort
-
-    if not device.startswith("cuda"):
-        return ["CPUExecutionProvider"]
-    have = set(ort.get_available_providers())
-    return [p for p in _GPU_PROVIDERS if p in have] + ["CPUExecutionProvider"]
-
-
 class OrtSession:
-    """One ORT InferenceSession with a single image input."""
+    """One ORT InferenceSession with a single image input, on exactly `providers` (a name or
+    a (name, provider options) pair each; the CPU provider alone unless a GPU runtime says)."""
 
-    def __init__(self, artifact: str, options: Mapping[str, Any]):
+    def __init__(self, artifact: str, options: Mapping[str, Any],
+                 providers: Sequence[Any] = CPU_PROVIDERS):
         import onnxruntime as ort
 
         if not os.path.isfile(artifact):
@@ -71,7 +65,7 @@ class OrtSession:
         self.options = dict(options)
         self._version = ort.__version__
         self._sess = ort.InferenceSession(artifact, session_options(options),
-                                          providers=providers_for(options.get("device", "cpu")))
+                                          providers=list(providers))
         inputs = self._sess.get_inputs()
         if len(inputs) != 1:
             raise ModelFileError(f"expected one input, found {len(inputs)}", path=artifact)
@@ -90,14 +84,6 @@ class OrtSession:
                 "onnxruntime": self._version}
 
 
-def _gpu_wheel() -> bool:
-    try:
-        importlib.metadata.version("onnxruntime-gpu")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
-
-
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
     accepts = ("torch", "onnx")
@@ -105,7 +91,7 @@ class OnnxRuntime(Runtime):
     install = "pip install onnxruntime onnx"
     cast_torch_hint = ("ONNX Runtime takes float16 as a float16 graph with float32 I/O (fp16 "
                        "with target=onnxruntime) and has no bfloat16 CPU kernels")
-    description = "ONNX Runtime, all graph optimisations (CPU; TensorRT/CUDA EPs on a GPU)"
+    description = "ONNX Runtime, all graph optimisations, CPU execution provider only"
     artifact_files = ".onnx"
     artifact_note = "ONNX, opset >= 17, dynamic batch"
     loader = Loader("onnxruntime", (
@@ -120,9 +106,6 @@ class OnnxRuntime(Runtime):
     def build(self, handle, workdir, *, input_size=None, threads=None) -> Path:
         return onnx_artifact(handle, workdir, input_size)
 
-    def options(self, batch: int | None) -> dict[str, Any]:
-        return {"device": "cuda"} if _gpu_wheel() and nvidia_gpus() else {}
-
     def time_layers(self, artifact, x, threads, runs):
         return ort_layer_rows(artifact, x, threads, runs), LAYER_METHOD
 
@@ -132,7 +115,7 @@ register(OnnxRuntime())
 
 @opener("onnxruntime", preload=("numpy", "onnxruntime"))
 def open_onnxruntime(artifact: str, options: Mapping[str, Any]) -> OrtSession:
-    """Opens an .onnx file with ONNX Runtime (CPU provider unless options say "cuda")."""
+    """Opens an .onnx file with ONNX Runtime on the CPU provider only."""
     return OrtSession(artifact, options)
 
 
