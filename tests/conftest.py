@@ -1,5 +1,7 @@
-"""Shared fixtures. Tests are grouped by what they need (unit: no ML framework; load,
-darknet, zoo, profile, export: torch + onnx + onnxruntime; e2e: the CLI)."""
+"""Shared fixtures. tests/ mirrors src/infertune/ (tests/load/darknet/ tests load/darknet/, ...);
+the kind of test is a marker registered in pyproject.toml (e2e, fuzz, slow, tf, gpu). This folder
+is on sys.path (pytest's rootdir conftest), so the helpers beside this file are imported by
+name: tiny_models, extras, fuzz_targets."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -19,6 +19,8 @@ from extras import require_extra
 
 from infertune.cli import main
 
+pytestmark = pytest.mark.e2e
+
 FAST = ["--runtimes", "onnxruntime", "--passes", "fold_bn,int8_static", "--eval-size", "600",
         "--screen-size", "32", "--calib-size", "32", "--min-runs", "5", "--min-seconds", "0.1",
         "--final-rounds", "1", "--threads", "1"]

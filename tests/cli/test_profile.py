@@ -1,22 +1,18 @@
-"""The CLI end to end, called in-process through cli.main(argv) (it returns the exit code)."""
+"""`infertune profile` end to end, called in-process through cli.main(argv) (it returns the exit
+code): the zoo's MAC counts, and the one-line errors of a bad model file (the loader's refusals as
+the user sees them)."""
 from __future__ import annotations
 
-import hashlib
 import json
-import struct
 
-import numpy as np
 import pytest
 import torch
 
 from infertune.cli import main
 
-from tiny_models import TINY_CFG  # noqa: E402
+from tiny_models import TINY_CFG, TINY_FLOATS, tiny_darknet_files  # noqa: E402
 
-# Floats in a .weights file for TINY_CFG (FORMAT.md §1.3), counted by hand:
-# conv1: 8 biases + 3×8 BN arrays + 8·3·3·3 weights = 8 + 24 + 216 = 248
-# conv2: 5 biases + 5·8·1·1 weights = 45
-TINY_FLOATS = 248 + 45
+pytestmark = pytest.mark.e2e
 
 
 class Boom:
@@ -32,23 +28,9 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def sha(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture
 def tiny_darknet(tmp_path):
-    cfg = tmp_path / "tiny.cfg"
-    cfg.write_text(TINY_CFG)
-    weights = tmp_path / "tiny.weights"
-    rng = np.random.default_rng(0)
-    header = struct.pack("<iiiQ", 0, 2, 0, 0)
-    weights.write_bytes(header + rng.standard_normal(TINY_FLOATS).astype("<f4").tobytes())
-    # BN variances must be positive: they are the 3rd BN array of conv1 (offset 8+8+8).
-    data = np.frombuffer(weights.read_bytes()[20:], "<f4").copy()
-    data[24:32] = np.abs(data[24:32]) + 0.5
-    weights.write_bytes(header + data.tobytes())
-    return cfg, weights
+    return tiny_darknet_files(tmp_path)
 
 
 def test_profile_darknet19_448_json(capsys):
@@ -76,27 +58,6 @@ def test_profile_table_goes_to_stdout_without_json(capsys, tiny_darknet):
     code, out, _ = run(capsys, "profile", f"{cfg}:{weights}")
     assert code == 0
     assert "convolutional" in out and "total" in out
-
-
-def test_export_darknet_to_onnx_and_run(capsys, tiny_darknet, tmp_path):
-    import onnxruntime as ort
-
-    from infertune.load import load_model
-
-    cfg, weights = tiny_darknet
-    before = sha(cfg), sha(weights)
-    out_path = tmp_path / "out" / "tiny.onnx"
-    code, out, err = run(capsys, "export", f"{cfg}:{weights}", "--out", str(out_path), "--json")
-    assert code == 0, err
-    assert json.loads(out)["path"] == str(out_path)
-    assert (sha(cfg), sha(weights)) == before  # inputs never modified
-    session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).standard_normal((3, 3, 16, 16)).astype(np.float32)
-    got = session.run(None, {session.get_inputs()[0].name: x})[0]
-    with torch.inference_mode():
-        want = load_model(f"{cfg}:{weights}").obj(torch.from_numpy(x)).numpy()
-    assert got.shape == (3, 5)
-    np.testing.assert_allclose(got, want, atol=1e-5)  # float32 softmax outputs in [0, 1]
 
 
 def error_of(capsys, *argv):
@@ -156,9 +117,3 @@ def test_non_weights_only_pickle(capsys, tmp_path):
 
 def test_user_code_refused_without_trust(capsys):
     assert "--trust-code" in error_of(capsys, "profile", "os.path:join")
-
-
-def test_bad_export_format_is_usage_error(capsys, tmp_path):
-    with pytest.raises(SystemExit) as exc:
-        main(["export", "resnet18", "--format", "tflite", "--out", str(tmp_path / "x")])
-    assert exc.value.code == 2

@@ -8,6 +8,8 @@ import pytest
 
 from infertune.cli import main
 
+pytestmark = pytest.mark.e2e
+
 
 def run(capsys, *argv):
     code = main([str(a) for a in argv])

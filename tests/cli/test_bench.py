@@ -11,6 +11,8 @@ from infertune.cli import main
 
 from tiny_models import TINY_CFG  # noqa: E402
 
+pytestmark = pytest.mark.e2e
+
 FAST = ["--rounds", "2", "--min-runs", "3", "--min-seconds", "0", "--threads", "1"]
 RESULT_KEYS = {"runtime", "batch", "latency_ms", "throughput_ips", "peak_rss_mb", "artifact_mb",
                "cold_start_ms", "energy_j_per_image", "status", "reason"}

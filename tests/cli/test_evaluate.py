@@ -20,6 +20,8 @@ import pytest
 
 from infertune.cli import main
 
+pytestmark = pytest.mark.e2e
+
 CFG = """[net]
 width=4
 height=4
