@@ -4,7 +4,7 @@
     python fuzz/campaign.py --minutes 1 --only cfg npz
 
 The inputs come from the same hypothesis strategies as the property tests
-(tests/reliability/fuzz_targets.py); here each parser runs for its share of the time with
+(tests/fuzz_targets.py); here each parser runs for its share of the time with
 as many examples as fit. Every input must load or be refused with a one-line
 InfertuneError; anything else is a crash: it is counted by exception type and message, and
 its input is saved under fuzz/crashes/ (replay it with `--replay FILE`). The figures are
@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 # The strategies and targets live with the property tests, so both fuzz the same way.
-sys.path.insert(0, str(HERE.parent / "tests" / "reliability"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
 import fuzz_targets as ft  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402

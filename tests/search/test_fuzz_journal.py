@@ -8,8 +8,11 @@ import json
 from fuzz_targets import check_outcome, mutated_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import pytest
 
 from infertune.search import journal
+
+pytestmark = pytest.mark.fuzz
 
 REAL = b"".join(json.dumps(e).encode() + b"\n" for e in (
     {"kind": "candidate", "id": "abc123", "status": "ok", "latency_ms": {"p50": 1.5}},

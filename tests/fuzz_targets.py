@@ -1,5 +1,5 @@
-"""What is fuzzed and what counts as a crash, shared by the property tests in this folder and
-the longer campaign in `fuzz/campaign.py`.
+"""What is fuzzed and what counts as a crash, shared by the property tests (the
+`test_fuzz_*.py` files, marker `fuzz`) and the longer campaign in `fuzz/campaign.py`.
 
 Each target takes one generated input (text or bytes), feeds it to one parser or loader the
 way a user's file would reach it, and returns normally if the input loaded or was refused

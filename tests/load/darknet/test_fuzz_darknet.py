@@ -17,6 +17,8 @@ from infertune.load.darknet import network_from_text, parse_cfg
 from infertune.load.darknet.budget import MAX_ACTIVATION_VALUES, MAX_PARAMS
 from infertune.load.darknet.cfg import atof, atoi
 
+pytestmark = pytest.mark.fuzz
+
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 WEIGHTS = real_weights()

@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from infertune.data import load_dataset
 from infertune.errors import DataError
 
+pytestmark = pytest.mark.fuzz
+
 FAST = settings(max_examples=120, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 IMAGES = real_images()

@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from infertune.errors import ModelFileError
 from infertune.load import load_model
 
+pytestmark = pytest.mark.fuzz
+
 TINY = tiny_onnx_bytes()
 
 

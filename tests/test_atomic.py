@@ -97,6 +97,7 @@ def test_other_errors_in_the_block_are_not_disguised(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.e2e
 def test_cli_export_to_a_full_disk_is_one_line_and_exit_2(capsys, tmp_path, cfg, monkeypatch):
     import onnx
 
@@ -109,6 +110,7 @@ def test_cli_export_to_a_full_disk_is_one_line_and_exit_2(capsys, tmp_path, cfg,
     assert list(out.parent.iterdir()) == []  # neither the output nor a temporary or stage
 
 
+@pytest.mark.e2e
 def test_cli_export_and_apply_under_a_file_fail_before_working(capsys, tmp_path, cfg):
     (tmp_path / "afile").write_text("")
     for argv in (["export", str(cfg)], ["apply", str(cfg), "--pass", "fold_bn"]):
@@ -118,6 +120,7 @@ def test_cli_export_and_apply_under_a_file_fail_before_working(capsys, tmp_path,
         assert err.count("\n") == 1
 
 
+@pytest.mark.e2e
 def test_load_export_and_apply_never_write_their_inputs(capsys, tmp_path, cfg):
     from infertune.load.darknet import load_darknet, write_weights
 
