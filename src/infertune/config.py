@@ -14,7 +14,7 @@ from .errors import ConfigError
 
 CONFIG_VERSION = 1
 DROP_TYPES = ("absolute", "relative")
-METRICS = ("auto", "top1", "agreement")
+METRICS = ("auto", "top1", "agreement", "map")
 OBJECTIVES = ("latency", "throughput", "size")
 EXECUTORS = ("local", "ray")
 
@@ -28,12 +28,16 @@ class OptimizeConfig:
         load: model-loading options (num_classes, arch, trust_code, bn_eps, seed...).
         input_size: (H, W) override or None.
         data: dataset spec (a folder, .npz, or a built-in set: "sample", "clutter",
-            "photos"); "auto": the zoo model's own built-in set, else "sample".
+            "photos"; for a detector also a COCO .json, YOLO or VOC folder, or a plain image
+            folder); "auto": the zoo model's own built-in set, else "sample" ("photos" for
+            a detector).
         preprocess: preprocessing preset override, or None for the model's own.
         max_drop: accuracy budget in points (absolute) or percent of the baseline (relative).
         drop_type: absolute | relative.
         metric: top1 (needs labels) | agreement (top-1 agreement with the original model) |
-            auto (top1 when the data has labels and the model's classes match them).
+            map (detectors: COCO mAP on the data's boxes, else fidelity mAP against the
+            original model's detections) | auto (a detector: map; a classifier: top1 when
+            the data has labels and the model's classes match them).
         confidence: level of every interval the decision uses.
         objective: latency (p50 at batch 1) | throughput (best images/s) | size (MB).
         runtimes: runtimes to consider (None: every available one).

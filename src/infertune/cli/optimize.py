@@ -55,9 +55,10 @@ def add(sub, parents: Parents) -> None:
     p.add_argument("--max-drop", type=float, default=1.0,
                    help="accuracy budget: points (absolute, default 1.0) or percent (relative)")
     p.add_argument("--drop-type", choices=("absolute", "relative"), default="absolute")
-    p.add_argument("--metric", choices=("auto", "top1", "agreement"), default="auto",
-                   help="top1 on labels, or top-1 agreement with the original model "
-                        "(auto: top1 when the labels mean something to the model)")
+    p.add_argument("--metric", choices=("auto", "top1", "agreement", "map"), default="auto",
+                   help="top1 on labels, or top-1 agreement with the original model; map "
+                        "for detectors (mAP points on boxes, else fidelity mAP) (auto: map "
+                        "for a detector, top1 when the labels mean something to the model)")
     p.add_argument("--confidence", type=float, default=0.95, help="interval level (0.95)")
     p.add_argument("--objective", choices=("latency", "throughput", "size"), default="latency")
     p.add_argument("--runtimes", help="comma-separated runtimes (default: every available one)")

@@ -19,6 +19,11 @@ same samples. Two cases:
   on every sample, so the drop is the disagreement rate d/n, a single proportion: its Wilson
   score interval, valid at d = 0 for the same reason.
 
+* **mAP of a detector** (labels, or fidelity mAP against the original model's detections):
+  mAP does not decompose into per-sample successes, so its paired drop's interval is a
+  percentile bootstrap over images, both models scored on the same draws
+  (tasks/detection/compare.py). Its points are mAP points, judged by the same rule.
+
 The rule (`BudgetRule.within`): a candidate is within budget only when the *upper end* of
 its drop's two-sided interval is at most the budget, in points. So each decision errs on
 the side of refusing, with one-sided error (1 − confidence)/2, and less data makes the test
@@ -128,6 +133,7 @@ class BudgetRule:
 
     points: float
     confidence: float = 0.95
+    interval: str = "Tango's score interval for top-1, Wilson for agreement"
 
     def __post_init__(self) -> None:
         if not (self.points >= 0.0 and math.isfinite(self.points)):
@@ -136,14 +142,16 @@ class BudgetRule:
 
     @classmethod
     def from_option(cls, max_drop: float, drop_type: str, baseline_pct: float,
-                    confidence: float = 0.95) -> "BudgetRule":
+                    confidence: float = 0.95, interval: str | None = None) -> "BudgetRule":
         """--max-drop as given (absolute points) or as a percentage of the baseline's
-        metric (relative)."""
+        metric (relative). `interval` names how the drops' intervals are computed (for
+        the rule's text; the rule itself is the same for every metric)."""
+        extra = {"interval": interval} if interval else {}
         if drop_type == "relative":
-            return cls(max_drop * baseline_pct / 100.0, confidence)
+            return cls(max_drop * baseline_pct / 100.0, confidence, **extra)
         if drop_type != "absolute":
             raise ConfigError(f"drop type must be absolute or relative, not {drop_type!r}")
-        return cls(max_drop, confidence)
+        return cls(max_drop, confidence, **extra)
 
     def within(self, drop_high: float | None) -> bool | None:
         """Whether a drop whose interval's upper end is `drop_high` points is within budget
@@ -158,5 +166,5 @@ class BudgetRule:
 
     def text(self) -> str:
         return (f"within budget when the upper end of the drop's two-sided "
-                f"{self.confidence:.0%} interval (paired, same samples; Tango's score "
-                f"interval for top-1, Wilson for agreement) is at most {self.points:g} points")
+                f"{self.confidence:.0%} interval (paired, same samples; {self.interval}) "
+                f"is at most {self.points:g} points")

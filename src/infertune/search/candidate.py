@@ -117,8 +117,11 @@ class Plan(_Record):
 class Drop(_Record):
     """A paired drop in points (baseline − candidate) with its two-sided interval.
 
-    metric: "top1" (labelled) or "agreement" (vs the original model's top-1).
-    n01: baseline wrong, candidate right. n10: baseline right, candidate wrong.
+    metric: "top1" (labelled), "agreement" (vs the original model's top-1), "map"
+        (detection, mAP@[.5:.95] on labels) or "fidelity_map" (detection, on the original
+        model's own detections). n: samples (images for detection).
+    n01: baseline wrong, candidate right. n10: baseline right, candidate wrong (classification
+        only: 0 for detection, whose interval is a paired bootstrap over images).
     """
 
     metric: str
@@ -240,6 +243,52 @@ class Latency(_Record):
 
 
 @dataclass(frozen=True)
+class Estimate(_Record):
+    """A value in points with its two-sided interval (None where none was computed)."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True)
+class DetectionEval(_Record):
+    """A detector's full evaluation (tasks/detection/scoring.py), in points.
+
+    Attributes:
+        basis: "labels" (mAP on the data's boxes) or "fidelity" (on the original model's own
+            detections above its score threshold: fidelity mAP, agreement not accuracy).
+        map / ap50 / ap75: the candidate's AP@[.5:.95], @.5, @.75 on that basis, with
+            bootstrap intervals over images.
+        fidelity_map: its mAP against the original model's detections.
+        score_shift: how its confidences moved (tasks.detection.compare.ScoreShift).
+        images: images scored. score_threshold: the deployed threshold of the shift and
+            of the fidelity pseudo-labels.
+    """
+
+    basis: str
+    map: Estimate
+    ap50: Estimate
+    ap75: Estimate
+    fidelity_map: Estimate
+    score_shift: Mapping[str, Any]
+    images: int
+    score_threshold: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), **{k: getattr(self, k).to_json() for k in _ESTIMATES}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> "DetectionEval | None":
+        if data is None:
+            return None
+        return cls(**{**data, **{k: Estimate.from_json(data[k]) for k in _ESTIMATES}})
+
+
+_ESTIMATES = ("map", "ap50", "ap75", "fidelity_map")
+
+
+@dataclass(frozen=True)
 class FullEval(_Record):
     """The full evaluation: every evaluation sample, and the full latency measurement."""
 
@@ -256,6 +305,7 @@ class FullEval(_Record):
     energy_j_per_image: float | None = None
     energy_note: str | None = None
     noisy: bool | None = None
+    detection: DetectionEval | None = None
 
     def to_json(self) -> dict[str, Any]:
         acc = dict(self.accuracy) if self.accuracy else None
@@ -269,7 +319,8 @@ class FullEval(_Record):
                 "best_batch": self.best_batch, "peak_rss_mb": self.peak_rss_mb,
                 "cold_start_ms": self.cold_start_ms,
                 "energy_j_per_image": self.energy_j_per_image, "energy_note": self.energy_note,
-                "noisy": self.noisy}
+                "noisy": self.noisy,
+                "detection": self.detection.to_json() if self.detection else None}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> "FullEval | None":
@@ -286,7 +337,8 @@ class FullEval(_Record):
                    throughput_ips=data.get("throughput_ips"), best_batch=data.get("best_batch"),
                    peak_rss_mb=data.get("peak_rss_mb"), cold_start_ms=data.get("cold_start_ms"),
                    energy_j_per_image=data.get("energy_j_per_image"),
-                   energy_note=data.get("energy_note"), noisy=data.get("noisy"))
+                   energy_note=data.get("energy_note"), noisy=data.get("noisy"),
+                   detection=DetectionEval.from_json(data.get("detection")))
 
 
 @dataclass(frozen=True)
@@ -383,7 +435,7 @@ class Candidate:
                        confusion_matrix=None, latency_ms=None, latency_samples_ms=[],
                        throughput_ips=None, best_batch=None, peak_rss_mb=None,
                        cold_start_ms=None, energy_j_per_image=None, energy_note=None,
-                       eval_s=None, noisy=None)
+                       eval_s=None, noisy=None, detection=None)
         out.update(_json_value(self.decision.to_json()))
         return out
 

@@ -13,15 +13,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from ..measure.isolate import artifact_bytes
 from ..measure.session import SessionFactory
 from ..measure.timing import TimingConfig
 from ..runtimes import RUNTIMES
 from . import screening
 from .candidate import Candidate, FullEval, Latency, PassReport, Screen, Status
-from .evaluation import scores
+from .evaluation import load_outputs, scores
 from .journal import Journal
 from .rundata import labels as read_labels
 from .state import RunState
@@ -183,9 +181,8 @@ class Evaluator:
         cand = cand.with_(status=Status.SCREENED, screen=screen)
         st = self.state
         if st.base_screen is not None:
-            logits = np.load(res["screen_logits"])
-            sc = scores(st.base_screen, logits, st.screen_labels(), st.metric,
-                        self.config.confidence, self.config.seed, full=False)
+            sc = self.score(st.base_screen, load_outputs(res["screen_logits"]),
+                            st.screen_labels(), full=False)
             if sc.drop is None:
                 return cand.with_(status=Status.FAILED, reason=sc.reason)
             screen = dataclasses.replace(screen, drop=sc.drop, fidelity=sc.fidelity)
@@ -234,12 +231,10 @@ class Evaluator:
                                          self.config.candidate_timeout_s)[0]
         if res.get("status") != "ok":
             return self._failed_full(cand, f"evaluation: {res.get('reason')}")
-        logits = np.load(res["eval_logits"])
+        outputs = load_outputs(res["eval_logits"])
         if st.base_eval is None:  # this is the baseline itself
-            st.set_baseline_logits(logits, read_labels(st.run_dir))
-        labels = st.labels if st.metric == "top1" else None
-        sc = scores(st.base_eval, logits, labels, st.metric, self.config.confidence,
-                    self.config.seed, full=True)
+            st.set_baseline(outputs, read_labels(st.run_dir))
+        sc = self.score(st.base_eval, outputs, st.eval_labels(), full=True)
         if sc.drop is None:
             return self._failed_full(cand, sc.reason)
         with st.clock.phase("latency"):
@@ -251,6 +246,13 @@ class Evaluator:
         self.record("full", cand.id, {"status": "ok", "full": full.to_json(),
                                       "logits": res["eval_logits"]})
         return cand.with_(status=Status.OK, reason=None, full=full)
+
+    def score(self, base, outputs, labels, *, full: bool):
+        """`evaluation.scores` with the run's metric, confidence, seed and detection facts."""
+        info = self.state.data_info
+        return scores(base, outputs, labels, self.state.metric, self.config.confidence,
+                      self.config.seed, full=full, classes=info.get("classes"),
+                      threshold=info.get("score_threshold", 0.25))
 
     def _failed_full(self, cand: Candidate, reason: str | None) -> Candidate:
         self.record("full", cand.id, {"status": "failed", "reason": reason})
@@ -290,6 +292,7 @@ def _full_eval(sc, res: dict[str, Any], eval_s: float | None) -> FullEval:
                       cv=res.get("cv"))
     through = {str(k): v for k, v in (res.get("throughput_ips") or {}).items()} or None
     return FullEval(drop=sc.drop, fidelity=sc.fidelity, latency=latency, accuracy=sc.accuracy,
+                    detection=sc.detection,
                     eval_s=eval_s, samples_ms=tuple(samples), throughput_ips=through,
                     best_batch=res.get("best_batch"), peak_rss_mb=res.get("peak_rss_mb"),
                     cold_start_ms=res.get("cold_start_ms"),

@@ -10,8 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._atomic import write_text
 from ..config import OptimizeConfig, load_config, save_config
 from ..errors import ConfigError, InfertuneError
@@ -25,6 +23,7 @@ from . import rundata, select, space
 from .best import export_best
 from .candidate import Candidate, Status
 from .engine import Evaluator, Progress
+from .evaluation import load_outputs
 from .executors import make_executor
 from .journal import Journal, RunLock
 from .report import assemble, layer_times_for, machine_limits
@@ -73,6 +72,7 @@ def _start(config: OptimizeConfig, run_dir: Path, journal: Journal,
            progress: Progress) -> Evaluator:
 
     handle = load_model(config.model, input_size=config.input_size, **config.load)
+    _check_metric(config.metric, handle)
     data_info = rundata.prepare(run_dir, config, handle)
     ctx = plan_context(config, handle, data_info)
     executor = make_executor(config.executor, config.address)
@@ -82,6 +82,17 @@ def _start(config: OptimizeConfig, run_dir: Path, journal: Journal,
     if journal.dropped:
         ev.emit("journal", dropped=journal.dropped)
     return ev
+
+
+def _check_metric(metric: str, handle) -> None:
+    """A detector is judged by mAP, a classifier by top-1: the other task's metric is
+    refused before anything is built."""
+    detector = handle.meta.get("detection") is not None
+    if detector and metric in ("top1", "agreement"):
+        raise ConfigError(f"--metric {metric} is for classifiers; {handle.name} is a detector "
+                          "(--metric map or auto)")
+    if not detector and metric == "map":
+        raise ConfigError(f"--metric map is for detectors; {handle.name} is not one")
 
 
 def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> space.PlanContext:
@@ -126,7 +137,7 @@ def run_stages(ev: Evaluator) -> None:
                              f"{base.runtime}: {base.reason}")
     st.baseline = base
     if st.base_eval is None:  # resumed: the baseline's evaluation came from the journal
-        st.set_baseline_logits(np.load(st.logits[base.id]), rundata.labels(st.run_dir))
+        st.set_baseline(load_outputs(st.logits[base.id]), rundata.labels(st.run_dir))
     # Fused and quantized candidates are screened first and fully evaluated together, fastest
     # probe first: an INT8 candidate measured early lets the dominance rule drop the slower
     # FP32 ones before their (costly) full evaluation.

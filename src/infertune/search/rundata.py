@@ -18,8 +18,13 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path, write_text
-from ..data import load_dataset, split_calibration
+from ..data import Dataset, load_dataset, split_calibration
+from ..data.preprocess import resolve_preprocess
 from ..errors import ConfigError
+from ..tasks.detection.evaluate import model_names
+from ..tasks.detection.records import DetectionSample
+from ..tasks.detection.rundata import DetectionParts, detection_parts
+from ..tasks.detection.store import load_samples, save_samples
 
 # Bounds on what one run keeps in memory and on disk, per part (float32 images).
 MAX_EVAL_BYTES = 1 << 30
@@ -29,10 +34,12 @@ SETS_WITH_PARTS = ("sample", "clutter")  # built-in sets with disjoint :train an
 
 
 def resolve_data(spec: str, handle) -> str:
-    """The data spec a run uses: `auto` becomes the model's own built-in set."""
+    """The data spec a run uses: `auto` becomes the model's own built-in set (a detector
+    without one: real photos, scored by fidelity mAP)."""
     if spec != "auto":
         return spec
-    return handle.meta.get("default_data") or "sample"
+    default = "photos" if handle.meta.get("detection") is not None else "sample"
+    return handle.meta.get("default_data") or default
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -52,11 +59,46 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
     spec = resolve_data(config.data, handle)
     want = {"data": spec, "shape": list(chw), "preprocess": preprocess, "eval_n": eval_n,
             "calib": config.calib_size, "train_n": train_n, "seed": config.seed}
+    det = handle.meta.get("detection")
+    if det is not None:
+        want["task"] = "detection"
     info_path = data_dir / "info.json"
     if info_path.exists():
         info = json.loads(info_path.read_text())
         if info.get("request") == want:
             return info
+    parts, extra = _parts(spec, config, handle, chw, preprocess, eval_n, train_n)
+    ev = parts["eval"]
+    for name, ds in parts.items():
+        _save(data_dir / f"{name}_x.npy", np.ascontiguousarray(ds.x, dtype=np.float32))
+        if ds.y is not None and det is None:  # a detector's labels are boxes (eval_truth)
+            _save(data_dir / f"{name}_y.npy", np.asarray(ds.y, dtype=np.int64))
+    labelled = ev.y is not None
+    if det is not None:
+        labelled = _save_detection(data_dir, handle, extra, len(ev))
+    info = {"request": want, "spec": spec, "labelled": labelled, "eval_n": len(ev),
+            "calib_n": len(parts["calib"]),
+            "train_n": len(parts["train"]) if "train" in parts else 0,
+            "screen_n": min(config.screen_size, len(ev)), "description": ev.description,
+            "class_names": list(ev.class_names)[:1000], "preprocess": str(preprocess),
+            **({"task": "detection", "classes": det.classes,
+                 "score_threshold": det.score_threshold} if det is not None else {})}
+    write_text(info_path, json.dumps(info))
+    return info
+
+
+def _parts(spec: str, config, handle, chw, preprocess, eval_n: int, train_n: int):
+    """{"eval", "calib"[, "train"]} Datasets, and the detection parts when `spec` is
+    detection data for a detector (its images letterboxed)."""
+    if handle.meta.get("detection") is not None:
+        found = detection_parts(spec, handle, eval_n=eval_n, calib_n=config.calib_size,
+                                seed=config.seed)
+        if found is not None:
+            pre = resolve_preprocess("none")
+            ev = Dataset(found.eval_x, None, [], found.description, pre)
+            cal = Dataset(found.calib_x, None, [], "calibration images", pre)
+            return {"eval": ev, "calib": cal,
+                    **({"train": cal} if len(cal) >= 64 else {})}, found
     common = dict(input_shape=chw, preprocess=preprocess, seed=config.seed)
     if spec in SETS_WITH_PARTS:
         ev = load_dataset(f"{spec}:val", limit=eval_n, **common)
@@ -70,19 +112,33 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
                               "least 3 (calibration and evaluation)")
         cal, ev = split_calibration(ds, min(config.calib_size, len(ds) // 2), config.seed)
         train = cal if train_n >= 64 else None
-    parts = {"eval": ev, "calib": cal, **({"train": train} if train is not None else {})}
-    for name, ds in parts.items():
-        _save(data_dir / f"{name}_x.npy", np.ascontiguousarray(ds.x, dtype=np.float32))
-        if ds.y is not None:
-            _save(data_dir / f"{name}_y.npy", np.asarray(ds.y, dtype=np.int64))
-    info = {"request": want, "spec": spec, "labelled": ev.y is not None, "eval_n": len(ev),
-            "calib_n": len(cal), "train_n": len(train) if train is not None else 0,
-            "screen_n": min(config.screen_size, len(ev)), "description": ev.description,
-            "class_names": list(ev.class_names)[:1000], "preprocess": str(preprocess)}
-    write_text(info_path, json.dumps(info))
-    return info
+    return {"eval": ev, "calib": cal, **({"train": train} if train is not None else {})}, None
 
 
-def labels(run_dir: Path) -> np.ndarray | None:
+def _save_detection(data_dir: Path, handle, found: DetectionParts | None, eval_n: int) -> bool:
+    """detection.json (the decoding spec and class names, read by the workers), each
+    evaluation image's size (eval_hw.npy) and, with labels, the boxes (eval_truth.npz).
+    Images not from detection data were made at the network's size. Returns: labelled."""
+    det = handle.meta["detection"]
+    names = model_names(handle, det.classes)
+    write_text(data_dir / DETECTION_SPEC, json.dumps({"spec": det.to_dict(), "names": names}))
+    hw = ([s.image_hw for s in found.eval_samples] if found is not None
+          else [det.input_hw] * eval_n)
+    _save(data_dir / "eval_hw.npy", np.asarray(hw, np.int64).reshape(-1, 2))
+    if found is not None and found.labelled:
+        save_samples(data_dir / TRUTH, found.eval_samples)
+        return True
+    return False
+
+
+DETECTION_SPEC = "detection.json"
+TRUTH = "eval_truth.npz"
+
+
+def labels(run_dir: Path) -> np.ndarray | list[DetectionSample] | None:
+    """The evaluation labels: class indices, a detector's boxes per image, or None."""
+    truth = run_dir / "data" / TRUTH
+    if truth.exists():
+        return load_samples(truth)
     path = run_dir / "data" / "eval_y.npy"
     return np.load(path) if path.exists() else None

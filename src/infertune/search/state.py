@@ -17,7 +17,11 @@ from ..errors import ConfigError
 from ..measure.rounds import default_threads
 from ..metrics.budget import BudgetRule
 from .candidate import Candidate
+from ..tasks.detection.resample import MapResampler
 from .evaluation import baseline_beats_chance
+
+LABELLED_METRICS = ("top1", "map")  # scored against the data's labels
+MAP_INTERVAL = "paired bootstrap over images for mAP"
 
 
 @dataclass
@@ -113,10 +117,45 @@ class RunState:
     def measured(self) -> list[Candidate]:
         return [r for r in self.records.values() if r.measured]
 
-    def screen_labels(self) -> np.ndarray | None:
-        if self.metric != "top1" or self.labels is None:
-            return None
-        return self.labels[: self.data_info["screen_n"]]
+    def eval_labels(self):
+        """The labels the metric scores against: class indices (top1), a detector's boxes
+        (map); None for the metrics measured against the original model's outputs."""
+        return self.labels if self.metric in LABELLED_METRICS else None
+
+    def screen_labels(self):
+        labels = self.eval_labels()
+        return None if labels is None else labels[: self.data_info["screen_n"]]
+
+    def set_baseline(self, outputs, labels) -> None:
+        """The baseline's outputs: logits, or a detector's detections (a list)."""
+        if isinstance(outputs, np.ndarray):
+            self.set_baseline_logits(outputs, labels)
+        else:
+            self.set_baseline_detections(outputs, labels)
+
+    def set_baseline_detections(self, dets: list, truth: list | None) -> None:
+        """A detector's metric: mAP on the data's boxes, else fidelity mAP against its own
+        detections (auto and --metric map alike: the name says which). The budget is in
+        mAP points."""
+        wanted = self.config.metric
+        if wanted not in ("auto", "map"):
+            raise ConfigError(f"--metric {wanted} is for classifiers; this model is a "
+                              "detector (--metric map or auto)")
+        self.base_eval, self.base_screen = dets, dets[: self.data_info["screen_n"]]
+        spec = self.data_info.get("spec")
+        if truth is not None:
+            self.metric, self.labels = "map", truth
+            self.metric_note = f"COCO mAP@[.5:.95] on the boxes of {spec}"
+        else:
+            self.metric, self.labels = "fidelity_map", None
+            self.metric_note = ("fidelity mAP: mAP@[.5:.95] against the original model's own "
+                                f"detections above its score threshold ({spec} has no boxes)")
+        base_pct = 100.0
+        if truth is not None:
+            base_pct = 100 * MapResampler(truth, dets, self.data_info["classes"]).map()
+        self.budget = BudgetRule.from_option(self.config.max_drop, self.config.drop_type,
+                                             base_pct, self.config.confidence,
+                                             interval=MAP_INTERVAL)
 
     def set_baseline_logits(self, logits: np.ndarray, labels: np.ndarray | None) -> None:
         """The baseline's outputs define every drop; the metric is decided from them."""
@@ -124,6 +163,8 @@ class RunState:
         self.base_screen = logits[: self.data_info["screen_n"]]
         self.labels = None
         wanted = self.config.metric
+        if wanted == "map":
+            raise ConfigError("--metric map is for detectors; this model is a classifier")
         usable, why = baseline_beats_chance(logits, labels)
         if wanted == "top1" and labels is None:
             raise ConfigError(f"--metric top1 needs labelled data; {self.data_info.get('spec')} has none")

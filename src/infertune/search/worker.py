@@ -32,7 +32,12 @@ from ..measure.session import SessionFactory
 from ..passes import PASSES, PassContext, apply_passes, model_bytes
 from ..profile import profile_model
 from ..runtimes import RUNTIMES
+from ..tasks.detection.evaluate import MAP_SCORE_THRESHOLD
+from ..tasks.detection.heads import DetectionSpec
+from ..tasks.detection.postprocess import detect_batches
+from ..tasks.detection.store import save_detections
 from .precision import mismatch, ran_precision
+from .rundata import DETECTION_SPEC
 
 EVAL_BATCH = 8  # fixed, so runtimes that specialise on shapes (compile) compile once
 
@@ -68,18 +73,49 @@ def _context(job: dict[str, Any], handle, cand_dir: Path):
                        **extra)
 
 
-def _logits(runtime: str, artifact: str, x, threads: int, batch: int):
-    from ..measure.inprocess import Runner, run_batches
-
+def _session(runtime: str, artifact: str, threads: int, batch: int):
     rt = RUNTIMES.get(runtime)
     # One request using every thread: OpenVINO's THROUGHPUT mode (several async requests)
     # buys nothing for an accuracy pass and was seen to hang in a child here.
     options = {**rt.options(batch), **({"hint": "LATENCY"} if runtime == "openvino" else {})}
-    session = SessionFactory(runtime, artifact, options=options).open(threads=threads)
+    return SessionFactory(runtime, artifact, options=options).open(threads=threads), options
+
+
+def _logits(runtime: str, artifact: str, x, threads: int, batch: int):
+    from ..measure.inprocess import Runner, run_batches
+
+    session, _ = _session(runtime, artifact, threads, batch)
     try:
         return run_batches(Runner(runtime, session.run, session.close, batch), x, batch)
     finally:
         session.close()
+
+
+def _outputs(job: dict[str, Any], artifact: str, x, name: str) -> Path:
+    """Runs `x` through the artifact and saves what the parent scores: the logits
+    (NAME_logits.npy), or for a detector its decoded detections (NAME_detections.npz:
+    decoding and NMS here, in the candidate's process, so the parent never holds raw maps)."""
+    import numpy as np
+
+    cand_dir = Path(job["run_dir"]) / "candidates" / job["id"]
+    data_dir = Path(job["run_dir"]) / "data"
+    batch = job.get("batch", EVAL_BATCH)
+    if not (data_dir / DETECTION_SPEC).exists():
+        path = cand_dir / f"{name}_logits.npy"
+        np.save(path, _logits(job["runtime"], artifact, x, job["threads"], batch))
+        return path
+    saved = json.loads((data_dir / DETECTION_SPEC).read_text())
+    spec = DetectionSpec.from_dict(saved["spec"])
+    hws = [tuple(hw) for hw in np.load(data_dir / "eval_hw.npy")[:len(x)]]
+    session, _ = _session(job["runtime"], artifact, job["threads"], batch)
+    try:  # always padded to `batch`, as _logits does (shape-specialising runtimes)
+        dets = detect_batches(session.run, x, hws, spec, batch, fixed_batch=True,
+                              score_threshold=MAP_SCORE_THRESHOLD)
+    finally:
+        session.close()
+    path = cand_dir / f"{name}_detections.npz"
+    save_detections(path, dets)
+    return path
 
 
 def _counts(model) -> dict[str, Any]:
@@ -131,10 +167,8 @@ def build(job: dict[str, Any], res: dict[str, Any]) -> None:
     res.update(phase="screen")
     _write(job, res)
     x = np.load(Path(job["run_dir"]) / "data" / "eval_x.npy", mmap_mode="r")[:job["screen_n"]]
-    logits = _logits(job["runtime"], str(artifact), np.ascontiguousarray(x), job["threads"],
-                     job.get("batch", EVAL_BATCH))
-    np.save(cand_dir / "screen_logits.npy", logits)
-    res.update(status="ok", screen_logits=str(cand_dir / "screen_logits.npy"))
+    path = _outputs(job, str(artifact), np.ascontiguousarray(x), "screen")
+    res.update(status="ok", screen_logits=str(path))
 
 
 def not_applied(reports: list[dict[str, Any]]) -> str | None:
@@ -170,14 +204,12 @@ def _check_precision(job: dict[str, Any], artifact: str, res: dict[str, Any]) ->
 def evaluate(job: dict[str, Any], res: dict[str, Any]) -> None:
     import numpy as np
 
-    cand_dir = Path(job["run_dir"]) / "candidates" / job["id"]
     x = np.load(Path(job["run_dir"]) / "data" / "eval_x.npy", mmap_mode="r")
     t0 = time.perf_counter()
-    logits = _logits(job["runtime"], job["artifact"], x, job["threads"],
-                     job.get("batch", EVAL_BATCH))
-    np.save(cand_dir / "eval_logits.npy", logits)
-    res.update(status="ok", eval_logits=str(cand_dir / "eval_logits.npy"),
-               eval_s=time.perf_counter() - t0)
+    path = _outputs(job, job["artifact"], x, "eval")
+    # the key keeps its name for journals written before detectors: it holds the path of
+    # whatever the scoring reads (logits .npy or detections .npz)
+    res.update(status="ok", eval_logits=str(path), eval_s=time.perf_counter() - t0)
 
 
 # Fault injection for the reliability tests (and for trying a deployment's monitoring):

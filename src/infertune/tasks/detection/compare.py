@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .resample import MapResampler
+from .resample import ALL_IOUS, AP50, AP75, MapResampler
 from .records import DetectionSample, Detections, iou_matrix
 
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -60,13 +60,33 @@ def bootstrap_map(samples: Sequence[DetectionSample], predictions: Sequence[Dete
     return _interval(pooled.map(), draws, confidence)
 
 
+def bootstrap_aps(samples: Sequence[DetectionSample], predictions: Sequence[Detections],
+                  classes: int, *, resamples: int = 200, confidence: float = 0.95,
+                  seed: int = 0) -> dict[str, Interval]:
+    """{"map", "ap50", "ap75"}: each with its bootstrap interval, from the same draws."""
+    pooled = MapResampler(samples, predictions, classes)
+    draws = _resamples(len(samples), resamples, seed)
+    out = {}
+    for key, ious in (("map", ALL_IOUS), ("ap50", AP50), ("ap75", AP75)):
+        out[key] = _interval(pooled.map(ious=ious),
+                             [pooled.map_of_draw(idx, ious) for idx in draws], confidence)
+    return out
+
+
 def paired_drop(samples: Sequence[DetectionSample], reference: Sequence[Detections],
                 candidate: Sequence[Detections], classes: int, *, resamples: int = 200,
                 confidence: float = 0.95, seed: int = 0) -> Interval:
     """mAP(reference) − mAP(candidate); both scored on the same resampled images."""
-    ref, cand = MapResampler(samples, reference, classes), MapResampler(samples, candidate, classes)
+    return paired_resampled(MapResampler(samples, reference, classes),
+                            MapResampler(samples, candidate, classes), resamples=resamples,
+                            confidence=confidence, seed=seed)
+
+
+def paired_resampled(ref: MapResampler, cand: MapResampler, *, resamples: int = 200,
+                     confidence: float = 0.95, seed: int = 0) -> Interval:
+    """`paired_drop` on two models already matched against the same images."""
     draws = [ref.map_of_draw(idx) - cand.map_of_draw(idx)
-             for idx in _resamples(len(samples), resamples, seed)]
+             for idx in _resamples(ref.images, resamples, seed)]
     return _interval(ref.map() - cand.map(), draws, confidence)
 
 

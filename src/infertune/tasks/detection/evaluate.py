@@ -33,12 +33,14 @@ def evaluate_detector(handle: ModelHandle, ref: ModelHandle | None, data: str, *
     spec = handle.meta["detection"]
     if spec is None:
         raise ConfigError(f"{handle.name}: its heads have no decoder here")
-    dataset = _read(data, ref is not None)
+    dataset = read_source(data)
+    if dataset.format == "images" and ref is None:
+        raise ConfigError(f"no labels in {data}: pass --reference MODEL to measure fidelity mAP")
     samples = _subset(dataset.samples, limit, seed)
-    names = _model_names(handle, spec.classes)
+    names = model_names(handle, spec.classes)
     labelled = dataset.format != "images"
     if labelled:
-        samples = _remap(samples, class_mapping(dataset.names, names, str(data)))
+        samples = remap_classes(samples, class_mapping(dataset.names, names, str(data)))
     preds, run_info = _predict(handle, samples, runtime, threads, batch_size, open_runner)
     result: dict[str, Any] = {
         "task": "detection", "model": {"name": handle.name, "source": handle.source},
@@ -63,19 +65,25 @@ def _check_reference(ref: ModelHandle, spec) -> None:
                           f"{spec.classes} classes")
 
 
-def _read(data: str, have_reference: bool) -> DetectionSet:
-    from .data import IMAGE_SUFFIXES, read_detection_data
+def plain_images(data: str) -> list[Path]:
+    """The images directly in folder `data` when it is not a YOLO or VOC folder, else []."""
+    from .data import IMAGE_SUFFIXES
 
     root = Path(data)
-    images = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
-        if root.is_dir() and not (root / "labels").is_dir() and \
-        not (root / "Annotations").is_dir() else []
+    if not root.is_dir() or (root / "labels").is_dir() or (root / "Annotations").is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_source(data: str) -> DetectionSet:
+    """Labelled detection data (COCO/YOLO/VOC), or a plain image folder as format "images"
+    (no boxes: only fidelity to a reference model can be measured on it)."""
+    from .data import image_size, read_detection_data
+
+    root = Path(data)
+    images = plain_images(data)
     if not images:
         return read_detection_data(root)
-    if not have_reference:
-        raise ConfigError(f"no labels in {data}: pass --reference MODEL to measure fidelity mAP")
-    from .data import image_size
-
     samples = tuple(DetectionSample(p, image_size(p), np.zeros((0, 4)), np.zeros(0, int), i)
                     for i, p in enumerate(images))
     return DetectionSet(samples, (), str(root), "images")
@@ -90,12 +98,12 @@ def _subset(samples: Sequence[DetectionSample], limit: int | None, seed: int):
     return [samples[i] for i in chosen]
 
 
-def _model_names(handle: ModelHandle, classes: int) -> list[str]:
+def model_names(handle: ModelHandle, classes: int) -> list[str]:
     names = handle.meta.get("class_names")
     return list(names) if names and len(names) == classes else [str(k) for k in range(classes)]
 
 
-def _remap(samples, mapping: list[int]) -> list[DetectionSample]:
+def remap_classes(samples, mapping: list[int]) -> list[DetectionSample]:
     lookup = np.asarray(mapping, dtype=np.int64)
     return [DetectionSample(s.image, s.image_hw, s.boxes, lookup[s.classes] if len(s.classes)
                             else s.classes, s.image_id, s.crowd) for s in samples]
@@ -119,7 +127,7 @@ def _predict(handle: ModelHandle, samples, runtime: str | None, threads: int,
 def _run(runner, handle: ModelHandle, samples, batch: int) -> tuple[list[Detections], float]:
     from ...data.sources import decode_image
     from .letterbox import letterbox
-    from .postprocess import detect
+    from .postprocess import detect, output_arrays
 
     spec, channels = handle.meta["detection"], handle.input_spec.chw[0]
     preds, seconds = [], 0.0
@@ -136,16 +144,12 @@ def _run(runner, handle: ModelHandle, samples, batch: int) -> tuple[list[Detecti
         t0 = time.perf_counter()
         raw = runner.run(np.ascontiguousarray(x))
         seconds += time.perf_counter() - t0
-        outputs = [o[:len(chunk)] for o in _arrays(raw)]
+        outputs = [o[:len(chunk)] for o in output_arrays(raw)]
         preds += detect(outputs, spec, [s.image_hw for s in chunk],
                         score_threshold=MAP_SCORE_THRESHOLD)
     return preds, seconds
 
 
-def _arrays(raw) -> list[np.ndarray]:
-    items = raw if isinstance(raw, (list, tuple)) else [raw]
-    return [np.asarray(o.detach().cpu().numpy() if hasattr(o, "detach") else o, np.float32)
-            for o in items]
 
 
 def _accuracy(samples, preds, names, threshold: float, seed: int) -> dict[str, Any]:

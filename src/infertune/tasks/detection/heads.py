@@ -112,6 +112,19 @@ class DetectionSpec:
     def __str__(self) -> str:  # meta is rendered with default=str in JSON output
         return str(self.to_dict())
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DetectionSpec":
+        """The spec `to_dict` wrote (a run directory keeps it for its worker processes)."""
+        heads: list[Head] = []
+        for raw in data["heads"]:
+            fields = {k: v for k, v in raw.items() if k != "kind"}
+            fields["grid"] = tuple(fields["grid"])
+            fields["anchors"] = tuple(tuple(a) for a in fields["anchors"])
+            heads.append(RegionHead(**fields) if raw["kind"] == "region" else YoloHead(**fields))
+        return cls(heads=tuple(heads), input_hw=tuple(data["input_hw"]),
+                   letterbox=bool(data["letterbox"]), nms_threshold=float(data["nms_threshold"]),
+                   score_threshold=float(data["score_threshold"]))
+
 
 def output_name(kind: str, layer: int) -> str:
     """The ONNX output name of a head: its type and cfg layer index ("yolo_16")."""

@@ -5,7 +5,7 @@ the network is timed without any of this.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -73,3 +73,26 @@ def detect(outputs, spec: DetectionSpec, image_hws: Sequence[tuple[int, int]], *
         raise ValueError(f"{len(image_hws)} image sizes for a batch of {len(arrays[0])}")
     return [detect_one([a[i] for a in arrays], spec, hw, score_threshold=score_threshold,
                        nms_threshold=nms_threshold) for i, hw in enumerate(image_hws)]
+
+
+def output_arrays(raw) -> list[np.ndarray]:
+    """A network's outputs (a tensor, an array, or a list/tuple of them) as float32 arrays."""
+    items = raw if isinstance(raw, (list, tuple)) else [raw]
+    return [np.asarray(o.detach().cpu().numpy() if hasattr(o, "detach") else o, np.float32)
+            for o in items]
+
+
+def detect_batches(run: Callable, x: np.ndarray, image_hws: Sequence[tuple[int, int]],
+                   spec: DetectionSpec, batch: int, *, fixed_batch: bool,
+                   score_threshold: float) -> list[Detections]:
+    """Detections of every network input of `x` (N, C, H, W), `batch` at a time through
+    `run` (a fixed-batch runner gets the last batch padded with zeros, dropped after)."""
+    out: list[Detections] = []
+    for start in range(0, len(x), batch):
+        chunk = np.ascontiguousarray(x[start:start + batch])
+        n = len(chunk)
+        if fixed_batch and n < batch:
+            chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
+        maps = [o[:n] for o in output_arrays(run(chunk))]
+        out += detect(maps, spec, image_hws[start:start + n], score_threshold=score_threshold)
+    return out

@@ -20,6 +20,8 @@ from .records import DetectionSample, Detections
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 MAX_DETS = 100
+ALL_IOUS = tuple(range(len(IOU_THRESHOLDS)))
+AP50, AP75 = (0,), (5,)  # indices of .50 and .75 in IOU_THRESHOLDS
 
 
 def _ious(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
@@ -93,33 +95,38 @@ class MapResampler:
         ignored = np.concatenate([x[3] for x in parts], axis=1)[:, order]
         return image, matched & ~ignored, ~matched & ~ignored
 
-    def map(self, weights: np.ndarray | None = None) -> float:
-        """mAP@[.5:.95] with image i counted weights[i] times (default once each)."""
+    def map(self, weights: np.ndarray | None = None,
+            ious: Sequence[int] = ALL_IOUS) -> float:
+        """mAP with image i counted weights[i] times (default once each), averaged over the
+        IoU thresholds IOU_THRESHOLDS[ious] (default all: mAP@[.5:.95]; (0,): AP50)."""
         w = np.ones(self.images) if weights is None else np.asarray(weights, dtype=np.float64)
         values = []
         for k, curve in enumerate(self.curves):
             positives = float(self.positives[k] @ w)
             if positives == 0:
                 continue  # no ground truth of this class: COCO leaves it out (-1)
-            values.append(0.0 if curve is None else _average_precision(curve, w, positives))
+            values.append(0.0 if curve is None else
+                          _average_precision(curve, w, positives, ious))
         return float(np.mean(values)) if values else 0.0
 
-    def map_of_draw(self, indices: np.ndarray) -> float:
+    def map_of_draw(self, indices: np.ndarray, ious: Sequence[int] = ALL_IOUS) -> float:
         """mAP of the images `indices` (with repeats), e.g. one bootstrap draw."""
-        return self.map(np.bincount(indices, minlength=self.images).astype(np.float64))
+        return self.map(np.bincount(indices, minlength=self.images).astype(np.float64), ious)
 
 
-def _average_precision(curve, w: np.ndarray, positives: float) -> float:
-    """COCOeval.accumulate for one class, averaged over IoU and recall thresholds."""
+def _average_precision(curve, w: np.ndarray, positives: float,
+                       ious: Sequence[int] = ALL_IOUS) -> float:
+    """COCOeval.accumulate for one class, averaged over the IoU thresholds `ious` (indices)
+    and the recall thresholds."""
     image, tp, fp = curve
     weight = w[image]
     tps, fps = np.cumsum(tp * weight, axis=1), np.cumsum(fp * weight, axis=1)
     total = 0.0
-    for t in range(len(IOU_THRESHOLDS)):
+    for t in ious:
         recall = tps[t] / positives
         precision = tps[t] / (tps[t] + fps[t] + np.spacing(1))
         envelope = np.maximum.accumulate(precision[::-1])[::-1]
         at = np.searchsorted(recall, RECALL_THRESHOLDS, side="left")
         valid = at < len(envelope)
         total += envelope[at[valid]].sum()  # recall thresholds never reached count as 0
-    return total / (len(IOU_THRESHOLDS) * len(RECALL_THRESHOLDS))
+    return total / (len(ious) * len(RECALL_THRESHOLDS))

@@ -1,0 +1,146 @@
+"""`infertune optimize` on a detector: the metric is mAP (on a YOLO folder's boxes) or fidelity
+mAP (on plain images), the drop is a paired bootstrap interval over images in mAP points,
+and every within-budget decision, the pick's included, is BudgetRule's on that interval.
+
+A two-head detector with random weights built here (64×64, two classes), a few dozen
+images, ONNX Runtime only and few passes: the runs check the flow and the decisions, not
+speed or accuracy (random weights make near-uniform boxes)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import detector_cfgs as cfgs
+
+from infertune.cli import main
+from infertune.metrics.budget import BudgetRule
+from infertune.search.candidate import Candidate
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+FAST = ["--runtimes", "onnxruntime", "--eval-size", "30", "--screen-size", "8",
+        "--calib-size", "8", "--min-runs", "5", "--min-seconds", "0.1", "--final-rounds", "1",
+        "--threads", "1"]
+ANCHORS = "6,8, 12,10, 20,24, 30,40, 50,44, 60,60"
+
+
+def two_head_detector(size: int = 64, classes: int = 2) -> str:
+    """A yolov3-tiny-shaped detector: two [yolo] heads (8×8 and 16×16 at 64×64)."""
+    head = 3 * (5 + classes)
+
+    def yolo(mask: str) -> str:
+        return f"[yolo]\nmask={mask}\nanchors={ANCHORS}\nclasses={classes}\nnum=6\n"
+
+    pool = "[maxpool]\nsize=2\nstride=2"
+    layers = [cfgs.conv(8, 3), pool, cfgs.conv(16, 3), pool, cfgs.conv(32, 3), pool,
+              cfgs.conv(32, 3), cfgs.conv(head, 1, head=True), yolo("3,4,5"),
+              "[route]\nlayers=-3", cfgs.conv(16, 1), "[upsample]\nstride=2",
+              "[route]\nlayers=-1,4", cfgs.conv(16, 3), cfgs.conv(head, 1, head=True),
+              yolo("0,1,2")]
+    return cfgs.net(size, layers)
+
+
+def write_images(folder, n: int, seed: int = 0) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (48 + i % 5, 64, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("det")
+    (root / "det.cfg").write_text(two_head_detector())
+    write_images(root / "yolo" / "images", 40)
+    (root / "yolo" / "labels").mkdir()
+    for i in range(40):
+        (root / "yolo" / "labels" / f"{i}.txt").write_text(f"{i % 2} 0.5 0.5 0.4 0.4\n")
+    out = root / "run"
+    assert main(["optimize", str(root / "det.cfg"), "--data", str(root / "yolo"), *FAST,
+                 "--passes", "fold_bn,int8_static", "--max-drop", "1", "--out", str(out),
+                 "--json"]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def _judged(rep):
+    return [c for c in rep["candidates"] if c["drop"] is not None]
+
+
+def test_the_metric_is_map_on_the_boxes_and_the_budget_is_in_map_points(labelled):
+    _, rep = labelled
+    assert rep["data"]["metric"] == rep["budget"]["metric"] == "map"
+    assert rep["data"]["labelled"] is True and rep["data"]["eval_n"] == 30
+    assert rep["budget"]["budget_points"] == 1.0
+    assert "bootstrap over images" in rep["budget"]["rule"]
+    base = next(c for c in rep["candidates"] if c["id"] == rep["baseline_id"])
+    assert base["drop"]["metric"] == "map" and base["drop"]["value"] == 0.0
+    assert base["detection"]["basis"] == "labels"
+    # the baseline's mAP, in points, is the one every candidate's drop is taken from
+    for c in _judged(rep):
+        if c["fidelity_level"] == "full":
+            assert c["drop"]["baseline_pct"] == pytest.approx(base["drop"]["candidate_pct"])
+
+
+def test_every_decision_is_the_budget_rule_on_the_map_interval(labelled):
+    _, rep = labelled
+    rule = BudgetRule(rep["budget"]["budget_points"], rep["budget"]["confidence"])
+    judged = _judged(rep)
+    assert any(c["precision"] == "int8" and c["status"] == "ok" for c in judged)
+    for c in judged:
+        d = c["drop"]
+        assert d["metric"] == "map" and d["n"] in (8, 30)
+        assert d["low"] <= d["value"] + 1e-9 and d["value"] <= d["high"] + 1e-9
+        assert d["value"] == pytest.approx(d["baseline_pct"] - d["candidate_pct"])
+        assert "paired mAP" in d["method"] and "bootstrap over images" in d["method"]
+        assert c["within_budget"] == rule.within(d["high"]), c["id"]
+
+
+def test_the_pick_is_within_the_rule_and_has_its_detection_metrics(labelled):
+    out, rep = labelled
+    assert rep["pick"] is not None
+    pick = next(c for c in rep["candidates"] if c["id"] == rep["pick"])
+    assert pick["fidelity_level"] == "full" and pick["within_budget"] is True
+    assert pick["drop"]["high"] <= rep["budget"]["budget_points"] + 1e-9
+    det = pick["detection"]
+    assert det["images"] == 30 and det["basis"] == "labels"
+    for key in ("map", "ap50", "ap75", "fidelity_map"):
+        e = det[key]
+        assert 0 <= e["low"] <= e["value"] <= e["high"] <= 100, key
+    assert det["map"]["value"] == pytest.approx(pick["drop"]["candidate_pct"])
+    assert det["score_shift"]["threshold"] == det["score_threshold"] == 0.25
+    # typed records: report.json's candidate objects read back to the same values
+    again = Candidate.from_json(pick)
+    assert again.full.detection.map.value == det["map"]["value"]
+    assert again.to_json()["detection"] == det
+    assert (out / "best" / "model.onnx").exists()
+
+
+def test_plain_images_give_fidelity_map(tmp_path):
+    (tmp_path / "det.cfg").write_text(two_head_detector())
+    write_images(tmp_path / "photos", 24, seed=1)
+    out = tmp_path / "run"
+    assert main(["optimize", str(tmp_path / "det.cfg"), "--data", str(tmp_path / "photos"),
+                 *FAST, "--passes", "fold_bn", "--metric", "map", "--out", str(out),
+                 "--json"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["data"]["metric"] == "fidelity_map" and rep["data"]["labelled"] is False
+    assert "fidelity mAP" in rep["data"]["metric_note"]
+    base = next(c for c in rep["candidates"] if c["id"] == rep["baseline_id"])
+    # the original against its own detections: every pseudo-label found at IoU 1 first
+    assert base["drop"]["candidate_pct"] == pytest.approx(100.0)
+    assert base["detection"]["basis"] == "fidelity"
+    assert "fidelity mAP" in (out / "report.md").read_text()
+
+
+def test_a_classifier_metric_on_a_detector_is_refused(tmp_path, capsys):
+    (tmp_path / "det.cfg").write_text(two_head_detector())
+    write_images(tmp_path / "photos", 6)
+    code = main(["optimize", str(tmp_path / "det.cfg"), "--data", str(tmp_path / "photos"),
+                 *FAST, "--passes", "fold_bn", "--metric", "top1", "--out",
+                 str(tmp_path / "run")])
+    assert code == 2
+    assert "detector" in capsys.readouterr().err
