@@ -2,7 +2,8 @@
 
 `keep=K` keeps the K layers that are most sensitive to quantization (ranked by
 `sensitivity.analyze` on the calibration data: the output error with each layer alone
-quantized); `keep=name1+name2` keeps the named layers. Names are node names of the
+quantized; with `head_first=true` the head layers feeding the outputs come first, which is
+how `optimize` keeps a detector's head in float, K chosen under the mAP budget); `keep=name1+name2` keeps the named layers. Names are node names of the
 pre-processed ONNX graph, as `infertune sensitivity` prints them. `optimize` picks K.
 
 The engines do the excluding: ONNX Runtime's `nodes_to_exclude` (engine ort) and NNCF's
@@ -31,6 +32,10 @@ class MixedPrecisionConfig:
         engine: ort (ONNX Runtime, QDQ) or nncf (NNCF, OpenVINO IR).
         method, per_channel, activations, preset, samples: as in int8_static.
         eval_samples: samples the sensitivity ranking measures output error on (keep=K).
+        head_first: keep=K takes the model's head layers first — the last HEAD_DEPTH
+            weighted layers before each graph output (a detector's: the convs feeding each
+            [yolo]/[region] output), most sensitive first — then the rest by sensitivity.
+            INT8 hurts a detector's head most (its raw maps carry boxes and confidences).
     """
 
     keep: tuple[str, ...] = ("1",)
@@ -41,6 +46,7 @@ class MixedPrecisionConfig:
     preset: Literal["performance", "mixed"] = "performance"
     samples: int = 128
     eval_samples: int = 64
+    head_first: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.keep, (str, int)):
@@ -86,7 +92,8 @@ def apply(model: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext) ->
     details = {**result.details, "keep": list(config.keep), "exported_to_onnx": source is not model,
                KEPT_KEY: [k["layer"] for k in keep]}
     if ranking is not None:
-        details["sensitivity"] = [{k: r[k] for k in ("rank", "layer", "sqnr_db", "top1_agreement")}
+        details["sensitivity"] = [{k: r[k] for k in ("rank", "layer", "sqnr_db", "top1_agreement",
+                                                     "head") if k in r}
                                   for r in ranking["layers"]]
     return PassResult(result.model if result.applied else model, result.applied, result.reason,
                       details)
@@ -115,7 +122,52 @@ def kept_layers(source: ModelHandle, config: MixedPrecisionConfig, ctx: PassCont
                              activations=config.activations, samples=config.samples,
                              eval_samples=config.eval_samples)
     ranking = analyze(source, ctx, sens)
+    if config.head_first:
+        from . import _ort_quant as q
+
+        prepped, _ = q.prepare(source, ctx)
+        ranking = {**ranking, "layers": head_first(ranking["layers"], head_layers(prepped))}
     return most_sensitive(ranking, config.count), ranking
+
+
+HEAD_DEPTH = 2  # weighted layers per output path counted as the head (1×1 output conv + one)
+
+
+def head_layers(path, depth: int = HEAD_DEPTH) -> list[str]:
+    """The weighted layers (Conv/Gemm/MatMul) nearest each graph output: walking back from
+    every output through any op, the first `depth` weighted layers met on each path."""
+    import onnx
+
+    from ._ort_quant import WEIGHTED_OPS
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    found: list[str] = []
+    stack = [(o.name, 0) for o in graph.output]
+    seen: set[tuple[str, int]] = set()
+    while stack:
+        tensor, met = stack.pop()
+        node = producer.get(tensor)
+        if node is None or (tensor, met) in seen:
+            continue
+        seen.add((tensor, met))
+        if node.op_type in WEIGHTED_OPS and node.name:
+            if node.name not in found:
+                found.append(node.name)
+            met += 1
+            if met >= depth:
+                continue
+        stack += [(name, met) for name in node.input if name]
+    return found
+
+
+def head_first(rows: list[dict[str, Any]], head: list[str]) -> list[dict[str, Any]]:
+    """A sensitivity ranking reordered: the head layers (by their sensitivity rank), then
+    the others; `rank` renumbered, each row marked `head`."""
+    inside = [r for r in rows if r["layer"] in head]
+    outside = [r for r in rows if r["layer"] not in head]
+    return [{**r, "rank": i + 1, "head": r["layer"] in head}
+            for i, r in enumerate(inside + outside)]
 
 
 def check_names(names: tuple[str, ...], layers: list[str]) -> None:

@@ -137,7 +137,8 @@ def rank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_onnx(path, x: np.ndarray, threads: int | None) -> np.ndarray:
-    """The first output of an ONNX model on `x`, in batches, flattened to N x D."""
+    """Every output of an ONNX model on `x`, in batches, flattened and side by side to
+    N x D (a detector's heads all count: the first alone would hide the others' layers)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -146,10 +147,12 @@ def run_onnx(path, x: np.ndarray, threads: int | None) -> np.ndarray:
         options.intra_op_num_threads = int(threads)
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    outs = [session.run(None, {name: x[i:i + _EVAL_BATCH]})[0]
-            for i in range(0, len(x), _EVAL_BATCH)]
-    out = np.concatenate(outs).astype(np.float32)
-    return out.reshape(len(out), -1)
+    outs = []
+    for i in range(0, len(x), _EVAL_BATCH):
+        got = session.run(None, {name: x[i:i + _EVAL_BATCH]})
+        outs.append(np.concatenate([np.asarray(o, np.float32).reshape(len(o), -1)
+                                    for o in got], axis=1))
+    return np.concatenate(outs)
 
 
 def most_sensitive(ranking: dict[str, Any], k: int) -> list[dict[str, str]]:

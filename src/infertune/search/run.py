@@ -118,7 +118,8 @@ def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> s
         allowed_passes=frozenset(config.passes) if config.passes else None,
         registered_passes=frozenset(PASSES.names()),
         calib_samples=data_info["calib_n"], recovery_seconds=config.recovery_seconds,
-        gpu="tensorrt" in available, reference_runtime=reference)
+        gpu="tensorrt" in available, reference_runtime=reference,
+        detector=handle.meta.get("detection") is not None)
 
 
 def model_key(config: OptimizeConfig) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class PlanContext:
         recovery_seconds: time budget of each recovery (distill/finetune).
         train_step_s: estimated seconds of one training step (None: unknown).
         gpu: whether a CUDA GPU is here.
+        detector: the model has detection heads (mixed precision keeps its head first).
     """
 
     model_key: Mapping[str, Any]
@@ -57,6 +58,7 @@ class PlanContext:
     train_step_s: float | None = None
     gpu: bool = False
     reference_runtime: str = "torch"
+    detector: bool = False
 
 
 def step(name: str, **options: Any) -> Step:
@@ -157,13 +159,16 @@ def _low_precision(ctx: PlanContext, g: list[Step]) -> list[Candidate]:
 
 def mixed(ctx: PlanContext, int8: Candidate, n_layers: int) -> list[Candidate]:
     """K most sensitive layers kept in float, for the INT8 recipe `int8` (ort or nncf); only
-    K below the model's `n_layers` quantizable layers (K ≥ n would keep everything float)."""
+    K below the model's `n_layers` quantizable layers (K ≥ n would keep everything float).
+    For a detector the head's layers come first (mixed_precision head_first)."""
     opts = dict(int8.plan.recipe[-1].options)
     engine = opts.get("engine", "ort")
     if engine not in ("ort", "nncf"):
         return []
     keep = [k for k in MIXED_KEEP if k < n_layers]
     base = {k: v for k, v in opts.items() if k in ("engine", "method", "samples")}
+    if ctx.detector:  # the head's layers first, K of them chosen under the mAP budget
+        base["head_first"] = True
     prefix = list(int8.plan.recipe[:-1])
     return [make(ctx, "mixed", prefix + [step("mixed_precision", keep=str(k), **base)],
                  int8.runtime, "mixed", parent_id=int8.id) for k in keep]

@@ -64,3 +64,22 @@ def yolov4_tiny(size: int = 416) -> str:
                "[upsample]\nstride=2", "[route]\nlayers=-1,23", conv(256, 3),
                conv(255, 1, head=True), yolo("1,2,3", TINY_ANCHORS, 6, keys)]
     return net(size, layers)
+
+
+SMALL_ANCHORS = "6,8, 12,10, 20,24, 30,40, 50,44, 60,60"
+
+
+def two_head_detector(size: int = 64, classes: int = 2) -> str:
+    """A yolov3-tiny-shaped detector: two [yolo] heads (8×8 and 16×16 at 64×64)."""
+    head = 3 * (5 + classes)
+
+    def yolo(mask: str) -> str:
+        return f"[yolo]\nmask={mask}\nanchors={SMALL_ANCHORS}\nclasses={classes}\nnum=6\n"
+
+    pool = "[maxpool]\nsize=2\nstride=2"
+    layers = [conv(8, 3), pool, conv(16, 3), pool, conv(32, 3), pool,
+              conv(32, 3), conv(head, 1, head=True), yolo("3,4,5"),
+              "[route]\nlayers=-3", conv(16, 1), "[upsample]\nstride=2",
+              "[route]\nlayers=-1,4", conv(16, 3), conv(head, 1, head=True),
+              yolo("0,1,2")]
+    return net(size, layers)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import detector_cfgs as cfgs
+from detector_cfgs import two_head_detector
 
 from infertune.cli import main
 from infertune.metrics.budget import BudgetRule
@@ -24,23 +24,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 FAST = ["--runtimes", "onnxruntime", "--eval-size", "30", "--screen-size", "8",
         "--calib-size", "8", "--min-runs", "5", "--min-seconds", "0.1", "--final-rounds", "1",
         "--threads", "1"]
-ANCHORS = "6,8, 12,10, 20,24, 30,40, 50,44, 60,60"
-
-
-def two_head_detector(size: int = 64, classes: int = 2) -> str:
-    """A yolov3-tiny-shaped detector: two [yolo] heads (8×8 and 16×16 at 64×64)."""
-    head = 3 * (5 + classes)
-
-    def yolo(mask: str) -> str:
-        return f"[yolo]\nmask={mask}\nanchors={ANCHORS}\nclasses={classes}\nnum=6\n"
-
-    pool = "[maxpool]\nsize=2\nstride=2"
-    layers = [cfgs.conv(8, 3), pool, cfgs.conv(16, 3), pool, cfgs.conv(32, 3), pool,
-              cfgs.conv(32, 3), cfgs.conv(head, 1, head=True), yolo("3,4,5"),
-              "[route]\nlayers=-3", cfgs.conv(16, 1), "[upsample]\nstride=2",
-              "[route]\nlayers=-1,4", cfgs.conv(16, 3), cfgs.conv(head, 1, head=True),
-              yolo("0,1,2")]
-    return cfgs.net(size, layers)
 
 
 def write_images(folder, n: int, seed: int = 0) -> None:
