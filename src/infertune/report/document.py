@@ -11,6 +11,7 @@ from typing import Any
 from . import cells
 from . import fields as f
 from . import tables
+from .detection import detection_blocks
 from .run_report import RunReport
 
 Block = tuple[Any, ...]
@@ -81,7 +82,8 @@ def build(report: RunReport, charts: list[dict]) -> list[Block]:
     title = f"infertune report: {model.get('name') or model.get('source') or 'model'}"
     blocks: list[Block] = [("h1", title)] + [("p", line) for line in
                                              cells.summary_lines(report)]
-    blocks += _stage_blocks(report) + _chart_blocks(charts) + _explain_blocks(report)
+    blocks += _stage_blocks(report) + detection_blocks(report) + _chart_blocks(charts)
+    blocks += _explain_blocks(report)
     blocks += [("h2", "All candidates"), ("table", *cells.candidates_table(report))]
     if cells.any_from_rounds(tables.candidate_rows(report)):
         blocks.append(("p", f.ROUNDS_NOTE))
