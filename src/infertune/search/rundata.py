@@ -7,7 +7,12 @@ With a built-in set that has parts (`sample`, `clutter`), calibration and traini
 its `:train` part and evaluation from its `:val` part, disjoint. Otherwise (a folder, an
 .npz, `photos`) one seeded stratified split of the data. `--data auto` is the zoo model's own
 built-in set (`ZooEntry.data`: photos for the ImageNet models, clutter for ref-clutter),
-`sample` for every other model.
+`sample` for every other model (`photos` for a detector).
+
+A detector (a handle with meta["detection"]) given detection data (COCO .json, YOLO or VOC
+folder, plain image folder) gets letterboxed images (tasks/detection/rundata.py), its boxes
+in eval_truth.npz when labelled, each evaluation image's size in eval_hw.npy and its
+decoding spec in detection.json; from other data, images at the network's size.
 """
 from __future__ import annotations
 
