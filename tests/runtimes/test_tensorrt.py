@@ -161,10 +161,23 @@ class _FakeCuda(types.ModuleType):
         import ctypes
 
         if kind == "htod":
-            self.memory[dst][:] = ctypes.string_at(src, n)
+            self.memory[dst][:n] = ctypes.string_at(src, n)
         else:
             ctypes.memmove(dst, bytes(self.memory[src]), n)
         return (0,)
+
+    def cudaMemcpyAsync(self, dst, src, n, kind, stream):
+        return self.cudaMemcpy(dst, src, n, kind)
+
+    def cudaMemGetInfo(self):
+        used = sum(len(b) for p, b in self.memory.items() if p not in self.freed)
+        return 0, 2**30 - used, 2**30
+
+    def cudaGetDeviceProperties(self, index):
+        return 0, types.SimpleNamespace(name=b"Fake GPU\x00\x00")
+
+    class cudaError_t:
+        cudaSuccess = 0
 
     def cudaStreamCreate(self):
         return 0, 7
@@ -180,8 +193,9 @@ class _FakeCuda(types.ModuleType):
         return (0,)
 
 
-def _fake_trt(cuda: _FakeCuda) -> types.ModuleType:
-    """An engine with input "x" (N, 3) and output "y" = 2x, computed in the fake memory."""
+def _fake_trt(cuda: _FakeCuda, lo: int = 1, hi: int = 64) -> types.ModuleType:
+    """An engine with input "x" (N, 3) and output "y" = 2x, computed in the fake memory, with
+    a profile of batches lo..hi that it enforces as TensorRT does."""
     trt = types.ModuleType("tensorrt")
     trt.TensorIOMode = types.SimpleNamespace(INPUT="in", OUTPUT="out")
     trt.nptype = lambda dtype: np.float32
@@ -192,6 +206,7 @@ def _fake_trt(cuda: _FakeCuda) -> types.ModuleType:
             self.shape, self.addr = None, {}
 
         def set_input_shape(self, name, shape):
+            assert lo <= shape[0] <= hi, f"batch {shape[0]} outside the profile {lo}..{hi}"
             self.shape = tuple(shape)
 
         def get_tensor_shape(self, name):
@@ -201,8 +216,9 @@ def _fake_trt(cuda: _FakeCuda) -> types.ModuleType:
             self.addr[name] = ptr
 
         def execute_async_v3(self, stream):
-            x = np.frombuffer(bytes(cuda.memory[self.addr["x"]]), np.float32)
-            cuda.memory[self.addr["y"]][:] = (2 * x).astype(np.float32).tobytes()
+            n = int(np.prod(self.shape))
+            x = np.frombuffer(bytes(cuda.memory[self.addr["x"]]), np.float32)[:n]
+            cuda.memory[self.addr["y"]][:4 * n] = (2 * x).astype(np.float32).tobytes()
             return True
 
     class Engine:
@@ -220,8 +236,38 @@ def _fake_trt(cuda: _FakeCuda) -> types.ModuleType:
         def create_execution_context(self):
             return Context()
 
+        def get_tensor_profile_shape(self, name, index):
+            return [(lo, 3), (lo, 3), (hi, 3)]
+
     trt.Runtime = lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda b: Engine())
+    trt.__version__ = "10.fake"
     return trt
+
+
+@pytest.mark.parametrize("lo, hi, n", [(1, 64, 5), (1, 64, 150), (4, 4, 10), (4, 4, 1)])
+def test_session_splits_and_pads_within_the_profile(monkeypatch, tmp_path, lo, hi, n):
+    """The session's device-buffer path on a fake TensorRT/CUDA: every call stays inside the
+    profile (the fake asserts it), outputs come back in order, padding rows are dropped."""
+    from infertune.runtimes import _cuda
+    from infertune.runtimes.tensorrt import TensorRtSession
+
+    cuda = _FakeCuda()
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_trt(cuda, lo, hi))
+    monkeypatch.setattr(_cuda, "cudart", lambda: cuda)
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"engine")
+    (tmp_path / "model.engine.json").write_text('{"plan": {"precision": "fp16", "how": "x"}}')
+    session = TensorRtSession(str(engine), {})
+    x = np.random.default_rng(0).standard_normal((n, 3)).astype(np.float32)
+    (y,) = session.run(x)
+    np.testing.assert_array_equal(y, 2 * x)
+    info = session.describe()
+    assert info["precision"] == "fp16" and info["device"] == "Fake GPU"
+    assert info["profile_batch"] == [lo, hi]
+    # one buffer per tensor, sized once for the profile's largest batch (float32, 3 per row)
+    assert [len(b) for b in cuda.memory.values()] == [4 * 3 * hi] * 2
+    session.close()
+    assert sorted(cuda.freed) == sorted(cuda.memory)  # every buffer released
 
 
 def test_run_py_loader_is_tensorrts_and_runs(monkeypatch, tmp_path):
