@@ -273,3 +273,18 @@ def test_tensorrt_fp16_is_reported_as_fp16(tiny, parity_file, tmp_path):
     res = _measure("tensorrt", artifact, parity_file, tolerance_for("fp16"), speed=False)
     assert res["status"] == "ok", res.get("reason")
     assert res["session_info"]["precision"] == "fp16" and res["parity"]["passed"]
+
+
+def test_gpu_benchmark_script_says_no_gpu_in_one_line(monkeypatch, capsys, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(_cuda, "driver_devices", lambda: (0, "no NVIDIA GPU: test"))
+    assert module.main([str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert out == "benchmarks/gpu.py: no NVIDIA GPU: test; nothing measured\n"
+    assert not (tmp_path / "out").exists()  # nothing written, nothing installed
