@@ -288,3 +288,30 @@ def test_gpu_benchmark_script_says_no_gpu_in_one_line(monkeypatch, capsys, tmp_p
     out = capsys.readouterr().out
     assert out == "benchmarks/gpu.py: no NVIDIA GPU: test; nothing measured\n"
     assert not (tmp_path / "out").exists()  # nothing written, nothing installed
+
+
+def test_fingerprint_reads_gpu_clocks_when_there_is_a_gpu(monkeypatch):
+    import subprocess
+    import types as pytypes
+
+    from infertune.measure import fingerprint as fp
+
+    line = "0, 1980 MHz, 1980 MHz, 2619 MHz, 2619 MHz, 1755 MHz, 700.00 W, P0, Enabled\n"
+    monkeypatch.setattr(fp.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    calls = []
+
+    def run(argv, **kw):
+        calls.append(argv)
+        return pytypes.SimpleNamespace(stdout=line)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(fp, "_static_fingerprint", lambda: {"gpu": [{"name": "H100"}]})
+    clocks = fp.fingerprint()["gpu_clocks"]
+    assert clocks == [{"index": "0", "clocks.sm": "1980 MHz", "clocks.max.sm": "1980 MHz",
+                       "clocks.mem": "2619 MHz", "clocks.max.mem": "2619 MHz",
+                       "clocks.applications.graphics": "1755 MHz", "power.limit": "700.00 W",
+                       "pstate": "P0", "persistence_mode": "Enabled"}]
+    assert "--query-gpu=index,clocks.sm" in calls[0][1]
+    monkeypatch.setattr(fp, "_static_fingerprint", lambda: {"gpu": None})
+    assert "gpu_clocks" not in fp.fingerprint()  # no GPU: no query
+    assert len(calls) == 1

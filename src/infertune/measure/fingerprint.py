@@ -11,6 +11,8 @@ import copy
 import functools
 import os
 import platform
+import shutil
+import subprocess
 import sys
 from importlib import metadata
 from typing import Any
@@ -19,7 +21,8 @@ from ..machine import ISA_FLAGS, cpu_facts, gpu_info, isa_summary, parse_cpuinfo
 
 # Distributions whose version changes results; onnxruntime has several wheel names.
 LIBRARIES = ("torch", "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "openvino",
-             "nncf", "tensorrt", "onnx", "numpy", "pynvml", "infertune")
+             "nncf", "tensorrt", "tensorrt-cu12", "tensorrt-cu13", "cuda-python",
+             "cuda-bindings", "onnx", "numpy", "pynvml", "infertune")
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES",
@@ -63,11 +66,36 @@ def _static_fingerprint() -> dict[str, Any]:
             "libraries": library_versions()}
 
 
+# Clocks move with load, temperature and power state, so they are read with each fingerprint
+# (not cached); the max clocks and the power limit say whether the card was capped.
+GPU_CLOCKS = ("index", "clocks.sm", "clocks.max.sm", "clocks.mem", "clocks.max.mem",
+              "clocks.applications.graphics", "power.limit", "pstate", "persistence_mode")
+
+
+def gpu_clocks(timeout_s: float = 10.0) -> list[dict[str, str]] | None:
+    """Each NVIDIA GPU's current and max clocks, power limit and state, from nvidia-smi; None
+    without it."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, f"--query-gpu={','.join(GPU_CLOCKS)}",
+                              "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=timeout_s, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [dict(zip(GPU_CLOCKS, (v.strip() for v in line.split(","))))
+            for line in out.stdout.splitlines() if line.strip()]
+
+
 def fingerprint() -> dict[str, Any]:
-    """The whole fingerprint (static facts cached; thread settings read now)."""
+    """The whole fingerprint (static facts cached; thread settings and GPU clocks read now)."""
     # A deep copy: callers may annotate their result's fingerprint without touching the cache.
-    return {**copy.deepcopy(_static_fingerprint()), "threads": thread_settings()}
+    static = copy.deepcopy(_static_fingerprint())
+    if static.get("gpu"):
+        static["gpu_clocks"] = gpu_clocks()
+    return {**static, "threads": thread_settings()}
 
 
-__all__ = ["ISA_FLAGS", "LIBRARIES", "cpu_facts", "fingerprint", "gpu_info", "isa_summary",
-           "library_versions", "parse_cpuinfo", "thread_settings"]
+__all__ = ["GPU_CLOCKS", "ISA_FLAGS", "LIBRARIES", "cpu_facts", "fingerprint", "gpu_clocks",
+           "gpu_info", "isa_summary", "library_versions", "parse_cpuinfo", "thread_settings"]
