@@ -47,8 +47,8 @@ def _copy_artifact(src: Path, dest_dir: Path) -> list[str]:
 
 def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s) -> dict[str, Any]:
     keys = ("latency_ms", "throughput_ips", "size_mb", "accuracy", "fidelity", "drop",
-            "peak_rss_mb", "cold_start_ms", "speedup", "speedup_range", "speedup_method",
-            "compression_ratio", "params", "macs", "energy_j_per_image", "energy_note")
+            "detection", "peak_rss_mb", "cold_start_ms", "speedup", "speedup_range",
+            "speedup_method", "compression_ratio", "params", "macs", "energy_j_per_image", "energy_note")
     base = next(c for c in report["candidates"] if c["id"] == report["baseline_id"])
     return {"card_version": 1, "source": report["model"]["source"], "model": report["model"],
             "candidate": rec["id"], "label": rec["label"], "stage": rec["stage"],

@@ -100,6 +100,8 @@ def test_the_pick_is_within_the_rule_and_has_its_detection_metrics(labelled):
     assert again.full.detection.map.value == det["map"]["value"]
     assert again.to_json()["detection"] == det
     assert (out / "best" / "model.onnx").exists()
+    card = json.loads((out / "best" / "model_card.json").read_text())
+    assert card["metrics"]["detection"] == det and card["metrics"]["drop"]["metric"] == "map"
 
 
 def test_plain_images_give_fidelity_map(tmp_path):
