@@ -3,13 +3,13 @@ the artifact written and the parity line (every number is in the result --json p
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..commands.options import ApplyOptions
 from .common import MODEL_HELP, Parents, human_bytes, load_options, make_console, positive_int
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 
 def add(sub, parents: Parents) -> None:
@@ -71,6 +71,7 @@ def _size(report: dict[str, Any]) -> str:
 
 
 def apply_summary(result: dict[str, Any], console: Console | None = None) -> None:
+    from rich.table import Table
     console = console or make_console()
     table = Table(title=f"apply to {result['model'].get('name')} "
                         f"({result['model'].get('format')} → {result['final_format']})")

@@ -3,14 +3,14 @@ batch size, the end-to-end table, and the notes a reader needs beside the number
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..commands.options import BenchOptions
 from .common import (MODEL_HELP, Parents, load_options, make_console, non_negative_float, num,
                      positive_int, progress_to_stderr, shape_text)
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 
 def add(sub, parents: Parents) -> None:
@@ -136,6 +136,7 @@ def bench_e2e_rows(result: dict[str, Any]) -> list[list[str]]:
 
 
 def bench_table(result: dict[str, Any], console: Console | None = None) -> None:
+    from rich.table import Table
     console = console or make_console()
     table = Table(title=f"bench of {result['model'].get('name')} "
                         f"(input {shape_text(result['model']['input']['shape'])})")

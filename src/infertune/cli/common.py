@@ -7,12 +7,13 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import InfertuneError
 from ..load import LoadOptions
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 MODEL_HELP = ("zoo name (see `infertune zoo`), NET.cfg[:NET.weights], model.onnx, TorchScript or "
               "checkpoint .pt, or package.module:factory (with --trust-code)")
@@ -138,6 +139,7 @@ def progress_to_stderr(message: str) -> None:
 
 def make_console() -> Console:
     """stdout console; when piped, wide enough that tables are not cut to 80 columns."""
+    from rich.console import Console
     return Console(width=None if sys.stdout.isatty() else 200)
 
 

@@ -7,14 +7,15 @@ are shown as percentages with their 95% intervals in brackets.
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..commands.options import EvalOptions
 from ..tasks.detection.render import detection_eval
 from .common import MODEL_HELP, Parents, load_options, make_console
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
+    from rich.table import Table
 
 MAX_CONFUSION_CLASSES = 20  # a wider matrix does not fit a terminal
 MAX_PER_CLASS_ROWS = 20  # beyond this, only the classes with the lowest F1
@@ -67,6 +68,7 @@ def pct(value: float | None, ci: list[float] | None = None) -> str:
 
 def accuracy_table(acc: dict[str, Any]) -> Table:
     """Top-1/top-5 and the macro/weighted averages, each with its interval."""
+    from rich.table import Table
     table = Table(title=f"accuracy on {acc['n']} labelled samples (95% intervals)")
     for col in ("metric", "value [95% CI]"):
         table.add_column(col, justify="left" if col == "metric" else "right")
@@ -81,6 +83,7 @@ def accuracy_table(acc: dict[str, Any]) -> Table:
 
 def per_class_table(acc: dict[str, Any]) -> Table:
     """Per-class P/R/F1/support; the worst MAX_PER_CLASS_ROWS by F1 when there are more."""
+    from rich.table import Table
     rows = acc["per_class"]
     title = "per class"
     if len(rows) > MAX_PER_CLASS_ROWS:
@@ -97,6 +100,7 @@ def per_class_table(acc: dict[str, Any]) -> Table:
 
 def confusion_table(acc: dict[str, Any]) -> Table:
     """Rows: true class; columns: predicted class (counts)."""
+    from rich.table import Table
     names = {r["index"]: str(r["class"]) for r in acc["per_class"]}
     labels = [names.get(i, str(i)) for i in acc["labels"]]
     table = Table(title="confusion matrix (rows: true, columns: predicted)")

@@ -3,12 +3,13 @@ repository; one summary line."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any
 
 from ..commands.options import ExportOptions
 from .common import MODEL_HELP, Parents, load_options, make_console
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 
 def add(sub, parents: Parents) -> None:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from .common import Parents, make_console
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 
 def add(sub, parents: Parents) -> None:
@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> Any:
 
 
 def list_table(kind: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
+    from rich.table import Table
     console = console or make_console()
     table = Table(title=f"infertune {kind}")
     if kind == "passes":

@@ -13,10 +13,6 @@ import re
 from dataclasses import fields as dataclass_fields
 from typing import Any, Mapping
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from ..load import LoadOptions
 from .common import Parents, load_options
 
@@ -129,6 +125,9 @@ class ProgressView:
     and the Pareto front so far after each stage (rich, on stderr)."""
 
     def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
         self.console = Console(stderr=True, highlight=False)
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), console=self.console, transient=True)
@@ -184,6 +183,7 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
 def front_table(rows: list[dict[str, Any]]):
     """The progress event's front rows (search/run.py: id, label, p50_ms, drop, size_mb,
     within_budget), fastest first."""
+    from rich.table import Table
     table = Table(title="Pareto front so far", title_justify="left")
     for col in ("candidate", "p50 ms", "drop pt", "size MB", "in budget"):
         table.add_column(col, justify="left" if col == "candidate" else "right")
@@ -209,6 +209,8 @@ def _drop(cand) -> str:
 
 
 def candidates_table(report):
+    from rich.table import Table
+
     from ..report import fields
 
     budget = fields.max_drop(report)
@@ -251,6 +253,8 @@ def summary_lines(report) -> list[str]:
 def optimize_summary(report: Mapping[str, Any]) -> None:
     """Prints the candidates table and the verdict of a finished optimize (report.json's
     dict, parsed once here)."""
+    from rich.console import Console
+
     from ..report import parse_report
 
     typed = parse_report(report)

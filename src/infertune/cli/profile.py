@@ -3,14 +3,14 @@ machine's limits and the measured time per layer (rich, stdout)."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..commands.options import ProfileOptions
 from .common import (MODEL_HELP, Parents, human, human_bytes, load_options, make_console,
                      positive_int, shape_text)
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 
 def add(sub, parents: Parents) -> None:
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> Any:
 
 
 def profile_table(result: dict[str, Any], top: int = 0, console: Console | None = None) -> None:
+    from rich.table import Table
     layers = list(enumerate(result["layers"]))
     if top:
         layers = sorted(layers, key=lambda item: item[1]["macs"], reverse=True)[:top]
@@ -101,6 +102,7 @@ def limits_summary(limits: dict[str, Any], console: Console | None = None) -> No
 def layer_time_table(result: dict[str, Any], top: int = 0,
                      console: Console | None = None) -> None:
     """Measured time per layer (profile --layer-time), slowest first when `top` is set."""
+    from rich.table import Table
     rows = result["layers"]
     if top:
         rows = sorted(rows, key=lambda r: r["ms"], reverse=True)[:top]

@@ -3,13 +3,13 @@ ranked most sensitive to INT8 first."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from ..commands.options import SensitivityOptions
 from .common import MODEL_HELP, Parents, load_options, make_console, num, positive_int
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 
 def add(sub, parents: Parents) -> None:
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> Any:
 
 def sensitivity_table(result: dict[str, Any], console: Console | None = None) -> None:
     """`infertune sensitivity`: layers ranked most sensitive first."""
+    from rich.table import Table
     console = console or make_console()
     data = result["data"]
     t = Table(title=f"INT8 sensitivity per layer ({result['method']}, "

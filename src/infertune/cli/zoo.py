@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from .common import Parents, human, make_console, shape_text
 from .evaluate import pct
+
+if TYPE_CHECKING:  # rich loads where a table is drawn, not on `infertune --help`
+    from rich.console import Console
 
 # `infertune zoo train NAME` is parsed by a subcommand named "zoo-train" (not listed in the
 # help): `zoo` itself takes optional positional names, which argparse cannot mix with nested
@@ -65,6 +65,7 @@ def run_train(args: argparse.Namespace) -> Any:
 
 
 def zoo_table(rows: list[dict[str, Any]], console: Console | None = None) -> None:
+    from rich.table import Table
     table = Table(title="infertune zoo (random weights unless trained or a checkpoint is given)")
     for col in ("name", "input", "classes", "params", "MACs", "preprocess", "weights", "description"):
         table.add_column(col, justify="right" if col in ("params", "MACs", "classes") else "left")
