@@ -33,7 +33,7 @@ from pathlib import Path
 
 ARGS = ["ref-small", "--runtimes", "onnxruntime", "--passes", "fold_bn,int8_static",
         "--eval-size", "600", "--screen-size", "32", "--calib-size", "32", "--min-runs", "5",
-        "--min-seconds", "0.1", "--final-rounds", "1", "--threads", "1", "--json"]
+        "--min-seconds", "0.1", "--final-rounds", "3", "--threads", "1", "--json"]
 
 
 def start(out: Path, resume: bool, budget_s: float | None = None) -> subprocess.Popen:

@@ -52,3 +52,15 @@ def test_other_objectives_and_no_rounds_use_the_full_measurements():
                              "p50 among the fully evaluated candidates within budget.")
     report["pick"] = None
     assert _text(report) == ""
+
+
+def test_a_speed_tie_says_what_broke_it():
+    report = make_report()
+    rows = report["final_comparison"]["rows"]
+    pick, other = rows[1]["id"], rows[2]["id"]
+    report["pick_basis"] = {"rule": "r", "fastest": other, "tied": [pick, other]}
+    text = _text(report)
+    assert "within the measurement noise, the data cannot rank them by speed" in text
+    assert "Among them the pick is the smaller drop, then the smaller artifact" in text
+    assert "not a demonstrably slower model" in text
+    assert "Runner-up" not in text

@@ -125,6 +125,34 @@ def test_pick_is_fastest_within_budget_with_deterministic_ties():
     assert select.pick([_cand("x", 1, 5)], "latency", rule) is None
 
 
+def _row(cid, rounds):
+    return {"id": cid, "p50_ms": sorted(rounds)[len(rounds) // 2], "p50_ms_by_round": rounds}
+
+
+def test_rounds_pick_breaks_a_speed_tie_by_drop_then_size_then_id():
+    cands = {"a": _cand("a", 10, 0.6, 2.0), "b": _cand("b", 10, 0.2, 2.0),
+             "c": _cand("c", 10, 0.2, 1.0), "d": _cand("d", 10, 0.0, 1.0)}
+    # a: lowest median (10.0); b and c overlap a's 9.8–10.4 range; d (11–12 ms) does not
+    rows = [_row("a", [9.8, 10.0, 10.4]), _row("b", [10.3, 10.5, 10.9]),
+            _row("c", [10.1, 10.6, 10.8]), _row("d", [11.0, 11.5, 12.0])]
+    got = select.pick_from_rounds(rows, cands)
+    assert (got.pick, got.fastest, got.tied) == ("c", "a", ("c", "b", "a"))
+    # the same rows in another order: the same decision
+    assert select.pick_from_rounds(rows[::-1], cands) == got
+    # separated ranges: the fastest wins whatever its drop
+    rows[1]["p50_ms_by_round"] = rows[2]["p50_ms_by_round"] = [10.5, 10.6, 10.7]
+    got = select.pick_from_rounds(rows, cands)
+    assert (got.pick, got.tied) == ("a", ("a",))
+
+
+def test_rounds_pick_with_one_round_is_the_lowest_p50_and_ignores_other_rows():
+    cands = {"a": _cand("a", 10, 0.6), "b": _cand("b", 10, 0.0)}
+    rows = [_row("a", [9.0]), _row("b", [9.1]), _row("base", [20.0])]
+    got = select.pick_from_rounds(rows, cands)
+    assert (got.pick, got.fastest, got.tied) == ("a", "a", ())
+    assert select.pick_from_rounds([_row("base", [1.0])], cands) is None
+
+
 def test_closest_when_nothing_meets_the_budget():
     cands = [_cand("a", 1, 3.0), _cand("b", 1, 2.0), _cand("c", 1, 9.0)]
     assert [c.id for c in select.closest(cands, 2)] == ["b", "a"]

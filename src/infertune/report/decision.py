@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..search.candidate import Candidate
 from . import fields as f
-from .run_report import FinalRow, RunReport
+from .run_report import FinalRow, PickBasis, RunReport
 
 OBJECTIVE_WORDS = {"latency": "the lowest p50", "throughput": "the highest throughput",
                    "size": "the smallest artifact"}
@@ -70,16 +70,19 @@ def _rounds_lines(report: RunReport, pick: Candidate) -> list[str]:
     row = report.final_row(pick)
     n = final.rounds or len(row.p50_ms_by_round)
     contenders = sum(r.id != report.baseline_id for r in final.rows)
-    lines = [f"Decided by the side-by-side rounds: the baseline and the "
-             f"{contenders} fastest candidates within budget were timed again in "
-             f"{n} interleaved round(s), one after the other under the same conditions; the "
-             f"pick has the lowest median p50 ({_ms(row.p50_ms)}, {_range(row)}). "
+    head = (f"Decided by the side-by-side rounds: the baseline and the "
+            f"{contenders} fastest candidates within budget were timed again in "
+            f"{n} interleaved round(s), one after the other under the same conditions; ")
+    basis = report.pick_basis
+    if basis is not None and len(basis.tied) > 1:
+        return [head + _tie_text(report, pick, basis) + " " + f.ROUNDS_NOTE]
+    lines = [head + f"the pick has the lowest median p50 ({_ms(row.p50_ms)}, {_range(row)}). "
              + f.ROUNDS_NOTE]
     other = runner_up(report)
     if other is None:
         return lines
-    label = report.by_id[other.id].label if other.id in report.by_id else other.id
-    text = f"Runner-up: {label}, median p50 {_ms(other.p50_ms)} ({_range(other)}). "
+    text = (f"Runner-up: {_label(report, other.id)}, median p50 {_ms(other.p50_ms)} "
+            f"({_range(other)}). ")
     close = overlap(row, other)
     if n < 2:
         text += "One round only: no spread to tell a difference from noise."
@@ -91,6 +94,29 @@ def _rounds_lines(report: RunReport, pick: Candidate) -> list[str]:
         text += "Their round p50s do not overlap: the pick is faster in every round."
     lines.append(text + _own_measurement_note(report, pick))
     return lines
+
+
+def _label(report: RunReport, cid: str | None) -> str:
+    return report.by_id[cid].label if cid in report.by_id else str(cid)
+
+
+def _tie_text(report: RunReport, pick: Candidate, basis: PickBasis) -> str:
+    """The tie the rounds could not break by speed, and what broke it."""
+    fastest = report.final.row(basis.fastest)
+    others = [i for i in basis.tied if i != basis.fastest]
+    named = "; ".join(f"{_label(report, i)} ({_range(report.final.row(i))})" for i in others
+                      if report.final.row(i) is not None)
+    drop = pick.drop.value if pick.drop else None
+    text = (f"the lowest median p50 is {_label(report, basis.fastest)}'s "
+            f"({_ms(fastest.p50_ms if fastest else None)}, "
+            f"{_range(fastest) if fastest else 'no round recorded'}), and the round p50s of "
+            f"{named} overlap it: within the measurement noise, the data cannot rank them by "
+            f"speed. Among them the pick is the smaller drop, then the smaller artifact, then "
+            f"the id")
+    if pick.id == basis.fastest:
+        return text + f": {pick.label}, which also has the lowest median."
+    return text + (f": {pick.label} (drop {drop:+.2f} points), not a demonstrably slower "
+                   "model." if drop is not None else f": {pick.label}.")
 
 
 def _own_measurement_note(report: RunReport, pick: Candidate) -> str:

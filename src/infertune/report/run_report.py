@@ -73,6 +73,23 @@ class FinalComparison:
 
 
 @dataclass(frozen=True)
+class PickBasis:
+    """How the side-by-side rounds decided a latency run's pick (search/select.TIE_RULE):
+    the contender with the lowest median, and those within noise of it in tie-break order."""
+
+    rule: str
+    fastest: str | None
+    tied: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> "PickBasis | None":
+        if not data:
+            return None
+        return cls(rule=str(data.get("rule") or ""), fastest=data.get("fastest"),
+                   tied=tuple(str(i) for i in data.get("tied") or ()))
+
+
+@dataclass(frozen=True)
 class RunReport:
     """A report.json (docs/run-format.md, schema_version 1), candidates typed."""
 
@@ -82,6 +99,7 @@ class RunReport:
     frontier: tuple[str, ...] = ()
     no_pick: Mapping[str, Any] | None = None
     final: FinalComparison | None = None
+    pick_basis: PickBasis | None = None
     mixed_precision: Mapping[str, Any] | None = None
     model: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -107,6 +125,7 @@ class RunReport:
             baseline_id=data.get("baseline_id"), pick_id=data.get("pick"),
             frontier=tuple(data.get("frontier") or ()), no_pick=data.get("no_pick"),
             final=FinalComparison.from_json(data.get("final_comparison")),
+            pick_basis=PickBasis.from_json(data.get("pick_basis")),
             mixed_precision=data.get("mixed_precision"),
             model=data.get("model") or {}, data=data.get("data") or {},
             budget=data.get("budget") or {}, machine=data.get("machine") or {},

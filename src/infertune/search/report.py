@@ -28,7 +28,8 @@ def assemble(s: RunState, final: dict[str, Any] | None, started: str,
     """report.json from the run's state (never the evaluator: `executor` is its description)."""
     cands = _decide(s, final)
     base = next(c for c in cands if c.id == s.baseline.id)
-    pick_id = _pick(s, cands, final)
+    rounds = _rounds_pick(s, cands, final)
+    pick_id = _pick(s, cands, rounds)
     front = select.frontier(cands, s.config.objective)
     no_pick = None
     if pick_id is None:
@@ -76,6 +77,7 @@ def assemble(s: RunState, final: dict[str, Any] | None, started: str,
         "candidates": rows,
         "frontier": front,
         "pick": pick_id,
+        "pick_basis": _pick_basis(rounds),
         "no_pick": no_pick,
         "final_comparison": final,
         "export": None,
@@ -106,17 +108,33 @@ def _decide(s: RunState, final: dict[str, Any] | None) -> list[Candidate]:
     return out
 
 
-def _pick(s: RunState, cands: list[Candidate], final: dict[str, Any] | None) -> str | None:
-    """Latency objective: the fastest contender of the side-by-side rounds; otherwise (or
+def _within(s: RunState, cands: list[Candidate]) -> dict[str, Candidate]:
+    """The fully measured candidates within budget, the baseline left out."""
+    return {c.id: c for c in cands if c.measured and s.budget.within(c.drop.high)
+            and c.id != s.baseline.id}
+
+
+def _rounds_pick(s: RunState, cands: list[Candidate],
+                 final: dict[str, Any] | None) -> select.RoundsPick | None:
+    """The latency objective's pick from the side-by-side rounds (select.TIE_RULE)."""
+    if s.config.objective != "latency" or not final:
+        return None
+    return select.pick_from_rounds(final["rows"], _within(s, cands))
+
+
+def _pick(s: RunState, cands: list[Candidate], rounds: select.RoundsPick | None) -> str | None:
+    """Latency objective: the side-by-side rounds decide (select.TIE_RULE); otherwise (or
     without rounds) the best objective among fully measured candidates within budget."""
-    within = {c.id for c in cands if c.measured and s.budget.within(c.drop.high)
-              and c.id != s.baseline.id}
-    if s.config.objective == "latency" and final:
-        rows = [r for r in final["rows"] if r["id"] in within and r.get("p50_ms")]
-        if rows:
-            return min(rows, key=lambda r: (r["p50_ms"], r["id"]))["id"]
-    best = select.pick([c for c in cands if c.id in within], s.config.objective, s.budget)
+    if rounds is not None:
+        return rounds.pick
+    best = select.pick(list(_within(s, cands).values()), s.config.objective, s.budget)
     return best.id if best else None
+
+
+def _pick_basis(rounds: select.RoundsPick | None) -> dict[str, Any] | None:
+    if rounds is None:
+        return None
+    return {"rule": select.TIE_RULE, "fastest": rounds.fastest, "tied": list(rounds.tied)}
 
 
 def _no_pick_reason(s: RunState, cands: list[Candidate]) -> str:

@@ -9,7 +9,8 @@ interval. Whether a drop is within budget is decided in one place: `metrics.budg
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -72,6 +73,52 @@ def pick(cands: Iterable[Candidate], objective: str, rule: BudgetRule) -> Candid
     ok = [c for c in cands if c.measured and rule.within(c.drop.high)
           and objective_value(c, objective) is not None]
     return min(ok, key=lambda c: _better_key(c, objective)) if ok else None
+
+
+@dataclass(frozen=True)
+class RoundsPick:
+    """A latency run's pick from the side-by-side rounds.
+
+    Attributes:
+        pick: the chosen contender. fastest: the contender with the lowest median p50.
+        tied: the contenders within the rounds' noise of `fastest` (itself included), in
+            the order the tie-break ranks them; () with one round (no spread to judge by).
+    """
+
+    pick: str
+    fastest: str
+    tied: tuple[str, ...]
+
+
+TIE_RULE = ("latency objective: the contender with the lowest median p50 in the side-by-side "
+            "rounds, unless other contenders' round p50s overlap its own (min–max over the "
+            "rounds): then they are within the measurement noise of each other and the data "
+            "cannot rank them, so the pick among them is the smaller drop, then the smaller "
+            "artifact, then the id; with one round there is no spread and the lowest p50 wins")
+
+
+def _round_range(row: Mapping[str, Any]) -> tuple[float, float] | None:
+    ok = [p for p in row.get("p50_ms_by_round") or () if p is not None]
+    return (min(ok), max(ok)) if len(ok) >= 2 else None
+
+
+def pick_from_rounds(rows: Sequence[Mapping[str, Any]],
+                     cands: Mapping[str, Candidate]) -> RoundsPick | None:
+    """TIE_RULE over the final comparison's rows of the contenders within budget (each with
+    its median `p50_ms` and `p50_ms_by_round`). Why a tie-break and not the lower median:
+    a pick that flips with the noise of one run is not a decision the data supports, and a
+    rerun or a resumed run must reach the same pick (the tie-break's keys are exact)."""
+    ok = [r for r in rows if r.get("p50_ms") is not None and r["id"] in cands]
+    if not ok:
+        return None
+    fastest = min(ok, key=lambda r: (r["p50_ms"], r["id"]))
+    span = _round_range(fastest)
+    if span is None:
+        return RoundsPick(fastest["id"], fastest["id"], ())
+    tied = [r["id"] for r in ok
+            if (rng := _round_range(r)) is not None and rng[0] <= span[1] and span[0] <= rng[1]]
+    ranked = sorted(tied, key=lambda i: (cands[i].drop.value, cands[i].size_mb or 0.0, i))
+    return RoundsPick(ranked[0], fastest["id"], tuple(ranked))
 
 
 def closest(cands: Iterable[Candidate], k: int = 3) -> list[Candidate]:
