@@ -29,7 +29,9 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
 import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,13 +123,30 @@ def _pre_process(source: Path, out: Path) -> str | None:
 
     for skip_symbolic in (False, True):
         try:
-            with quiet():
-                quant_pre_process(str(source), str(out), skip_symbolic_shape=skip_symbolic)
+            with quiet(), _scratch_cwd(out.parent):
+                quant_pre_process(str(source.resolve()), str(out.resolve()),
+                                  skip_symbolic_shape=skip_symbolic)
             return None if not skip_symbolic else "symbolic shape inference skipped (it failed)"
         except Exception:
             continue
     shutil.copyfile(source, out)
     return "ORT's quant_pre_process failed on this model; quantized without it"
+
+
+@contextlib.contextmanager
+def _scratch_cwd(parent: Path) -> Iterator[None]:
+    """Runs the block in a fresh folder under `parent`, removed afterwards: when ORT's
+    symbolic shape inference fails it saves `sym_shape_infer_temp.onnx` and a `<uuid>.data`
+    into the *current* folder (onnxruntime/tools/symbolic_shape_infer.py), which would
+    litter the user's working directory."""
+    before = os.getcwd()
+    scratch = tempfile.mkdtemp(prefix=".ort-shape-", dir=parent)
+    os.chdir(scratch)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def op_counts(proto: onnx.ModelProto) -> dict[str, int]:
