@@ -315,3 +315,37 @@ def test_fingerprint_reads_gpu_clocks_when_there_is_a_gpu(monkeypatch):
     monkeypatch.setattr(fp, "_static_fingerprint", lambda: {"gpu": None})
     assert "gpu_clocks" not in fp.fingerprint()  # no GPU: no query
     assert len(calls) == 1
+
+
+def test_what_needs_a_gpu_is_read_from_each_runtime_and_planned_only_when_available():
+    # the search's scheduling (Ray's num_gpus), its plan and Triton's instance kind all read
+    # the runtime's own `needs_gpu`: no list of GPU runtime names elsewhere
+    from infertune.config import OptimizeConfig
+    from infertune.search.executors import needs_gpu
+    from infertune.search.run import plan_context
+
+    assert set(GPU_RUNTIMES) >= {"tensorrt", "onnxruntime-cuda", "onnxruntime-tensorrt"}
+    assert [n for n in RUNTIMES.names() if needs_gpu(n)] == [
+        n for n in RUNTIMES.names() if n in GPU_RUNTIMES]
+    assert not needs_gpu(None) and not needs_gpu("no-such-runtime")
+    handle = load_model("ref-small")
+    info = {"calib_n": 8}
+    ctx = plan_context(OptimizeConfig(model="ref-small", out="unused"), handle, info)
+    # on this CPU host: no GPU runtime is planned, and none is listed as "unavailable"
+    # unless asked for by name
+    assert not set(ctx.runtimes) & set(GPU_RUNTIMES) and not ctx.gpu
+    assert not set(ctx.unavailable) & set(GPU_RUNTIMES)
+    asked = plan_context(OptimizeConfig(model="ref-small", out="unused",
+                                        runtimes=("onnxruntime", "tensorrt")),
+                         handle, info)
+    assert "tensorrt" in asked.unavailable and "tensorrt" not in asked.runtimes
+
+
+def test_triton_serves_a_gpu_runtime_on_kind_gpu():
+    from infertune.search.best import config_pbtxt
+
+    text = config_pbtxt("m", "platform", "tensorrt_plan", {"name": "x", "dims": [3]},
+                        [{"name": "y", "dims": [2]}], "KIND_GPU")
+    assert "kind: KIND_GPU" in text and "KIND_CPU" not in text
+    assert "kind: KIND_CPU" in config_pbtxt("m", "platform", "onnxruntime_onnx",
+                                            {"name": "x", "dims": [3]}, [{"name": "y", "dims": [2]}])

@@ -129,7 +129,8 @@ def triton(run_dir: str | Path, out: str | Path, name: str | None = None) -> dic
         _copy_as(extra, version / extra.name)
     _copy_as(src, version / filename)
     inp, outs = _io(runtime, version / filename, card)
-    write_text(out / name / "config.pbtxt", config_pbtxt(name, kind, value, inp, outs))
+    device = "KIND_GPU" if RUNTIMES.get(runtime).needs_gpu else "KIND_CPU"
+    write_text(out / name / "config.pbtxt", config_pbtxt(name, kind, value, inp, outs, device))
     return {"repository": str(out), "model": name, "backend": value,
             "files": sorted(str(p) for p in (out / name).rglob("*") if p.is_file())}
 
@@ -172,11 +173,14 @@ def _onnx_io(value_info) -> dict[str, Any]:
     return {"name": value_info.name, "dims": dims[1:]}
 
 
-def config_pbtxt(name: str, kind: str, value: str, inp: dict, outs: list[dict]) -> str:
+def config_pbtxt(name: str, kind: str, value: str, inp: dict, outs: list[dict],
+                 device: str = "KIND_CPU") -> str:
+    """Triton's config.pbtxt; `device` is the instance group's kind (KIND_GPU for a runtime
+    that `needs_gpu`: a TensorRT plan runs on the GPU it was built for)."""
     def tensor(t: dict) -> str:
         dims = ", ".join(str(d) for d in t["dims"]) or "1"
         return f'  {{\n    name: "{t["name"]}"\n    data_type: TYPE_FP32\n    dims: [ {dims} ]\n  }}'
     return (f'name: "{name}"\n{kind}: "{value}"\nmax_batch_size: {MAX_BATCH}\n'
             f"input [\n{tensor(inp)}\n]\noutput [\n" + ",\n".join(tensor(o) for o in outs) +
-            "\n]\ninstance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]\n"
+            f"\n]\ninstance_group [\n  {{\n    count: 1\n    kind: {device}\n  }}\n]\n"
             "dynamic_batching { }\n")

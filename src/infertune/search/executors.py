@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from ..errors import ConfigError
 from ..measure.rounds import measure
 from ..measure.session import SessionFactory
+from ..runtimes import RUNTIMES
 from .child import run_candidate_job
 
 TIMING_RESOURCE = "infertune_timing"
@@ -107,12 +108,10 @@ class RayExecutor:
                 "timing_nodes": sum(1 for n in nodes if n.get("Resources", {}).get(TIMING_RESOURCE))}
 
 
-GPU_RUNTIMES = ("tensorrt",)
-
-
 def needs_gpu(runtime: str | None) -> bool:
-    """Whether a job or measurement of `runtime` must run where Ray has a GPU."""
-    return runtime in GPU_RUNTIMES
+    """Whether a job or measurement of `runtime` must run where Ray has a GPU (the runtime's
+    own `needs_gpu`; unknown or no runtime: no)."""
+    return runtime in RUNTIMES.names() and RUNTIMES.get(runtime).needs_gpu
 
 
 def _measure_remote(factory: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:

@@ -104,7 +104,8 @@ def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> s
         ok, why = RUNTIMES.get(name).available()
         if ok:
             available.append(name)
-        elif config.runtimes or name != "tensorrt":
+        elif config.runtimes or not RUNTIMES.get(name).needs_gpu:  # a CPU host: GPU ones
+            # not asked for by name are simply not part of the plan
             unavailable[name] = why or "unavailable"
     if config.passes:
         for name in config.passes:
@@ -118,7 +119,7 @@ def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> s
         allowed_passes=frozenset(config.passes) if config.passes else None,
         registered_passes=frozenset(PASSES.names()),
         calib_samples=data_info["calib_n"], recovery_seconds=config.recovery_seconds,
-        gpu="tensorrt" in available, reference_runtime=reference,
+        gpu=any(RUNTIMES.get(n).needs_gpu for n in available), reference_runtime=reference,
         detector=handle.meta.get("detection") is not None)
 
 

@@ -151,7 +151,7 @@ def _low_precision(ctx: PlanContext, g: list[Step]) -> list[Candidate]:
         cand = skip(cand, "this CPU has no native FP16 arithmetic (no avx512_fp16): FP16 "
                           "would be emulated or upcast, no faster than FP32")
     out.append(cand)
-    if ctx.gpu:  # an FP16 ONNX (float32 I/O) for TensorRT
+    if "tensorrt" in ctx.runtimes:  # an FP16 ONNX (float32 I/O), built with TensorRT's FP16 flag
         out.append(make(ctx, "quantized", g + [step("fp16", target="onnxruntime")], "tensorrt",
                         "fp16"))
     return out
