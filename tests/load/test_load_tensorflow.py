@@ -383,3 +383,18 @@ def test_bench_eval_and_optimize_accept_a_keras_file(net, tmp_path, capsys):
     assert any(c["precision"] == "int8" and c["status"] in ("ok", "screened_out")
                for c in by_id.values())
     assert report["pick"] in by_id or report["no_pick"]["reason"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["h5", "saved_model", "tflite"])
+def test_bench_and_eval_accept_each_other_format(net, capsys, fmt):
+    """The Keras file's bench/eval above, for the other three formats (profile: above)."""
+    _, paths, _ = net
+    assert main(["bench", paths[fmt], "--runtime", "onnxruntime", "--rounds", "1",
+                 "--min-runs", "3", "--min-seconds", "0", "--threads", "1", "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    assert bench["model"]["meta"]["converted_from"]["format"] == ("keras" if fmt == "h5" else fmt)
+    assert [r["status"] for r in bench["results"]] == ["ok"]
+    assert main(["eval", paths[fmt], "--data", "sample", "--limit", "30", "--json"]) == 0
+    evaluation = json.loads(capsys.readouterr().out)
+    assert evaluation["model"]["num_classes"] == CLASSES and evaluation["accuracy"]["n"] == 30
