@@ -1,7 +1,7 @@
 """Kill-and-resume campaign for `infertune optimize` (issue: reliability), run by hand:
 
     python fuzz/kill_resume.py --trials 5 --kills 3
-    python fuzz/kill_resume.py --trials 2 --kills 3 --time-budget 120   # with a time budget
+    python fuzz/kill_resume.py --trials 3 --kills 3 --time-budget 100 --controls 3
 
 One uninterrupted run of a small search (ref-small, ONNX Runtime, fold_bn + int8_static)
 is the reference. Each trial starts the same search, SIGKILLs its whole process group at
@@ -16,6 +16,9 @@ campaign then also compares the pick and the candidates not tried for lack of ti
 reference's; time spent in a job that a kill interrupted is not on the clock (it was never
 journaled), so a resumed run can get slightly more search time than an uninterrupted one,
 and where the budget falls in the middle of a stage that may change what it reaches.
+Wall time is noisy too: where the cut-off falls near a candidate's start, an uninterrupted
+rerun can start one candidate more or less than the reference. `--controls N` adds N
+uninterrupted reruns compared the same way, so the trials' agreement is read against them.
 Writes fuzz/kill_resume.json (or kill_resume_budget.json).
 """
 from __future__ import annotations
@@ -95,14 +98,29 @@ def trial(out: Path, kills: int, rng: random.Random, reference: dict,
         break
     report = json.loads((out / "report.json").read_text())
     now = set(lines(journal))
+    return {"kills": done_kills, "exit": proc.returncode, **outcome(report, reference),
+            "journal_kept": all(ln in now for ln in kept)}
+
+
+def control(out: Path, reference: dict, budget_s: float | None) -> dict:
+    """An uninterrupted rerun compared like a trial: with a time budget, wall-time noise
+    alone can move where the budget stops the search (a candidate started or not near the
+    cut-off), so the trials' agreement with the reference is read against these."""
+    shutil.rmtree(out, ignore_errors=True)
+    proc = start(out, False, budget_s)
+    proc.wait()
+    report = json.loads((out / "report.json").read_text())
+    return {"exit": proc.returncode, **outcome(report, reference)}
+
+
+def outcome(report: dict, reference: dict) -> dict:
     mine, ref = figures(report), figures(reference)
-    ok_ids = mine.keys() == ref.keys()
     common = sorted(mine.keys() & ref.keys())
-    same = all(_close(mine[k][1:], ref[k][1:]) for k in common)
-    return {"kills": done_kills, "exit": proc.returncode, "same_candidates": ok_ids,
-            "same_figures": same, "journal_kept": all(ln in now for ln in kept),
+    return {"same_candidates": mine.keys() == ref.keys(),
+            "same_figures": all(_close(mine[k][1:], ref[k][1:]) for k in common),
             "pick": report.get("pick"), "same_pick": report.get("pick") == reference.get("pick"),
             "pick_within_budget": pick_within_budget(report),
+            "not_tried": len(not_tried(report)),
             "same_not_tried": not_tried(report) == not_tried(reference),
             "search_s": report["run"]["duration_s"],
             "reference_search_s": reference["run"]["duration_s"]}
@@ -121,6 +139,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default="/tmp/infertune-kill-resume")
     p.add_argument("--time-budget", type=float, default=None, help="seconds, every run")
+    p.add_argument("--controls", type=int, default=0,
+                   help="uninterrupted reruns compared with the reference like the trials")
     args = p.parse_args()
     work, rng = Path(args.work), random.Random(args.seed)
     ref_dir = work / "reference"
@@ -130,15 +150,21 @@ def main() -> None:
     reference = json.loads((ref_dir / "report.json").read_text())
     trials = [trial(work / f"trial{i}", args.kills, rng, reference, args.time_budget)
               for i in range(args.trials)]
+    controls = [control(work / f"control{i}", reference, args.time_budget)
+                for i in range(args.controls)]
     summary = {"trials": len(trials), "kills": sum(t["kills"] for t in trials),
                "all_same": all(t["same_candidates"] and t["same_figures"] and t["journal_kept"]
                                and t["exit"] == 0 for t in trials),
                "figures_and_journal_ok": all(t["same_figures"] and t["journal_kept"]
                                              and t["exit"] == 0 for t in trials),
                "same_picks": sum(t["same_pick"] for t in trials),
+               "controls": len(controls),
+               "control_same_picks": sum(c["same_pick"] for c in controls),
+               "control_same_not_tried": sum(c["same_not_tried"] for c in controls),
                "picks_within_budget": all(t["pick_within_budget"] is not False for t in trials),
                "time_budget_s": args.time_budget,
-               "seconds": round(time.monotonic() - t0), "details": trials, "seed": args.seed}
+               "seconds": round(time.monotonic() - t0), "details": trials, "control_details": controls,
+               "seed": args.seed}
     name = "kill_resume_budget.json" if args.time_budget else "kill_resume.json"
     Path(__file__).with_name(name).write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

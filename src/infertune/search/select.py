@@ -106,8 +106,9 @@ def pick_from_rounds(rows: Sequence[Mapping[str, Any]],
                      cands: Mapping[str, Candidate]) -> RoundsPick | None:
     """TIE_RULE over the final comparison's rows of the contenders within budget (each with
     its median `p50_ms` and `p50_ms_by_round`). Why a tie-break and not the lower median:
-    a pick that flips with the noise of one run is not a decision the data supports, and a
-    rerun or a resumed run must reach the same pick (the tie-break's keys are exact)."""
+    a pick that flips with the noise of one run is not a decision the data supports; the
+    tie-break's keys (drops, sizes, ids) are exact, so a rerun or a resumed run that sees the
+    same tie reaches the same pick."""
     ok = [r for r in rows if r.get("p50_ms") is not None and r["id"] in cands]
     if not ok:
         return None
