@@ -67,15 +67,18 @@ def test_digit_and_fragments_lie_inside_and_never_overlap(val_scenes):
         assert len(scene.fragments) <= clutter.FRAGMENTS[1]
 
 
-def test_train_and_val_use_disjoint_digits_and_photos():
+def test_train_and_val_use_disjoint_digits_and_photo_regions():
     train, val = clutter.part_source("train"), clutter.part_source("val")
     assert not set(train.digit_ids.tolist()) & set(val.digit_ids.tolist())
     sample_val = load_dataset("sample:val", input_shape=(1, 28, 28), preprocess="none")
     assert sorted(val.digit_ids.tolist()) == sorted(int(i[7:-1]) for i in sample_val.ids)
     assert (len(train.digit_ids), len(val.digit_ids)) == (4000, 1000)
-    assert not set(train.photos) & set(val.photos)
-    _, _, made = clutter.scenes("train", indices=range(0, 4000, 400))
-    assert {s.photo for s in made} <= set(clutter.TRAIN_PHOTOS)
+    photo = np.arange(6 * 10).reshape(6, 10, 1)  # landscape: split along the width
+    left, right = clutter.photo_region(photo, "train"), clutter.photo_region(photo, "val")
+    assert left.shape[1] + right.shape[1] == 10 and left.shape[1] == 7
+    assert not set(left.ravel()) & set(right.ravel())
+    tall = clutter.photo_region(np.zeros((10, 4, 3)), "val")
+    assert tall.shape == (3, 4, 3)
 
 
 def test_load_dataset_renders_only_the_chosen_scenes():
