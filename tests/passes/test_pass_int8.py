@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import pytest
 import torch
 from extras import require_extra
 
+from infertune.data.dataset import Dataset
+from infertune.data.preprocess import resolve_preprocess
 from infertune.errors import ConfigError
 from infertune.passes import PassContext, apply_passes
 
@@ -107,9 +110,11 @@ def test_needs_calibration_data(onnx_model, tmp_path):
 
 
 @pytest.mark.parametrize("options,message", [
-    ({"method": "foo"}, "method must be one of minmax, percentile, entropy"),
+    ({"method": "foo"}, "method must be one of minmax, mean_minmax, percentile, entropy"),
     ({"engine": "bar"}, "engine must be one of ort, nncf, torch"),
-    ({"engine": "nncf", "method": "entropy"}, "engine nncf calibrates with minmax or percentile"),
+    ({"engine": "nncf", "method": "entropy"},
+     "engine nncf calibrates with minmax, mean_minmax or percentile"),
+    ({"method": "mean_minmax"}, "engine ort calibrates with minmax, percentile or entropy"),
     ({"engine": "torch", "per_channel": "false"}, "per channel only"),
     ({"activations": "uint8", "engine": "nncf"}, "engine ort only"),
     ({"samples": "0"}, "samples must be at least 1"),
@@ -128,6 +133,34 @@ def test_static_nncf(onnx_model, tmp_path):
     assert report["fake_quantize"] >= 3  # activations: the input of each weighted layer
     assert report["bytes_after"] > 0
     assert sqnr_db(outputs(onnx_model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def fake_quantize_highs(xml: str) -> list[float]:
+    """The upper input limit of every FakeQuantize in an OpenVINO IR (the calibrated range)."""
+    import openvino as ov
+
+    model = ov.Core().read_model(xml)
+    return [float(np.max(op.input_value(2).get_node().get_data()))
+            for op in model.get_ordered_ops() if op.get_type_name() == "FakeQuantize"]
+
+
+def test_nncf_mean_minmax_is_narrower_than_minmax_under_an_outlier(onnx_model, tmp_path):
+    # NNCF's own default for per-tensor activations averages each sample's min/max; minmax
+    # takes the extremes over all samples. One calibration image scaled x50 sets minmax's
+    # input range (~50x a normal image's); mean_minmax's grows by ~(50-1)/32 of it only.
+    require_extra("nncf")
+    x = images(32, seed=3)
+    x[0] *= 50.0
+    calib = Dataset(x, None, [], "seeded normal images, one x50", resolve_preprocess("none"))
+    highs = {}
+    for method in ("minmax", "mean_minmax"):
+        ctx = PassContext(workdir=tmp_path / method, calibration=calib)
+        out, report = apply(onnx_model, "int8_static", ctx, engine="nncf", method=method)
+        assert report["applied"] and report["config"]["method"] == method
+        highs[method] = fake_quantize_highs(out.path)
+    # the widest range: the network input's (or an activation after it) under minmax
+    assert max(highs["minmax"]) >= 0.9 * float(np.max(x))
+    assert max(highs["mean_minmax"]) < 0.4 * max(highs["minmax"])
 
 
 def test_static_torch_pt2e(tmp_path):

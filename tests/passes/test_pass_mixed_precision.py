@@ -87,3 +87,16 @@ def test_nncf_ignored_scope(onnx_model, tmp_path):
     assert sorted(report["quantized"]) == ["/0/Conv", "/7/Gemm"]
     assert [k["layer"] for k in report["kept_float"]] == ["/3/Conv"]
     assert sqnr_db(outputs(onnx_model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def test_nncf_mean_minmax_keeps_the_ort_min_max_ranking(onnx_model, tmp_path):
+    # the plan's NNCF INT8 candidate calibrates with mean_minmax; its mixed-precision
+    # children rank layers by ONNX Runtime's sensitivity, which has no mean_minmax: they use
+    # the min-max ranking, so the kept layer is the min-max ranking's first
+    require_extra("nncf")
+    ctx = context(tmp_path)
+    first = analyze(onnx_model, ctx)["layers"][0]["layer"]
+    out, report = apply(onnx_model, "mixed_precision", ctx, keep=1, engine="nncf",
+                        method="mean_minmax")
+    assert out.format == "openvino" and report["applied"]
+    assert [k["layer"] for k in report["kept_float"]] == [first]

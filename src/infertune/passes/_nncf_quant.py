@@ -73,8 +73,9 @@ def run_nncf(ov_model, x: np.ndarray, config: Any, names: dict[str, list[str]]):
                                                        QuantizationParameters)
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
-    estimator = (RangeEstimatorParametersSet.MINMAX if config.method == "minmax"
-                 else RangeEstimatorParametersSet.MEAN_QUANTILE)
+    estimator = {"minmax": RangeEstimatorParametersSet.MINMAX,
+                 "mean_minmax": RangeEstimatorParametersSet.MEAN_MINMAX,
+                 "percentile": RangeEstimatorParametersSet.MEAN_QUANTILE}[config.method]
     advanced = AdvancedQuantizationParameters(
         activations_range_estimator_params=estimator,
         weights_quantization_params=QuantizationParameters(per_channel=config.per_channel))

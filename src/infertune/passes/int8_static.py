@@ -22,11 +22,11 @@ from ..types import ModelHandle
 from ._checks import check_literals
 from .base import PassContext, PassResult, register_pass
 
-Method = Literal["minmax", "percentile", "entropy"]
+Method = Literal["minmax", "mean_minmax", "percentile", "entropy"]
 Engine = Literal["ort", "nncf", "torch"]
 # What each engine can calibrate with (config errors otherwise, with this list).
 ENGINE_METHODS = {"ort": ("minmax", "percentile", "entropy"),
-                  "nncf": ("minmax", "percentile"), "torch": ("minmax",)}
+                  "nncf": ("minmax", "mean_minmax", "percentile"), "torch": ("minmax",)}
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class Int8StaticConfig:
     """Static INT8 post-training quantization.
 
     Attributes:
-        method: activation range calibration: minmax, percentile (ORT: 99.999th; NNCF: mean
+        method: activation range calibration: minmax (the extremes over all samples),
+            mean_minmax (NNCF only: the mean over samples of each one's min and max, NNCF's
+            own default for per-tensor activations), percentile (ORT: 99.999th; NNCF: mean
             of per-batch 1e-4 quantiles), entropy (KL divergence; ORT only).
         per_channel: one weight scale per output channel (True) or one per tensor.
         engine: ort (ONNX Runtime, QDQ ONNX), nncf (NNCF, OpenVINO IR), torch (PT2E).
@@ -55,8 +57,10 @@ class Int8StaticConfig:
         if self.samples < 1:
             raise ValueError(f"samples must be at least 1, not {self.samples}")
         if self.method not in ENGINE_METHODS[self.engine]:
+            *first, last = ENGINE_METHODS[self.engine]
             raise ValueError(f"engine {self.engine} calibrates with "
-                             f"{' or '.join(ENGINE_METHODS[self.engine])}, not {self.method}")
+                             f"{', '.join(first) + ' or ' if first else ''}{last}, "
+                             f"not {self.method}")
         if self.activations != "int8" and self.engine != "ort":
             raise ValueError("activations applies to engine ort only")
         if self.engine == "torch" and not self.per_channel:

@@ -118,7 +118,10 @@ def kept_layers(source: ModelHandle, config: MixedPrecisionConfig, ctx: PassCont
         return [], None
     from .sensitivity import SensitivityConfig, analyze, most_sensitive
 
-    sens = SensitivityConfig(method=config.method, per_channel=config.per_channel,
+    # the ranking is ONNX Runtime's (sensitivity.py); NNCF's mean_minmax has no ORT
+    # counterpart, so its ranking uses min-max ranges
+    method = "minmax" if config.method == "mean_minmax" else config.method
+    sens = SensitivityConfig(method=method, per_channel=config.per_channel,
                              activations=config.activations, samples=config.samples,
                              eval_samples=config.eval_samples)
     ranking = analyze(source, ctx, sens)
