@@ -26,33 +26,9 @@ from infertune.runtimes.onnxruntime_tensorrt import profile_options, tensorrt_pr
 from infertune.runtimes.session import get_opener
 from infertune.runtimes.tensorrt import tolerance_for
 
+from tiny_models import TINY_CFG  # Darknet19's layer kinds at 16x16
+
 GPU_RUNTIMES = [name for name in RUNTIMES.ordered() if RUNTIMES.get(name).needs_gpu]
-TINY_CFG = """[net]
-width=16
-height=16
-channels=3
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=10
-size=1
-stride=1
-pad=1
-activation=linear
-
-[avgpool]
-"""
 BATCH = 2
 
 
