@@ -23,6 +23,7 @@ from ._checks import check_literals
 from .base import PassContext, PassResult, register_pass
 
 Method = Literal["minmax", "mean_minmax", "percentile", "entropy"]
+OrtMethod = Literal["minmax", "percentile", "entropy"]  # ONNX Runtime's calibrators
 Engine = Literal["ort", "nncf", "torch"]
 # What each engine can calibrate with (config errors otherwise, with this list).
 ENGINE_METHODS = {"ort": ("minmax", "percentile", "entropy"),

@@ -28,7 +28,7 @@ import numpy as np
 from ..types import ModelHandle
 from .base import PassContext
 from ._checks import check_literals
-from .int8_static import Method
+from .int8_static import OrtMethod
 
 RANK_KEY = "sqnr_db"
 _EVAL_BATCH = 16
@@ -44,7 +44,7 @@ class SensitivityConfig:
         eval_samples: samples the output error is measured on (after the calibration ones).
     """
 
-    method: Method = "minmax"
+    method: OrtMethod = "minmax"
     per_channel: bool = True
     activations: Literal["int8", "uint8"] = "int8"
     samples: int = 128
