@@ -37,7 +37,7 @@ class Int8StaticConfig:
     Attributes:
         method: activation range calibration: minmax (the extremes over all samples),
             mean_minmax (NNCF only: the mean over samples of each one's min and max, NNCF's
-            own default for per-tensor activations), percentile (ORT: 99.999th; NNCF: mean
+            MEAN_MINMAX estimator for every activation), percentile (ORT: 99.999th; NNCF: mean
             of per-batch 1e-4 quantiles), entropy (KL divergence; ORT only).
         per_channel: one weight scale per output channel (True) or one per tensor.
         engine: ort (ONNX Runtime, QDQ ONNX), nncf (NNCF, OpenVINO IR), torch (PT2E).
