@@ -96,7 +96,8 @@ def test_run_directory_files(run):
     assert "final" in kinds
     # the search clock is journaled on every line (a resume continues it)
     clock = [e["elapsed_s"] for e in entries]
-    assert clock == sorted(clock) and clock[-1] <= rep["run"]["duration_s"] + 1e-6
+    # journal lines keep the clock to 1 ms, report.json's duration_s to 0.1 s
+    assert clock == sorted(clock) and clock[-1] <= rep["run"]["duration_s"] + 0.05
     # where the time went, per phase, and it adds up to no more than the search took
     phases = rep["run"]["phase_s"]
     assert {"build", "probe", "evaluate", "latency", "final"} <= set(phases)
