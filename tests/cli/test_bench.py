@@ -80,6 +80,8 @@ def test_e2e_times_image_to_label_next_to_model_time(cfg, tmp_path, capsys):
     result, _ = bench_json(capsys, cfg, "--runtime", "onnxruntime", "--e2e", str(images), *FAST)
     assert result["e2e"] == {"images": 3, "preprocess": "darknet", "batch": 1}
     e2e = result["results"][0]["e2e"]
+    assert list(e2e) == ["latency_ms", "images", "preprocess", "model_only_p50_ms",
+                         "added_p50_ms", "first_label"]  # a classifier's block, as before
     assert set(e2e["latency_ms"]) == LATENCY_KEYS and e2e["images"] == 3
     assert e2e["model_only_p50_ms"] == result["results"][0]["latency_ms"]["p50"]
     assert 0 <= e2e["first_label"] < 5 and e2e["preprocess"]["name"] == "darknet"

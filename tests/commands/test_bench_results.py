@@ -64,3 +64,39 @@ def test_runtime_and_batch_specs():
     for bad in ("0", "1,1", "x", ""):
         with pytest.raises(ConfigError):
             resolve_batches(bad)
+
+
+CLASSIFIER_E2E_KEYS = ["latency_ms", "images", "preprocess", "model_only_p50_ms",
+                       "added_p50_ms", "first_label"]
+
+
+def test_a_classifier_e2e_block_keeps_its_keys():
+    e2e = {"latency_ms": {"samples": [3.0, 5.0]}, "images": 2, "preprocess": {"name": "darknet"},
+           "first_label": 4}
+    row = aggregate([_round(0, [1.0, 2.0, 3.0], e2e=e2e)], {"label": "rt"}, batch=1, threads=1,
+                    baseline="rt")
+    assert list(row["e2e"]) == CLASSIFIER_E2E_KEYS
+    assert row["e2e"]["added_p50_ms"] == 2.0 and row["e2e"]["first_label"] == 4
+
+
+def test_a_detector_e2e_block_pools_its_parts_and_states_the_remainder():
+    def block(e2e, pre, post, boxes):
+        return {"task": "detection", "latency_ms": {"samples": e2e},
+                "preprocess_ms": {"samples": pre}, "postprocess_ms": {"samples": post},
+                "images": 3, "preprocess": {"name": "letterbox", "input_hw": [64, 64]},
+                "postprocess_images": 3, "score_threshold": 0.25, "nms_threshold": 0.45,
+                "boxes_per_image": boxes, "first_image": "a.png",
+                "first_detections": [{"class": "0", "class_id": 0, "score": 0.9,
+                                      "box": [1.0, 2.0, 3.0, 4.0]}]}
+
+    rounds = [_round(0, [2.0, 2.0], e2e=block([5.0, 6.0], [1.0], [0.5, 0.7], 4.0)),
+              _round(1, [2.0], e2e=block([7.0], [1.0, 3.0], [0.6], 4.0))]
+    e2e = aggregate(rounds, {"label": "rt"}, batch=1, threads=1, baseline="rt")["e2e"]
+    # pooled p50s: end-to-end of 5, 6, 7 → 6; read+letterbox of 1, 1, 3 → 1; decode+NMS → .6
+    assert e2e["latency_ms"]["p50"] == 6.0 and e2e["latency_ms"]["n"] == 3
+    assert e2e["preprocess_ms"]["p50"] == 1.0 and e2e["postprocess_ms"]["p50"] == 0.6
+    assert e2e["model_only_p50_ms"] == 2.0 and e2e["added_p50_ms"] == 4.0
+    assert e2e["unexplained_p50_ms"] == pytest.approx(6.0 - 1.0 - 0.6 - 2.0)
+    assert e2e["task"] == "detection" and e2e["boxes_per_image"] == 4.0
+    assert e2e["first_detections"][0]["box"] == [1.0, 2.0, 3.0, 4.0]
+    assert "first_label" not in e2e

@@ -32,8 +32,11 @@ def add(sub, parents: Parents) -> None:
     p.add_argument("--min-seconds", type=non_negative_float, default=5.0,
                    help="and at least this many seconds of timed calls (default 5)")
     p.add_argument("--e2e", metavar="IMAGE_OR_FOLDER",
-                   help="also time image file -> class label (decode + preprocess + model + "
-                        "argmax) at batch 1, next to the model-only time")
+                   help="also time, at batch 1 and in the same process as the model-only "
+                        "time, image file -> class label (decode + preprocess + model + "
+                        "argmax) for a classifier, or image file -> boxes (read + letterbox + "
+                        "model + decode + NMS) for a detector, whose read + letterbox and "
+                        "decode + NMS (on the model's real outputs) are also timed alone")
     p.set_defaults(run=run)
 
 
@@ -135,6 +138,67 @@ def bench_e2e_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+E2E_COLUMNS = ("runtime", "model p50 ms", "end-to-end p50 ms", "added ms")
+DETECTION_E2E_COLUMNS = ("runtime", "read+letterbox p50 ms", "model p50 ms",
+                         "decode+NMS p50 ms", "end-to-end p50 ms", "unexplained ms")
+
+
+def bench_detection_rows(result: dict[str, Any]) -> list[list[str]]:
+    """A detector's e2e cells: where the time of one image goes (DETECTION_E2E_COLUMNS)."""
+    rows = []
+    for r in result["results"]:
+        e2e = r.get("e2e")
+        if e2e and e2e.get("latency_ms"):
+            rows.append([r["runtime"], num((e2e.get("preprocess_ms") or {}).get("p50"), "{:.2f}"),
+                         num(e2e["model_only_p50_ms"], "{:.2f}"),
+                         num((e2e.get("postprocess_ms") or {}).get("p50"), "{:.2f}"),
+                         num(e2e["latency_ms"]["p50"], "{:.2f}"),
+                         num(e2e.get("unexplained_p50_ms"), "{:.2f}")])
+    return rows
+
+
+def detection_e2e_notes(result: dict[str, Any]) -> list[str]:
+    """What each column of the detector's e2e table contains."""
+    head = result["e2e"]
+    h, w = head["input_hw"]
+    boxes = [f"{r['runtime']} {r['e2e']['boxes_per_image']:.1f}" for r in result["results"]
+             if r.get("e2e") and r["e2e"].get("boxes_per_image") is not None]
+    return [f"image file → boxes, all parts timed in the same measuring process, batch 1, "
+            f"p50 per image over {head['images']} image(s); percentiles and samples in --json",
+            f"read+letterbox: read and decode the file, letterbox to {w}×{h}, timed alone · "
+            "model: the network alone (the first table's p50, a seeded input) · decode+NMS: "
+            "every head decoded, letterbox undone, NMS, on the network's real outputs for "
+            "these images, timed alone · end-to-end: all of it as one call per image · "
+            "unexplained: end-to-end minus the three parts (glue, cache effects; < 0 is noise)",
+            f"boxes kept (score > {head['score_threshold']}, NMS at IoU "
+            f"{head['nms_threshold']}), mean per decoded image: " + (", ".join(boxes) or "–")]
+
+
+def _e2e_layout(result: dict[str, Any]) -> tuple[str, tuple[str, ...], list, list[str]]:
+    """(title, columns, rows, notes) of the e2e table: a detector's or a classifier's."""
+    head = result.get("e2e") or {}
+    if head.get("task") == "detection":
+        return ("image file → boxes, batch 1 (letterbox, decode + NMS)", DETECTION_E2E_COLUMNS,
+                bench_detection_rows(result), detection_e2e_notes(result))
+    return (f"image file → label, batch 1 ({head.get('preprocess')} preprocessing)",
+            E2E_COLUMNS, bench_e2e_rows(result), [])
+
+
+def _e2e_table(result: dict[str, Any], console: Console) -> None:
+    from rich.table import Table
+    title, columns, rows, notes = _e2e_layout(result)
+    if not rows:
+        return
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, justify="left" if col == "runtime" else "right")
+    for cells in rows:
+        t.add_row(*cells)
+    console.print(t)
+    for note in notes:
+        console.print(f"e2e: {note}", highlight=False, markup=False)
+
+
 def bench_table(result: dict[str, Any], console: Console | None = None) -> None:
     from rich.table import Table
     console = console or make_console()
@@ -145,15 +209,7 @@ def bench_table(result: dict[str, Any], console: Console | None = None) -> None:
     for cells in bench_rows(result):
         table.add_row(*cells)
     console.print(table)
-    e2e = bench_e2e_rows(result)
-    if e2e:
-        t = Table(title=f"image file → label, batch 1 "
-                        f"({result['e2e']['preprocess']} preprocessing)")
-        for col in ("runtime", "model p50 ms", "end-to-end p50 ms", "added ms"):
-            t.add_column(col, justify="left" if col == "runtime" else "right")
-        for cells in e2e:
-            t.add_row(*cells)
-        console.print(t)
+    _e2e_table(result, console)
     for note in bench_notes(result):
         console.print(f"note: {note}", highlight=False, markup=False)
 

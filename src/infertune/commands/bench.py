@@ -9,6 +9,11 @@ A runtime that is unavailable here, cannot take the model, fails to build, fails
 check or crashes is a row with a status and a reason, never an exception. Runtimes that fail
 their first round are not measured again (a wrong or broken artifact does not become right
 in round two). The first runtime of the list is the baseline of every speedup.
+
+With --e2e, each runtime's batch-1 child also times image file → class label (a classifier)
+or image file → boxes (a detector: read + letterbox + network + decode + NMS, and the
+preprocessing and the decode + NMS alone) right after its model-only loop (measure/e2e.py,
+measure/e2e_detect.py).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from ..errors import ConfigError, first_line
 from ..load import LoadOptions, load_model
 from ..measure import SessionFactory, TimingConfig, compare, measure
 from ..measure.e2e import list_images, make_spec
+from ..measure.e2e_detect import make_detection_spec
 from ..measure.fingerprint import fingerprint
 from ..measure.inprocess import reference_outputs
 from ..measure.parity import write_reference
@@ -188,12 +194,17 @@ def _workdir(path: str | Path | None) -> Iterator[Path]:
 
 
 def e2e_spec(handle: ModelHandle, images: str | Path | None) -> dict[str, Any] | None:
-    """The job's e2e entry: the image files and the model's preprocessing preset."""
+    """The job's e2e entry: the image files and the model's preprocessing preset, or for a
+    detector (meta["detection"]) the files and its decoding parameters (letterbox, decode +
+    NMS: measure/e2e_detect.py)."""
     if images is None:
         return None
+    files = list_images(images)
+    if "detection" in handle.meta:
+        return make_detection_spec(files, handle)
     preset = handle.meta.get("preprocess") or ("darknet" if handle.meta.get("family") == "darknet"
                                                else "imagenet")
-    return make_spec(list_images(images), preset, handle.input_spec.chw)
+    return make_spec(files, preset, handle.input_spec.chw)
 
 
 def build_all(handle: ModelHandle, names: list[str], workdir: Path, threads: int,
@@ -211,7 +222,13 @@ def build_all(handle: ModelHandle, names: list[str], workdir: Path, threads: int
 def _e2e_header(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     if spec is None:
         return None
-    return {"images": len(spec["images"]), "preprocess": spec["preprocess"], "batch": 1}
+    header = {"images": len(spec["images"]), "preprocess": spec["preprocess"], "batch": 1}
+    if spec.get("task") == "detection":
+        det = spec["detection"]
+        header.update(task="detection", input_hw=det["input_hw"], postprocess="decode + NMS",
+                      score_threshold=det["score_threshold"],
+                      nms_threshold=det["nms_threshold"])
+    return header
 
 
 def run_bench(model: str | ModelHandle, options: BenchOptions = BenchOptions(),

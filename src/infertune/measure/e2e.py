@@ -1,12 +1,13 @@
-"""End-to-end timing: from an image file on disk to the class label.
+"""End-to-end timing: from an image file on disk to the class label (a detector's spec, with
+"task": "detection", goes to e2e_detect.py: file to boxes, and its parts timed alone).
 
-One timed call = read + decode the file (Pillow), preprocess it with the model's preset
-(`infertune.data.preprocess`: the same code `eval` uses), run the session at batch 1, and
-take the arg-max. It runs in the measuring child right after the model-only latency loop,
-so both numbers come from the same process, session and minutes of machine time. The files
-cycle in a fixed order; after the first pass they are in the OS page cache, as they would be
-on a server that reads recently written uploads. The parent only lists the files
-(`list_images`); everything else runs in the child.
+For a classifier, one timed call = read + decode the file (Pillow), preprocess it with the
+model's preset (`infertune.data.preprocess`: the same code `eval` uses), run the session at
+batch 1, and take the arg-max. It runs in the measuring child right after the model-only
+latency loop, so both numbers come from the same process, session and minutes of machine
+time. The files cycle in a fixed order; after the first pass they are in the OS page cache,
+as they would be on a server that reads recently written uploads. The parent only lists the
+files (`list_images`); everything else runs in the child.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..data.preprocess import apply_preprocess, resolve_preprocess
 from ..data.sources import IMAGE_SUFFIXES, decode_image
 from ..errors import DataError
 from . import stats, timing
+from .e2e_detect import run_e2e_detection
 
 # Enough distinct files that one image's cache state or size does not dominate the loop.
 MAX_IMAGES = 64
@@ -68,7 +70,10 @@ class ImageToLabel:
 
 
 def run_e2e(session, spec: dict[str, Any], timing_config, model_p50_ms: float | None) -> dict:
-    """Times ImageToLabel with the harness's loop; returns the result's "e2e" block."""
+    """Times ImageToLabel (ImageToBoxes for a detector's spec) with the harness's loop;
+    returns the result's "e2e" block."""
+    if spec.get("task") == "detection":
+        return run_e2e_detection(session, spec, timing_config, model_p50_ms)
     fn = ImageToLabel(session, spec)
     first_label = fn()  # also imports Pillow and the preprocessing outside the timed loop
     samples = timing.time_calls(fn, None, timing_config)
