@@ -1,6 +1,7 @@
 """Labelled detection data: COCO JSON, YOLO txt folders, Pascal VOC XML → DetectionSet.
 
 `read_detection_data(path)` decides the format from what `path` is:
+  * `digits-det:train` / `digits-det:val` — the built-in set (data_digits.py), a YOLO folder;
   * a `.json` file — COCO (images found beside it, or in an `images/` folder beside it);
   * a folder with `labels/` — YOLO txt (images in `images/`, `labels/<stem>.txt` each);
   * a folder with `Annotations/` — Pascal VOC (images in `JPEGImages/`).
@@ -22,6 +23,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 def read_detection_data(path: str | Path) -> DetectionSet:
     """The labelled detection set at `path` (format from its layout, module docstring)."""
+    from .data_digits import is_digits_det, read_digits_det
+
+    if is_digits_det(str(path)):
+        return read_digits_det(str(path))
     root = Path(path)
     if root.is_file() and root.suffix.lower() == ".json":
         from .data_coco import read_coco

@@ -4,7 +4,9 @@
 mapped to the model's names by `classes.class_mapping`); a plain folder of images gives
 unlabelled ones (the search then measures fidelity mAP). Calibration and evaluation images
 are disjoint, drawn with the run's seed; both are letterboxed as Darknet does, so calibration
-sees what deployment sees. Other specs (`photos`, `sample`, .npz) are not detection data:
+sees what deployment sees. The built-in set `digits-det` (data_digits.py) calibrates on its
+`:train` part and evaluates on its `:val` part, as the classification sets with parts do;
+`digits-det:train`/`:val` alone are split like any labelled set. Other specs (`photos`, `sample`, .npz) are not detection data:
 the search loads them as images at the network's size (`None` here).
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ...errors import ConfigError
 from ...types import ModelHandle
 from .classes import class_mapping
 from .data import read_detection_data
+from .data_digits import is_digits_det
 from .evaluate import model_names, plain_images, read_source, remap_classes
 from .records import DetectionSample
 from .store import letterboxed
@@ -41,7 +44,9 @@ class DetectionParts:
 
 
 def is_detection_source(spec: str) -> bool:
-    """A COCO .json, YOLO or VOC folder, or a plain image folder."""
+    """The built-in detection set, a COCO .json, YOLO or VOC folder, or a plain image folder."""
+    if is_digits_det(spec):
+        return True
     root = Path(spec)
     return (root.is_file() and root.suffix.lower() == ".json") or \
         (root.is_dir() and ((root / "labels").is_dir() or (root / "Annotations").is_dir()
@@ -55,23 +60,42 @@ def detection_parts(spec: str, handle: ModelHandle, *, eval_n: int, calib_n: int
     if not is_detection_source(spec):
         return None
     det = handle.meta["detection"]
-    dataset = read_source(spec) if plain_images(spec) else read_detection_data(spec)
-    labelled = dataset.format != "images"
-    samples = list(dataset.samples)
-    if labelled:
-        mapping = class_mapping(dataset.names, model_names(handle, det.classes), spec)
-        samples = remap_classes(samples, mapping)
-    if len(samples) < 3:
-        raise ConfigError(f"--data {spec}: {len(samples)} image(s); optimize needs at least 3 "
-                          "(calibration and evaluation)")
-    order = np.random.default_rng(seed).permutation(len(samples))
-    n_cal = max(1, min(calib_n, len(samples) // 2))
-    cal = [samples[i] for i in order[:n_cal]]
-    ev = [samples[i] for i in sorted(order[n_cal:n_cal + eval_n])]
+    if spec == "digits-det":
+        cal, _ = _labelled(f"{spec}:train", handle)
+        ev, dataset = _labelled(f"{spec}:val", handle)
+        cal, ev = _seeded(cal, calib_n, seed), _seeded(ev, eval_n, seed)
+        labelled, parts = True, "; calibration from its :train part, evaluation from :val"
+    else:
+        samples, dataset = _labelled(spec, handle)
+        labelled, parts = dataset.format != "images", ""
+        if len(samples) < 3:
+            raise ConfigError(f"--data {spec}: {len(samples)} image(s); optimize needs at "
+                              "least 3 (calibration and evaluation)")
+        order = np.random.default_rng(seed).permutation(len(samples))
+        n_cal = max(1, min(calib_n, len(samples) // 2))
+        cal = [samples[i] for i in order[:n_cal]]
+        ev = [samples[i] for i in sorted(order[n_cal:n_cal + eval_n])]
     channels = handle.input_spec.chw[0]
-    what = f"{dataset.format} {'labelled' if labelled else 'unlabelled'}"
+    what = f"{dataset.format} {'labelled' if labelled else 'unlabelled'}{parts}"
     return DetectionParts(
         calib_x=letterboxed(cal, det.input_hw, channels),
         eval_x=letterboxed(ev, det.input_hw, channels), eval_samples=ev, labelled=labelled,
         description=f"{spec} ({what}): {len(ev)} evaluation + {len(cal)} calibration images "
                     f"(disjoint, seed {seed}), letterboxed to {det.input_hw[1]}×{det.input_hw[0]}")
+
+
+def _labelled(spec: str, handle: ModelHandle) -> tuple[list[DetectionSample], object]:
+    """The samples of `spec` (classes mapped to the model's names when labelled), and the set."""
+    det = handle.meta["detection"]
+    dataset = read_source(spec) if plain_images(spec) else read_detection_data(spec)
+    samples = list(dataset.samples)
+    if dataset.format != "images":
+        mapping = class_mapping(dataset.names, model_names(handle, det.classes), spec)
+        samples = remap_classes(samples, mapping)
+    return samples, dataset
+
+
+def _seeded(samples: list[DetectionSample], n: int, seed: int) -> list[DetectionSample]:
+    """`n` of `samples` drawn with `seed`, in their original order."""
+    keep = np.random.default_rng(seed).permutation(len(samples))[:n]
+    return [samples[i] for i in sorted(keep)]
