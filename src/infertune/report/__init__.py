@@ -1,4 +1,4 @@
-"""Reports of an optimize run: report.md (+ report_files/*.svg) and a self-contained
+"""Reports of an optimize run: report.md (+ report_files/*.svg, *.png) and a self-contained
 report.html, rendered from report.json (docs/run-format.md); and `compare` of two runs.
 
 report.json is parsed once, at the entry points (`write_reports`, `report_run`, `compare`),
@@ -82,33 +82,51 @@ def write_reports(run_dir: Path, report: "Mapping[str, Any] | RunReport",
     """Renders `report` (report.json's dict, or its RunReport) into `run_dir` and returns
     the files written.
 
-    "md" writes report.md and its charts as report_files/NAME.svg; "html" writes
-    report.html with the charts inline. Every file is written atomically (temporary name,
-    then rename), so a reader never sees half a report.
+    "md" writes report.md and its charts as report_files/NAME.svg (a detector's example
+    images as report_files/NAME.png); "html" writes report.html with the charts and images
+    inline. A detector's PR curves and example images are drawn from the run's files in
+    `run_dir` (report/detection_figures.py). Every file is written atomically (temporary
+    name, then rename), so a reader never sees half a report.
     """
     from .._atomic import write_text
     from . import html, markdown
+    from .detection_figures import detection_figures
     from .plots import render_charts
 
     formats = check_formats(formats)
     run_dir = Path(run_dir)
     report = parse_report(report, run_dir / "report.json")
     charts = render_charts(report)
+    figures = detection_figures(run_dir, report)
     written: list[Path] = []
     if "md" in formats:
-        paths = {}
-        for chart in charts:
-            if chart["svg"] is not None:
-                dest = run_dir / CHART_DIR / f"{chart['name']}.svg"
-                write_text(dest, chart["svg"])
-                written.append(dest)
-                paths[chart["name"]] = f"{CHART_DIR}/{chart['name']}.svg"
-        write_text(run_dir / "report.md", markdown.render(report, charts, paths))
+        paths = _write_figures(run_dir, charts, figures, written)
+        write_text(run_dir / "report.md", markdown.render(report, charts, paths, figures))
         written.append(run_dir / "report.md")
     if "html" in formats:
-        write_text(run_dir / "report.html", html.render(report, charts))
+        write_text(run_dir / "report.html", html.render(report, charts, figures))
         written.append(run_dir / "report.html")
     return written
+
+
+def _write_figures(run_dir: Path, charts: list[dict], figures, written: list[Path]
+                   ) -> dict[str, str]:
+    """report_files/NAME.svg per drawn chart and NAME.png per example image; returns
+    {name: path relative to report.md}."""
+    from .._atomic import write_bytes, write_text
+
+    paths = {}
+    extra = [figures.pr_chart] if figures is not None and figures.pr_chart else []
+    for chart in charts + extra:
+        if chart["svg"] is not None:
+            paths[chart["name"]] = f"{CHART_DIR}/{chart['name']}.svg"
+            write_text(run_dir / paths[chart["name"]], chart["svg"])
+            written.append(run_dir / paths[chart["name"]])
+    for image in figures.examples if figures is not None else ():
+        paths[image.name] = f"{CHART_DIR}/{image.name}.png"
+        write_bytes(run_dir / paths[image.name], image.png)
+        written.append(run_dir / paths[image.name])
+    return paths
 
 
 def report_run(run_dir: str | Path, formats: Iterable[str] = FORMATS) -> dict[str, Any]:

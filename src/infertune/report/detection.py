@@ -2,12 +2,15 @@
 bootstrap intervals (on the data's boxes, or — with no boxes — on the original model's own
 detections, named fidelity mAP), its fidelity mAP against the original model, the paired
 mAP drop the budget judged, and the score shift (INT8 compresses confidences: mAP can hold
-while a deployed threshold starts to drop boxes). Pure: blocks from a RunReport."""
+while a deployed threshold starts to drop boxes); then the precision–recall curves and the
+example images (`detection_figures`: drawn from the run's files), or the line saying why
+they are missing. Pure: blocks from a RunReport and the figures already drawn."""
 from __future__ import annotations
 
 from typing import Any
 
 from ..search.candidate import Candidate, Estimate
+from .detection_figures import DetectionFigures
 from .run_report import RunReport
 
 Block = tuple[Any, ...]
@@ -39,7 +42,20 @@ def _mark(report: RunReport, c: Candidate) -> str:
     return "★ " if c.id == report.pick_id else ("baseline " if c.id == report.baseline_id else "")
 
 
-def detection_blocks(report: RunReport) -> list[Block]:
+def figure_blocks(figures: DetectionFigures | None) -> list[Block]:
+    """The PR chart, the example images with how they were chosen, the notes."""
+    if figures is None:
+        return []
+    blocks: list[Block] = [("chart", figures.pr_chart)] if figures.pr_chart else []
+    if figures.examples:
+        blocks += [("h3", "Example images: original model and pick"),
+                   ("p", figures.examples_note)]
+        blocks += [("image", example) for example in figures.examples]
+    return blocks + [("p", note) for note in figures.notes]
+
+
+def detection_blocks(report: RunReport, figures: DetectionFigures | None = None
+                     ) -> list[Block]:
     """The section; nothing for a run on a classifier."""
     rows = [c for c in report.candidates if c.full is not None and c.full.detection is not None]
     if not rows:
@@ -65,4 +81,4 @@ def detection_blocks(report: RunReport) -> list[Block]:
                   f"{report.budget.get('budget_points')} points. Score shift: how the "
                   "confidences of boxes both models found moved, and how many cross the "
                   f"deployed threshold ({first.score_threshold:g})."),
-            ("table", head, body)]
+            ("table", head, body)] + figure_blocks(figures)

@@ -2,7 +2,8 @@
 lay the blocks out, so both formats always carry the same content.
 
 Block kinds: ("h2", text), ("h3", text), ("p", text), ("table", head, body),
-("kv", [(key, value)]), ("chart", chart dict from plots.render_charts).
+("kv", [(key, value)]), ("chart", chart dict from plots.render_charts), ("image",
+detection_figures.ExampleImage).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from . import cells
 from . import fields as f
 from . import tables
 from .detection import detection_blocks
+from .detection_figures import DetectionFigures
 from .run_report import RunReport
 
 Block = tuple[Any, ...]
@@ -76,13 +78,16 @@ def _measurement_blocks(report: RunReport) -> list[Block]:
     return blocks
 
 
-def build(report: RunReport, charts: list[dict]) -> list[Block]:
-    """All blocks of the report, title first."""
+def build(report: RunReport, charts: list[dict], figures: DetectionFigures | None = None
+          ) -> list[Block]:
+    """All blocks of the report, title first (`figures`: a detector run's, drawn from its
+    files)."""
     model = report.model
     title = f"infertune report: {model.get('name') or model.get('source') or 'model'}"
     blocks: list[Block] = [("h1", title)] + [("p", line) for line in
                                              cells.summary_lines(report)]
-    blocks += _stage_blocks(report) + detection_blocks(report) + _chart_blocks(charts)
+    blocks += _stage_blocks(report) + detection_blocks(report, figures)
+    blocks += _chart_blocks(charts)
     blocks += _explain_blocks(report)
     blocks += [("h2", "All candidates"), ("table", *cells.candidates_table(report))]
     if cells.any_from_rounds(tables.candidate_rows(report)):

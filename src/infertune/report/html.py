@@ -1,14 +1,17 @@
-"""Blocks → one self-contained HTML page: charts are inline SVG, the CSS is inline, and
+"""Blocks → one self-contained HTML page: charts are inline SVG, a detector's example images
+inline PNG (base64 data: URLs), the CSS is inline, and
 nothing is fetched (no script, font, image or stylesheet from anywhere), so the file can be
 mailed or archived as is. Tables scroll sideways on narrow screens; charts scale to the
 width of the screen.
 """
 from __future__ import annotations
 
+import base64
 import html
 import re
 
 from . import document
+from .detection_figures import DetectionFigures, ExampleImage
 from .run_report import RunReport
 
 CSS = """
@@ -28,6 +31,7 @@ tr:nth-child(even) td { background: #fafafa; }
 figure.chart { margin: 1rem 0; }
 figure.chart svg { display: block; width: 100%; max-width: 46rem; height: auto; }
 figure.chart[data-chart^="confusion"] svg { max-width: 26rem; }
+figure.example img { display: block; max-width: 100%; height: auto; }
 figcaption { font-size: 0.85rem; color: #555; }
 .na { color: #8a4b00; font-style: italic; }
 @media (max-width: 40rem) { body { padding: 0 0.5rem 2rem; } h1 { font-size: 1.25rem; } }
@@ -65,10 +69,19 @@ def chart(chart: dict) -> str:
             f"<figcaption>{_text(chart['caption'])}</figcaption></figure>")
 
 
-def render(report: RunReport, charts: list[dict]) -> str:
+def image(image: ExampleImage) -> str:
+    data = base64.b64encode(image.png).decode("ascii")
+    return (f'<figure class="example" data-example="{image.name}">'
+            f'<img src="data:image/png;base64,{data}" alt="{html.escape(image.title)}">'
+            f"<figcaption><strong>{_text(image.title)}</strong>: {_text(image.caption)}"
+            "</figcaption></figure>")
+
+
+def render(report: RunReport, charts: list[dict],
+           figures: DetectionFigures | None = None) -> str:
     parts = []
     title = "infertune report"
-    for block in document.build(report, charts):
+    for block in document.build(report, charts, figures):
         kind = block[0]
         if kind == "h1":
             title = block[1]
@@ -82,6 +95,8 @@ def render(report: RunReport, charts: list[dict]) -> str:
             parts.append(table(["item", "value"], [[k, v] for k, v in block[1]]))
         elif kind == "chart":
             parts.append(chart(block[1]))
+        elif kind == "image":
+            parts.append(image(block[1]))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"

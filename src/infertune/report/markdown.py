@@ -1,10 +1,12 @@
 """Blocks → Markdown. Charts are SVG files in `report_files/` next to report.md, linked
 as images: Markdown cannot embed them, SVG stays small and sharp at any zoom, and GitHub,
 GitLab and VS Code previews display it. A chart that failed to draw becomes its note.
+A detector's example images are PNG files there too, linked the same way.
 """
 from __future__ import annotations
 
 from . import document
+from .detection_figures import DetectionFigures, ExampleImage
 from .run_report import RunReport
 
 
@@ -19,10 +21,12 @@ def table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render(report: RunReport, charts: list[dict], chart_paths: dict[str, str]) -> str:
-    """Markdown text; `chart_paths` maps chart name → path relative to report.md."""
+def render(report: RunReport, charts: list[dict], chart_paths: dict[str, str],
+           figures: DetectionFigures | None = None) -> str:
+    """Markdown text; `chart_paths` maps chart and image name → path relative to
+    report.md."""
     out = []
-    for block in document.build(report, charts):
+    for block in document.build(report, charts, figures):
         kind = block[0]
         if kind in ("h1", "h2", "h3"):
             out.append("#" * int(kind[1]) + " " + block[1])
@@ -34,6 +38,8 @@ def render(report: RunReport, charts: list[dict], chart_paths: dict[str, str]) -
             out.append(table(["item", "value"], [[k, v] for k, v in block[1]]))
         elif kind == "chart":
             out.append(_chart(block[1], chart_paths))
+        elif kind == "image":
+            out.append(_image(block[1], chart_paths))
     return "\n\n".join(out) + "\n"
 
 
@@ -42,3 +48,7 @@ def _chart(chart: dict, chart_paths: dict[str, str]) -> str:
     if chart["name"] not in chart_paths:
         return title + f"*{chart['note']}*"
     return title + f"![{chart['title']}]({chart_paths[chart['name']]})\n\n{chart['caption']}"
+
+
+def _image(image: ExampleImage, paths: dict[str, str]) -> str:
+    return f"![{image.title}]({paths[image.name]})\n\n*{image.title}*: {image.caption}"

@@ -26,15 +26,17 @@ def short(label: str, limit: int = LABEL_CHARS) -> str:
 
 
 def to_svg(draw: Callable[[Any], None], size: tuple[float, float] = WIDE,
-           polar: bool = False) -> str:
-    """Runs draw(ax) on a fresh figure and returns the SVG document text."""
+           polar: bool = False, panels: int = 1) -> str:
+    """Runs draw(ax) on a fresh figure (draw(axes), a list left to right, when `panels` > 1)
+    and returns the SVG document text."""
     import matplotlib
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=size, layout="constrained")
-        ax = fig.add_subplot(projection="polar" if polar else None)
-        draw(ax)
+        axes = [fig.add_subplot(1, panels, k + 1, projection="polar" if polar else None)
+                for k in range(panels)]
+        draw(axes[0] if panels == 1 else axes)
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None})
     return buf.getvalue()
@@ -165,6 +167,38 @@ def roofline_svg(series: dict | None) -> str | None:
     return to_svg(draw, (7.0, 4.6))
 
 
+PR_STYLE = {"baseline": ("black", 2.0, "-"), "pick": ("tab:orange", 2.2, "-")}
+PR_OTHERS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:cyan")
+
+
+def pr_svg(series: list[dict] | None, precision_name: str = "precision") -> str | None:
+    """Precision vs recall, IoU .5 on the left and averaged over IoU .50:.95 on the right,
+    one legend below both; series: [{"label", "role" (baseline | pick | other),
+    "curves": (PrCurve at .5, PrCurve at .5:.95)}]."""
+    if not series:
+        return None
+
+    def draw(axes):
+        others = iter(PR_OTHERS * len(series))
+        for s in series:
+            colour, width, dash = PR_STYLE.get(s["role"]) or (next(others), 1.0, "--")
+            at50, mean = s["curves"]
+            label = (f"{short(s['label'], 70)} (AP50 {100 * at50.ap:.1f}, "
+                     f"mAP {100 * mean.ap:.1f})")
+            for ax, curve in zip(axes, (at50, mean)):
+                ax.plot(curve.recall, curve.precision, color=colour, lw=width, ls=dash,
+                        drawstyle="steps-post", label=label if ax is axes[0] else None)
+        for ax, curve in zip(axes, series[0]["curves"]):
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("recall")
+            ax.set_ylabel(precision_name)
+            ax.set_title(f"IoU {curve.iou}")
+        # Below the axes: inside, it hides the curves.
+        axes[0].figure.legend(loc="outside lower center", fontsize=7, frameon=False)
+    return to_svg(draw, (8.0, 3.4 + 0.17 * len(series)), panels=2)
+
+
 def render_charts(report: RunReport) -> list[dict[str, Any]]:
     """[{"name", "title", "caption", "svg" | None, "note"}] in report order.
 
@@ -200,12 +234,13 @@ def render_charts(report: RunReport) -> list[dict[str, Any]]:
          "the traffic, so an upper bound of the intensity.",
          lambda: roofline_svg(charts.roofline_series(report))),
     ]
-    drawn = [_draw(name, title, caption, make) for name, title, caption, make in specs]
+    drawn = [draw_chart(name, title, caption, make) for name, title, caption, make in specs]
     return [chart for chart in drawn if chart is not None]
 
 
-def _draw(name: str, title: str, caption: str, make: Callable[[], str | None]
-          ) -> dict[str, Any] | None:
+def draw_chart(name: str, title: str, caption: str, make: Callable[[], str | None]
+               ) -> dict[str, Any] | None:
+    """The chart dict of `make()`'s SVG; None when it has nothing to show."""
     # A chart that cannot be drawn is a result, not a crash: the report of a finished
     # optimize must still be written, and says which chart is missing and why.
     try:

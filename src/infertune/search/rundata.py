@@ -27,6 +27,7 @@ from ..data import Dataset, load_dataset, split_calibration
 from ..data.preprocess import resolve_preprocess
 from ..errors import ConfigError
 from ..tasks.detection.evaluate import model_names
+from ..tasks.detection.examples import InputPixels
 from ..tasks.detection.records import DetectionSample
 from ..tasks.detection.rundata import DetectionParts, detection_parts
 from ..tasks.detection.store import load_samples, save_samples
@@ -80,7 +81,7 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
             _save(data_dir / f"{name}_y.npy", np.asarray(ds.y, dtype=np.int64))
     labelled = ev.y is not None
     if det is not None:
-        labelled = _save_detection(data_dir, handle, extra, len(ev))
+        labelled = _save_detection(data_dir, handle, extra, len(ev), preprocess)
     info = {"request": want, "spec": spec, "labelled": labelled, "eval_n": len(ev),
             "calib_n": len(parts["calib"]),
             "train_n": len(parts["train"]) if "train" in parts else 0,
@@ -120,13 +121,18 @@ def _parts(spec: str, config, handle, chw, preprocess, eval_n: int, train_n: int
     return {"eval": ev, "calib": cal, **({"train": train} if train is not None else {})}, None
 
 
-def _save_detection(data_dir: Path, handle, found: DetectionParts | None, eval_n: int) -> bool:
-    """detection.json (the decoding spec and class names, read by the workers), each
-    evaluation image's size (eval_hw.npy) and, with labels, the boxes (eval_truth.npz).
-    Images not from detection data were made at the network's size. Returns: labelled."""
+def _save_detection(data_dir: Path, handle, found: DetectionParts | None, eval_n: int,
+                    preprocess) -> bool:
+    """detection.json (the decoding spec and class names, read by the workers; how the
+    evaluation inputs were made, read by the report's example images), each evaluation
+    image's size (eval_hw.npy) and, with labels, the boxes (eval_truth.npz). Images not
+    from detection data were made at the network's size by `preprocess`. Returns: labelled."""
     det = handle.meta["detection"]
     names = model_names(handle, det.classes)
-    write_text(data_dir / DETECTION_SPEC, json.dumps({"spec": det.to_dict(), "names": names}))
+    pre = resolve_preprocess(preprocess)
+    pixels = InputPixels() if found is not None else InputPixels(False, pre.mean, pre.std)
+    write_text(data_dir / DETECTION_SPEC, json.dumps(
+        {"spec": det.to_dict(), "names": names, "eval_inputs": pixels.to_dict()}))
     hw = ([s.image_hw for s in found.eval_samples] if found is not None
           else [det.input_hw] * eval_n)
     _save(data_dir / "eval_hw.npy", np.asarray(hw, np.int64).reshape(-1, 2))

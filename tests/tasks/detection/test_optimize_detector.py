@@ -7,7 +7,11 @@ images, ONNX Runtime only and few passes: the runs check the flow and the decisi
 speed or accuracy (random weights make near-uniform boxes)."""
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -118,7 +122,11 @@ def test_plain_images_give_fidelity_map(tmp_path):
     # the original against its own detections: every pseudo-label found at IoU 1 first
     assert base["drop"]["candidate_pct"] == pytest.approx(100.0)
     assert base["detection"]["basis"] == "fidelity"
-    assert "fidelity mAP" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "fidelity mAP" in md and "### Fidelity precision–recall curves" in md
+    # against its own boxes above the threshold the original model scores 1 at every recall
+    svg = (out / "report_files" / "pr_curves.svg").read_text()
+    assert f"{base['label']} (AP50 100.0, mAP 100.0)" in svg
 
 
 def test_a_classifier_metric_on_a_detector_is_refused(tmp_path, capsys):
@@ -141,3 +149,39 @@ def test_the_report_has_the_detection_section(labelled):
     row = next(line for line in section.splitlines() if line.startswith("| ★"))
     assert pick["label"] in row and f"{pick['detection']['map']['value']:.2f} [" in row
     assert "Detection" in (out / "report.html").read_text()
+
+
+def test_the_report_has_pr_curves_and_example_images(labelled):
+    """Rendered again by `infertune report RUN_DIR` from the run's own files: the PR chart
+    with each curve's area equal to the table's AP50 and mAP, and four example images (30
+    evaluation images) drawn at the size of their original image."""
+    out, rep = labelled
+    shutil.rmtree(out / "report_files")
+    (out / "report.md").unlink()
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    svg = (out / "report_files" / "pr_curves.svg").read_text()
+    full = [c for c in rep["candidates"] if c["detection"] is not None]
+    assert {rep["baseline_id"], rep["pick"]} <= {c["id"] for c in full}
+    for c in full:   # at most 6 curves: this run has fewer
+        det = c["detection"]
+        assert (f"{c['label']} (AP50 {det['ap50']['value']:.1f}, "
+                f"mAP {det['map']['value']:.1f})") in svg, c["label"]
+    md = (out / "report.md").read_text()
+    section = md[md.index("## Detection"):]
+    section = section[:section.index("\n## ", 5)]
+    assert "![Precision–recall curves](report_files/pr_curves.svg)" in section
+    assert "The 4 of 30 evaluation images where the pick's boxes differ most" in section
+    hws = np.load(out / "data" / "eval_hw.npy")
+    html = (out / "report.html").read_text()
+    for k in range(1, 5):
+        index = int(re.search(rf"!\[Evaluation image (\d+) of 30 \(image id \d+\)\]"
+                              rf"\(report_files/example_{k}\.png\)", section).group(1)) - 1
+        png = (out / "report_files" / f"example_{k}.png").read_bytes()
+        h, w = hws[index]   # the original image: shown 320 px on its longer side, twice
+        assert Image.open(io.BytesIO(png)).size == (2 * 320 + 8,
+                                                    round(h * 320 / max(h, w)) + 18)
+        inline = re.search(rf'data-example="example_{k}"><img src="data:image/png;base64,'
+                           r'([^"]+)"', html).group(1)
+        assert base64.b64decode(inline) == png
+    assert 'data-chart="pr_curves"' in html

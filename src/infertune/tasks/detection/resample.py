@@ -109,6 +109,24 @@ class MapResampler:
                           _average_precision(curve, w, positives, ious))
         return float(np.mean(values)) if values else 0.0
 
+    def precision_curve(self, ious: Sequence[int] = ALL_IOUS) -> tuple[np.ndarray, int]:
+        """COCOeval's PR curve: the interpolated precision at each of RECALL_THRESHOLDS,
+        averaged over the IoU thresholds IOU_THRESHOLDS[ious] and over the classes with
+        ground truth (its mean is `map(ious=ious)`); and how many classes were averaged."""
+        rows = []
+        for k, curve in enumerate(self.curves):
+            positives = float(self.positives[k].sum())
+            if positives == 0:
+                continue  # no ground truth of this class: COCO leaves it out (-1)
+            row = np.zeros(len(RECALL_THRESHOLDS))
+            if curve is not None:
+                tps, fps = np.cumsum(curve[1], axis=1), np.cumsum(curve[2], axis=1)
+                for t in ious:
+                    reached = _reached(tps[t], fps[t], positives)
+                    row[:len(reached)] += reached
+            rows.append(row / len(ious))
+        return (np.mean(rows, axis=0) if rows else np.zeros(len(RECALL_THRESHOLDS))), len(rows)
+
     def map_of_draw(self, indices: np.ndarray, ious: Sequence[int] = ALL_IOUS) -> float:
         """mAP of the images `indices` (with repeats), e.g. one bootstrap draw."""
         return self.map(np.bincount(indices, minlength=self.images).astype(np.float64), ious)
@@ -123,10 +141,16 @@ def _average_precision(curve, w: np.ndarray, positives: float,
     tps, fps = np.cumsum(tp * weight, axis=1), np.cumsum(fp * weight, axis=1)
     total = 0.0
     for t in ious:
-        recall = tps[t] / positives
-        precision = tps[t] / (tps[t] + fps[t] + np.spacing(1))
-        envelope = np.maximum.accumulate(precision[::-1])[::-1]
-        at = np.searchsorted(recall, RECALL_THRESHOLDS, side="left")
-        valid = at < len(envelope)
-        total += envelope[at[valid]].sum()  # recall thresholds never reached count as 0
+        total += _reached(tps[t], fps[t], positives).sum()
     return total / (len(ious) * len(RECALL_THRESHOLDS))
+
+
+def _reached(tps: np.ndarray, fps: np.ndarray, positives: float) -> np.ndarray:
+    """COCOeval's interpolated precision (the best precision at this recall or beyond) at
+    the recall thresholds the detections reach: a prefix of RECALL_THRESHOLDS, the rest
+    count as 0."""
+    recall = tps / positives
+    precision = tps / (tps + fps + np.spacing(1))
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    at = np.searchsorted(recall, RECALL_THRESHOLDS, side="left")
+    return envelope[at[at < len(envelope)]]
