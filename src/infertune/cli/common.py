@@ -78,7 +78,8 @@ def _model_options() -> argparse.ArgumentParser:
     g = p.add_argument_group("model loading")
     g.add_argument("--input-size", type=parse_size, metavar="HxW",
                    help="input height x width (default: the model's own)")
-    g.add_argument("--num-classes", type=int, help="classes of the head (zoo models, checkpoints)")
+    g.add_argument("--num-classes", type=int,
+                   help="classes of the head (zoo models, checkpoints, ONNX detectors)")
     g.add_argument("--arch", help="architecture of a state-dict checkpoint (zoo name or NET.cfg)")
     g.add_argument("--trust-code", action="store_true",
                    help="allow MODEL to be package.module:factory (imports and runs that code)")
@@ -88,6 +89,16 @@ def _model_options() -> argparse.ArgumentParser:
                    help="Darknet batch-norm epsilon: cpu = x/(sqrt(var)+1e-6) as CPU Darknet "
                         "(default); gpu = x/sqrt(var+1e-5) as GPU Darknet and AlexeyAB")
     g.add_argument("--seed", type=int, default=0, help="seed for random weights (default 0)")
+    g.add_argument("--detector", metavar="KIND[:KEY=VALUE,...]",
+                   help="decode an ONNX detector's outputs: yolo or region (raw per-head maps "
+                        "as Darknet exports them; needs --anchors; keys scale_x_y, new_coords, "
+                        "nms_kind, beta_nms / softmax, background) or ultralytics ((B, 4 + "
+                        "classes, N) decoded boxes; recognised without this flag when its "
+                        "shape is unambiguous); every kind takes pad= (letterbox grey, 0-1)")
+    g.add_argument("--anchors", metavar="W,H,...",
+                   help="anchors of a yolo/region ONNX detector as in its cfg: one list for "
+                        "every head (the largest map takes the first ones) or one group per "
+                        "output separated by ';' (implies --detector yolo)")
     return p
 
 
@@ -101,7 +112,8 @@ def load_options(args: argparse.Namespace) -> LoadOptions:
     """The model-loading flags as the one value every loader takes."""
     return LoadOptions(input_size=args.input_size, num_classes=args.num_classes, arch=args.arch,
                        trust_code=args.trust_code, allow_partial=args.allow_partial,
-                       bn_eps=args.bn_eps, seed=args.seed)
+                       bn_eps=args.bn_eps, seed=args.seed, detector=args.detector,
+                       anchors=args.anchors)
 
 
 # --------------------------------------------------------------------------- running

@@ -1,9 +1,10 @@
 """`infertune predict`: what a model says about a few image files.
 
 A classifier gives its top-k classes (names when the model or --labels knows them); a
-detector (a handle with meta["detection"]) gives boxes — class, score, x1 y1 x2 y2 in pixels
-of the original image — with Darknet's letterbox preprocessing, decoding and NMS
-(tasks/detection). The network runs in-process (torch or ONNX Runtime) one image at a time:
+detector (a handle with meta["detection"]: a Darknet cfg, or an ONNX file with its layout
+given by --detector/--anchors or recognised) gives boxes — class, score, x1 y1 x2 y2 in
+pixels of the original image — with Darknet's letterbox preprocessing (the spec's grey),
+decoding and NMS (tasks/detection). The network runs in-process (torch or ONNX Runtime) one image at a time:
 this command is for looking at results, not for timing them.
 """
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _detect(handle, paths, runner, names, score_threshold, nms_threshold):
     rows, found = [], []
     for path in paths:
         pixels = _pixels(path, channels)
-        x = letterbox(pixels, spec.input_hw)[None]
+        x = letterbox(pixels, spec.input_hw, spec.pad_value)[None]
         hw = (int(pixels.shape[1]), int(pixels.shape[2]))
         (dets,) = detect(_outputs(runner.run(np.ascontiguousarray(x))), spec, [hw],
                          score_threshold=score_threshold, nms_threshold=nms_threshold)
@@ -131,9 +132,11 @@ def _check_scores(handle: ModelHandle, outputs: list[np.ndarray]) -> None:
     first = outputs[0]
     if len(outputs) == 1 and (first.ndim <= 2 or first.shape[2:] == (1, 1)):
         return
+    hint = (" (an ONNX detector: give its layout, --detector yolo --anchors W,H,... for raw "
+            "per-head maps or --detector ultralytics for a (B, 4 + classes, N) tensor)"
+            if handle.format == "onnx" else "")
     raise UnsupportedModel(f"{handle.name}: its outputs {[list(o.shape) for o in outputs]} are "
-                           "not class scores, and it carries no detection heads to decode (an "
-                           "ONNX detector file is not decoded yet)")
+                           f"not class scores, and it carries no detection heads to decode{hint}")
 
 
 def _draw(paths: list[Path], found, names, out: str) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, ModelFileError
+from ..tasks.detection.onnx_layout import parse_anchors, parse_detector
 from ..types import ModelHandle
 from .code import load_code
 from .darknet import load_darknet
@@ -41,6 +42,11 @@ class LoadOptions:
         allow_partial: accept Darknet weights that cover only the first layers (.conv.N).
         bn_eps: Darknet batch-norm epsilon convention, "cpu" or "gpu" (see FORMAT.md §3.2).
         seed: seed for random initialisation when no weights are given.
+        detector: how to decode an ONNX detector's outputs, `KIND[:key=value,...]` with KIND
+            yolo, region (raw per-head maps) or ultralytics ((B, 4 + classes, N) decoded
+            boxes); see tasks/detection/onnx_layout.py. num_classes is its class count.
+        anchors: the anchors of a yolo/region ONNX detector, "w,h,w,h,..." (every head,
+            largest map first) or one group per output separated by ';'.
     """
 
     input_size: tuple[int, int] | None = None
@@ -50,6 +56,8 @@ class LoadOptions:
     allow_partial: bool = False
     bn_eps: str = "cpu"
     seed: int = 0
+    detector: str | None = None
+    anchors: str | None = None
 
     def __post_init__(self) -> None:
         if self.bn_eps not in ("cpu", "gpu"):
@@ -58,6 +66,12 @@ class LoadOptions:
             raise ConfigError(f"input size must be two positive integers, not {self.input_size!r}")
         if self.num_classes is not None and self.num_classes < 1:
             raise ConfigError(f"num_classes must be positive, not {self.num_classes}")
+        kind = parse_detector(self.detector).kind if self.detector is not None else None
+        if self.anchors is not None:
+            parse_anchors(self.anchors)
+            if kind == "ultralytics":
+                raise ConfigError("--anchors does not apply to --detector ultralytics (its "
+                                  "boxes are decoded already)")
 
 
 def load_model(source: str | ModelHandle, **options) -> ModelHandle:

@@ -1,10 +1,18 @@
-"""ONNX files -> ModelHandle (format "onnx"). The file is checked, never modified."""
+"""ONNX files -> ModelHandle (format "onnx"). The file is checked, never modified.
+
+A detector gets meta["detection"] (a DetectionSpec) when LoadOptions say how to decode it
+(`detector`, `anchors`, `num_classes`) or when its one output is unambiguously an
+Ultralytics-style (B, 4 + classes, N) tensor (tasks/detection/onnx_layout.py); an
+Ultralytics export's `names` metadata become meta["class_names"].
+"""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ..errors import ModelFileError, UnsupportedModel
+from ..errors import ConfigError, ModelFileError, UnsupportedModel
+from ..tasks.detection.onnx_layout import onnx_detection_spec
 from ..types import InputSpec, ModelHandle
 
 if TYPE_CHECKING:
@@ -136,10 +144,74 @@ def input_spec_of(model, path: Path, input_size: tuple[int, int] | None) -> Inpu
     return InputSpec(name=inp.name, shape=(batch, dims[1], height, width), dtype=dtype)
 
 
+def _dims(value_info) -> tuple:
+    """An output's dims after the batch: ints, None where symbolic or unknown."""
+    shape = value_info.type.tensor_type.shape
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim[1:])
+
+
+def output_dims(model, spec: InputSpec, resized: bool) -> list[tuple[str, tuple]]:
+    """(name, dims after the batch) of each output. Where the file leaves a dim symbolic, or
+    the input is resized (--input-size), ONNX shape inference on a copy whose input is fixed
+    to `spec` at batch 1 supplies it (unknown stays None)."""
+    import onnx
+
+    declared = [(o.name, _dims(o)) for o in model.graph.output]
+    if not resized and all(d is not None for _, dims in declared for d in dims):
+        return declared
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    inp = next(i for i in fixed.graph.input if i.name == spec.name)
+    for dim, value in zip(inp.type.tensor_type.shape.dim, (1, *spec.shape[1:])):
+        dim.Clear()
+        dim.dim_value = int(value)
+    for out in fixed.graph.output:
+        out.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed).graph.output
+    except Exception:  # noqa: BLE001 - inference is a help; the declared dims stand
+        return declared
+    return [(o.name, _dims(o)) for o in inferred]
+
+
+def class_names_of(model, classes: int) -> list[str] | None:
+    """An Ultralytics export's `names` metadata ("{0: 'person', ...}") when it lists exactly
+    classes 0..classes-1 (read with literal_eval: no code runs)."""
+    text = next((p.value for p in model.metadata_props if p.key == "names"), None)
+    if text is None or len(text) > 200_000:
+        return None
+    try:
+        names = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(names, dict) or sorted(names) != list(range(classes)):
+        return None
+    return [str(names[k]) for k in range(classes)]
+
+
+def _detection_meta(model, spec: InputSpec, opts: "LoadOptions") -> dict:
+    """{"detection": spec[, "class_names"]} for a detector (module docstring), else {}."""
+    outputs = model.graph.output
+    told = opts.detector is not None or opts.anchors is not None
+    if not told and not (len(outputs) == 1 and len(outputs[0].type.tensor_type.shape.dim) == 3):
+        return {}
+    det = onnx_detection_spec(output_dims(model, spec, opts.input_size is not None),
+                              spec.chw[1:], detector=opts.detector, anchors=opts.anchors,
+                              classes=opts.num_classes)
+    if det is None:
+        return {}
+    names = class_names_of(model, det.classes)
+    return {"detection": det, **({"class_names": names} if names else {})}
+
+
 def load_onnx(path: Path, opts: "LoadOptions") -> ModelHandle:
     model = read_onnx(path)
     spec = input_spec_of(model, path, opts.input_size)
     outputs = [o.name for o in model.graph.output]
+    try:
+        detection = _detection_meta(model, spec, opts)
+    except ConfigError as exc:  # a layout that does not fit: name the file
+        raise ConfigError(str(exc), path=path) from None
     return ModelHandle(
         format="onnx",
         path=str(path.resolve()),
@@ -148,5 +220,5 @@ def load_onnx(path: Path, opts: "LoadOptions") -> ModelHandle:
         source=str(path),
         meta={"family": "onnx", "opset": max((o.version for o in model.opset_import
                                               if o.domain in ("", "ai.onnx")), default=None),
-              "outputs": outputs, "producer": model.producer_name or None},
+              "outputs": outputs, "producer": model.producer_name or None, **detection},
     )

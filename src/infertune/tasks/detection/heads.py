@@ -1,10 +1,14 @@
-"""What decoding needs to know about each detection head of a Darknet network.
+"""What decoding needs to know about each detection head of a network.
 
-The network returns raw maps, one per `[yolo]`/`[region]` layer (activations included only
-where the cfg's conv applies them): decoding (sigmoid, exp, anchors, softmax) happens
+A Darknet network returns raw maps, one per `[yolo]`/`[region]` layer (activations included
+only where the cfg's conv applies them): decoding (sigmoid, exp, anchors, softmax) happens
 outside the timed network, so a quantized network and its float original are decoded by
 the same numpy code. These records carry the cfg keys that decoding reads, taken with the
 defaults of Darknet's `parse_yolo`/`parse_region` (AlexeyAB's keys included).
+
+An ONNX detector carries no cfg: its layout is given by the user (`--detector`, `--anchors`,
+`--num-classes`; `onnx_layout.py` parses them and matches them to the output shapes), either
+raw per-head maps as above or one Ultralytics-style decoded tensor (`UltralyticsHead`).
 
 Torch-free: reads `Section`s only.
 """
@@ -18,6 +22,9 @@ from ...errors import UnsupportedModel
 NMS_KINDS = ("default", "greedynms", "diounms")
 DEFAULT_NMS_THRESHOLD = 0.45  # Darknet's `test_detector`/`validate_detector` hard-code .45
 DEFAULT_SCORE_THRESHOLD = 0.25  # Darknet's `detector test` default -thresh
+DARKNET_GREY = 0.5  # Darknet's letterbox_image fills with .5
+ULTRALYTICS_GREY = 114 / 255  # Ultralytics' LetterBox pads with (114, 114, 114)
+ULTRALYTICS_NMS_THRESHOLD = 0.7  # Ultralytics' predict/val default iou=0.7
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,27 @@ class RegionHead:
         return asdict(self)
 
 
-Head = Union[YoloHead, RegionHead]
+@dataclass(frozen=True)
+class UltralyticsHead:
+    """One decoded output of an Ultralytics-style export (YOLOv8/v11 ONNX): (4 + classes, N)
+    per image, rows cx, cy, w, h in *input pixels* then one score per class (already
+    sigmoid; no objectness). Decoding is a threshold and class-wise NMS, no anchors.
+
+    Attributes:
+        output: the network output name. classes: class count. boxes: N, the box count.
+    """
+
+    output: str
+    classes: int
+    boxes: int
+    kind: str = field(default="ultralytics", init=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Head = Union[YoloHead, RegionHead, UltralyticsHead]
+HEAD_KINDS = {"yolo": YoloHead, "region": RegionHead, "ultralytics": UltralyticsHead}
 
 
 @dataclass(frozen=True)
@@ -87,7 +114,10 @@ class DetectionSpec:
         input_hw: the network's (H, W); anchors in pixels are relative to it.
         letterbox: the image is letterboxed (aspect kept, grey padding) as Darknet's
             `detector test` does since 2018; boxes are corrected back accordingly.
-        nms_threshold / score_threshold: Darknet's defaults (.45 and .25).
+        nms_threshold / score_threshold: Darknet's defaults (.45 and .25); Ultralytics'
+            (.7 and .25) for its layout.
+        pad_value: the letterbox's grey in [0, 1]: Darknet's .5, Ultralytics' 114/255 (the
+            geometry is Darknet's for both; Ultralytics' own rounds the offsets, ±1 pixel).
     """
 
     heads: tuple[Head, ...]
@@ -95,6 +125,13 @@ class DetectionSpec:
     letterbox: bool = True
     nms_threshold: float = DEFAULT_NMS_THRESHOLD
     score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    pad_value: float = DARKNET_GREY
+
+    def __post_init__(self) -> None:
+        if not self.heads:
+            raise ValueError("a DetectionSpec needs at least one head")
+        if not 0.0 <= self.pad_value <= 1.0:
+            raise ValueError(f"pad_value must be in [0, 1], not {self.pad_value}")
 
     @property
     def classes(self) -> int:
@@ -107,23 +144,27 @@ class DetectionSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"heads": [h.to_dict() for h in self.heads], "input_hw": list(self.input_hw),
                 "letterbox": self.letterbox, "nms_threshold": self.nms_threshold,
-                "score_threshold": self.score_threshold}
+                "score_threshold": self.score_threshold, "pad_value": self.pad_value}
 
     def __str__(self) -> str:  # meta is rendered with default=str in JSON output
         return str(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DetectionSpec":
-        """The spec `to_dict` wrote (a run directory keeps it for its worker processes)."""
+        """The spec `to_dict` wrote (a run directory keeps it for its worker processes; one
+        written before `pad_value` existed letterboxed with Darknet's grey)."""
         heads: list[Head] = []
         for raw in data["heads"]:
             fields = {k: v for k, v in raw.items() if k != "kind"}
-            fields["grid"] = tuple(fields["grid"])
-            fields["anchors"] = tuple(tuple(a) for a in fields["anchors"])
-            heads.append(RegionHead(**fields) if raw["kind"] == "region" else YoloHead(**fields))
+            if "grid" in fields:
+                fields["grid"] = tuple(fields["grid"])
+            if "anchors" in fields:
+                fields["anchors"] = tuple(tuple(a) for a in fields["anchors"])
+            heads.append(HEAD_KINDS[raw["kind"]](**fields))
         return cls(heads=tuple(heads), input_hw=tuple(data["input_hw"]),
                    letterbox=bool(data["letterbox"]), nms_threshold=float(data["nms_threshold"]),
-                   score_threshold=float(data["score_threshold"]))
+                   score_threshold=float(data["score_threshold"]),
+                   pad_value=float(data.get("pad_value", DARKNET_GREY)))
 
 
 def output_name(kind: str, layer: int) -> str:

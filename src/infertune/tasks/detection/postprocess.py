@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .decode import Candidates, correct_boxes, decode_region, decode_yolo, to_pixels
-from .heads import DetectionSpec, RegionHead
+from .decode_ultralytics import decode_ultralytics
+from .heads import DetectionSpec, Head, RegionHead, UltralyticsHead
 from .nms import nms_sort
 from .records import Detections
 
@@ -24,11 +25,19 @@ def _as_list(outputs, count: int) -> list[np.ndarray]:
     return arrays
 
 
+def _decode(raw: np.ndarray, head: Head, net_hw: tuple[int, int], threshold: float
+            ) -> Candidates:
+    if isinstance(head, RegionHead):
+        return decode_region(raw, head, threshold)
+    if isinstance(head, UltralyticsHead):
+        return decode_ultralytics(raw, head, net_hw, threshold)
+    return decode_yolo(raw, head, net_hw, threshold)
+
+
 def candidates(maps: Sequence[np.ndarray], spec: DetectionSpec, threshold: float) -> Candidates:
-    """Every head's candidates for one image (maps: one (C, H, W) per head), network-relative."""
-    parts = [decode_region(raw, head, threshold) if isinstance(head, RegionHead)
-             else decode_yolo(raw, head, spec.input_hw, threshold)
-             for raw, head in zip(maps, spec.heads)]
+    """Every head's candidates for one image (maps: one (C, H, W) per head, or one
+    (4 + classes, N) decoded tensor), network-relative."""
+    parts = [_decode(raw, head, spec.input_hw, threshold) for raw, head in zip(maps, spec.heads)]
     return Candidates.concat(parts, spec.classes)
 
 
@@ -63,7 +72,8 @@ def detect(outputs, spec: DetectionSpec, image_hws: Sequence[tuple[int, int]], *
 
     Args:
         outputs: the network's outputs, one (B, C, H, W) array per head (a single array for a
-            one-head detector), as torch or ONNX Runtime returns them.
+            one-head detector; (B, 4 + classes, N) for the Ultralytics layout), as torch or
+            ONNX Runtime returns them.
         spec: the handle's meta["detection"].
         image_hws: (height, width) of each original image, in batch order.
         score_threshold / nms_threshold: instead of the spec's (Darknet's .25 / .45).
