@@ -150,28 +150,26 @@ def _dims(value_info) -> tuple:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim[1:])
 
 
-def output_dims(model, spec: InputSpec, resized: bool) -> list[tuple[str, tuple]]:
+def output_dims(model, path: Path, spec: InputSpec, resized: bool) -> list[tuple[str, tuple]]:
     """(name, dims after the batch) of each output. Where the file leaves a dim symbolic, or
-    the input is resized (--input-size), ONNX shape inference on a copy whose input is fixed
-    to `spec` at batch 1 supplies it (unknown stays None)."""
-    import onnx
-
+    the input is resized (--input-size), one ONNX Runtime run on zeros of the input's shape
+    gives them (ONNX shape inference cannot follow Darknet's computed max-pool padding);
+    if that run fails, the declared dims stand (unknown ones None)."""
     declared = [(o.name, _dims(o)) for o in model.graph.output]
     if not resized and all(d is not None for _, dims in declared for d in dims):
         return declared
-    fixed = onnx.ModelProto()
-    fixed.CopyFrom(model)
-    inp = next(i for i in fixed.graph.input if i.name == spec.name)
-    for dim, value in zip(inp.type.tensor_type.shape.dim, (1, *spec.shape[1:])):
-        dim.Clear()
-        dim.dim_value = int(value)
-    for out in fixed.graph.output:
-        out.type.tensor_type.ClearField("shape")
+    import numpy as np
+    import onnxruntime as ort
+
+    batch = spec.shape[0] if isinstance(spec.shape[0], int) else 1
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
     try:
-        inferred = onnx.shape_inference.infer_shapes(fixed).graph.output
-    except Exception:  # noqa: BLE001 - inference is a help; the declared dims stand
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        arrays = session.run(None, {spec.name: np.zeros((batch, *spec.chw), spec.dtype)})
+    except Exception:  # noqa: BLE001 - a help only: the layout check names what is unknown
         return declared
-    return [(o.name, _dims(o)) for o in inferred]
+    return [(name, tuple(int(d) for d in a.shape[1:])) for (name, _), a in zip(declared, arrays)]
 
 
 def class_names_of(model, classes: int) -> list[str] | None:
@@ -189,13 +187,13 @@ def class_names_of(model, classes: int) -> list[str] | None:
     return [str(names[k]) for k in range(classes)]
 
 
-def _detection_meta(model, spec: InputSpec, opts: "LoadOptions") -> dict:
+def _detection_meta(model, path: Path, spec: InputSpec, opts: "LoadOptions") -> dict:
     """{"detection": spec[, "class_names"]} for a detector (module docstring), else {}."""
     outputs = model.graph.output
     told = opts.detector is not None or opts.anchors is not None
     if not told and not (len(outputs) == 1 and len(outputs[0].type.tensor_type.shape.dim) == 3):
         return {}
-    det = onnx_detection_spec(output_dims(model, spec, opts.input_size is not None),
+    det = onnx_detection_spec(output_dims(model, path, spec, opts.input_size is not None),
                               spec.chw[1:], detector=opts.detector, anchors=opts.anchors,
                               classes=opts.num_classes)
     if det is None:
@@ -209,7 +207,7 @@ def load_onnx(path: Path, opts: "LoadOptions") -> ModelHandle:
     spec = input_spec_of(model, path, opts.input_size)
     outputs = [o.name for o in model.graph.output]
     try:
-        detection = _detection_meta(model, spec, opts)
+        detection = _detection_meta(model, path, spec, opts)
     except ConfigError as exc:  # a layout that does not fit: name the file
         raise ConfigError(str(exc), path=path) from None
     return ModelHandle(

@@ -156,6 +156,31 @@ def test_darknet_onnx_with_its_anchors_gives_darknets_boxes(darknet_onnx, images
         np.testing.assert_allclose(b.scores, a.scores, atol=SCORE_ATOL, rtol=0)
 
 
+def test_symbolic_map_sizes_come_from_a_run_at_the_input_size(darknet_onnx, images, tmp_path):
+    import torch
+
+    from infertune.load import load_model
+
+    source, _ = darknet_onnx
+    path = tmp_path / "dynamic.onnx"
+    axes = {"input": {0: "b", 2: "h", 3: "w"}, "yolo_8": {0: "b", 2: "h8", 3: "w8"},
+            "yolo_15": {0: "b", 2: "h16", 3: "w16"}}
+    with warnings.catch_warnings():  # the legacy exporter's notes on Darknet's padding Slice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(load_model(source).obj.eval(), (torch.zeros(1, 3, 64, 64),),
+                          str(path), dynamo=False, opset_version=17, input_names=["input"],
+                          output_names=["yolo_8", "yolo_15"], dynamic_axes=axes)
+    paths, _ = images
+    _, want = _detections(source, paths, input_size=(96, 128))
+    onnx, got = _detections(path, paths, input_size=(96, 128), anchors=SMALL_ANCHORS,
+                            num_classes=2)
+    assert [h.grid for h in onnx.meta["detection"].heads] == [(12, 16), (24, 32)]
+    assert sum(len(d.scores) for d in want) > 3
+    for a, b in zip(want, got):
+        assert np.array_equal(a.classes, b.classes)
+        np.testing.assert_allclose(b.boxes, a.boxes, atol=BOX_ATOL_PX, rtol=0)
+
+
 # ---------------------------------------------------------------------- (b) the decoded tensor
 
 
