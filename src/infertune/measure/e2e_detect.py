@@ -73,7 +73,7 @@ class ImageToBoxes:
     def preprocess(self, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
         """(1, C, H, W) network input and the image's (height, width)."""
         pixels = decode_image(path, self.channels)
-        x = letterbox(pixels, self.det.input_hw)[None]
+        x = letterbox(pixels, self.det.input_hw, self.det.pad_value)[None]
         return np.ascontiguousarray(x), (int(pixels.shape[1]), int(pixels.shape[2]))
 
     def network(self, x: np.ndarray) -> list[np.ndarray]:

@@ -78,8 +78,8 @@ def detection_parts(spec: str, handle: ModelHandle, *, eval_n: int, calib_n: int
     channels = handle.input_spec.chw[0]
     what = f"{dataset.format} {'labelled' if labelled else 'unlabelled'}{parts}"
     return DetectionParts(
-        calib_x=letterboxed(cal, det.input_hw, channels),
-        eval_x=letterboxed(ev, det.input_hw, channels), eval_samples=ev, labelled=labelled,
+        calib_x=letterboxed(cal, det.input_hw, channels, det.pad_value),
+        eval_x=letterboxed(ev, det.input_hw, channels, det.pad_value), eval_samples=ev, labelled=labelled,
         description=f"{spec} ({what}): {len(ev)} evaluation + {len(cal)} calibration images "
                     f"(disjoint, seed {seed}), letterboxed to {det.input_hw[1]}×{det.input_hw[0]}")
 

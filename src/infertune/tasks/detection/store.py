@@ -15,7 +15,7 @@ import numpy as np
 
 from ..._atomic import atomic_path
 from ...data.sources import decode_image
-from .letterbox import letterbox
+from .letterbox import GREY, letterbox
 from .records import DetectionSample, Detections
 
 MAX_DETS = 100  # COCO counts the 100 best of an image; more are never scored
@@ -70,9 +70,10 @@ def load_samples(path: Path) -> list[DetectionSample]:
 
 
 def letterboxed(samples: Sequence[DetectionSample], net_hw: tuple[int, int],
-                channels: int) -> np.ndarray:
-    """(N, C, H, W) float32 network inputs of the samples' images (Darknet's letterbox)."""
+                channels: int, pad: float = GREY) -> np.ndarray:
+    """(N, C, H, W) float32 network inputs of the samples' images (Darknet's letterbox
+    geometry, the padding filled with `pad`: the model's DetectionSpec.pad_value)."""
     out = np.empty((len(samples), channels, *net_hw), np.float32)
     for i, s in enumerate(samples):
-        out[i] = letterbox(decode_image(s.image, channels), net_hw)
+        out[i] = letterbox(decode_image(s.image, channels), net_hw, pad)
     return out
