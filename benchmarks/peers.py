@@ -42,6 +42,7 @@ Writes benchmarks/results/peers-<machine>.json and .md. Full run: ~30-60 min on 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -136,8 +137,11 @@ def ort_int8(onnx_path: Path, calib: np.ndarray, out_dir: Path) -> Path:
     import onnx
 
     name = onnx.load(str(onnx_path), load_external_data=False).graph.input[0].name
-    prepped, out = out_dir / "pre.onnx", out_dir / "int8.onnx"
-    quant_pre_process(str(onnx_path), str(prepped))
+    prepped, out = out_dir.resolve() / "pre.onnx", out_dir.resolve() / "int8.onnx"
+    # in out_dir: when its symbolic shape inference fails, quant_pre_process leaves
+    # sym_shape_infer_temp.onnx (and a <uuid>.data) in the current folder
+    with contextlib.chdir(out_dir):
+        quant_pre_process(str(Path(onnx_path).resolve()), str(prepped))
     quantize_static(str(prepped), str(out), Reader(name), quant_format=QuantFormat.QDQ,
                     per_channel=True, calibrate_method=CalibrationMethod.MinMax)
     return out
