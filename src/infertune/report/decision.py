@@ -61,8 +61,23 @@ def basis_lines(report: RunReport) -> list[str]:
                 f"{OBJECTIVE_WORDS.get(report.objective, report.objective)} among the fully "
                 "evaluated candidates within budget"
                 + ("." if report.final is None else
-                   "; the side-by-side rounds time the contenders for latency only.")]
-    return _rounds_lines(report, pick)
+                   "; the side-by-side rounds time the contenders for latency only.")
+                ] + configuration_lines(report, pick)
+    return _rounds_lines(report, pick) + configuration_lines(report, pick)
+
+
+def configuration_lines(report: RunReport, pick: Candidate) -> list[str]:
+    """Where the pick is a runtime configuration of another candidate: what it changed and
+    why it stands in for that candidate (search/select.CONFIG_RULE)."""
+    if pick.plan.stage != "configured" or not pick.plan.runtime_options:
+        return []
+    settings = ", ".join(f"{k}={v}" for k, v in pick.plan.runtime_options.items())
+    return [f"The pick runs {_label(report, pick.plan.parent_id)}'s artifact with another "
+            f"runtime configuration ({settings}): in the configuration rounds, timed "
+            "alternately with the default configuration, its range did not overlap the "
+            "default's, so it replaced it (a tie would have kept the default). Its accuracy is "
+            "that artifact's: its outputs were checked equal to the default's before every "
+            "timing."]
 
 
 def _rounds_lines(report: RunReport, pick: Candidate) -> list[str]:

@@ -23,7 +23,7 @@ import functools
 import importlib.util
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import (
@@ -125,11 +125,28 @@ class Loader:
     Attributes:
         needs: what the script needs installed, as its docstring says it ("torch").
         code: lines that define `predict(x) -> outputs` from `MODEL` (the artifact's path);
-            "{PRECISION_HINT}" is replaced by an OpenVINO config dict literal.
+            "{CONFIG}" is replaced by the literal of `Runtime.deploy_config(options)`: the
+            settings the pick was measured with.
     """
 
     needs: str
     code: str
+
+
+@dataclass(frozen=True)
+class TritonSettings:
+    """A runtime configuration as Triton's backend takes it (`Runtime.triton_settings`).
+
+    Attributes:
+        parameters: config.pbtxt `parameters` entries (key -> string value).
+        blocks: other config.pbtxt lines, verbatim (ONNX Runtime's optimization level).
+        not_set: the settings ("KEY=value") the backend cannot take: the Triton model
+            runs without them, and the export says so.
+    """
+
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    blocks: tuple[str, ...] = ()
+    not_set: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -248,6 +265,26 @@ class Runtime:
     def options(self, batch: int | None) -> dict[str, Any]:
         """Opener options for a measurement at `batch` (None: several batch sizes)."""
         return {}
+
+    def configurations(self, objective: str, threads: int,
+                       max_threads: int) -> list[dict[str, Any]]:
+        """Runtime configurations worth timing against the default one (search/space.
+        configured): each a dict of opener options merged over `options(batch)` ("threads"
+        is the measurement's thread count) that changes how the work is scheduled, never
+        what is computed. `objective` is the run's ("latency": batch 1, "throughput"),
+        `threads` the run's thread count, `max_threads` the most the run may use (the
+        logical CPUs when the thread count was not fixed by the user). [] = none."""
+        return []
+
+    def deploy_config(self, options: Mapping[str, Any],
+                      artifact: str | None = None) -> dict[str, Any]:
+        """The settings (JSON) best/run.py opens the artifact with under `options`: the
+        loader's "{CONFIG}"."""
+        return {}
+
+    def triton_settings(self, options: Mapping[str, Any]) -> TritonSettings:
+        """`options` as Triton's backend for this runtime takes them (`infertune triton`)."""
+        return TritonSettings()
 
     def time_layers(self, artifact: str, x: Any, threads: int | None,
                     runs: int) -> tuple[list[dict[str, Any]], str]:

@@ -17,6 +17,12 @@ requests run at once, so a batch is split into one chunk per optimal infer reque
 chunks run concurrently on that many infer requests; `run` returns when all are done (this is how
 OpenVINO's own benchmark_app reaches its throughput, here within one call).
 
+Runtime configuration (the search's "configured" stage, search/space.configured): the
+options "hint", "streams" (NUM_STREAMS), "pinning" (ENABLE_CPU_PINNING), "hyperthreading"
+(ENABLE_HYPER_THREADING) and "threads" (INFERENCE_NUM_THREADS) set how the plugin schedules
+the same computation; `describe` reads each back from the compiled model, and best/run.py
+compiles the pick with the same properties (`deploy_config`).
+
 A candidate can carry its precision: a pass that wants OpenVINO to run it in f16 or bf16
 (the fp16/bf16 passes, target openvino) sets `meta["inference_precision"]` on the handle;
 `build` stores it in the IR's runtime info (`infertune/inference_precision`) and the session
@@ -33,8 +39,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Mapping
 
-from infertune.runtimes.base import (ArtifactError, Loader, Runtime, TritonBackend, first_line,
-                                     onnx_artifact, opener, register, workdir_for)
+from infertune.runtimes.base import (ArtifactError, Loader, Runtime, TritonBackend,
+                                     TritonSettings, first_line, onnx_artifact, opener,
+                                     register, workdir_for)
 from infertune.runtimes.layer_time import WARMUP_RUNS, rows_from_totals
 
 PRECISIONS = ("f32", "bf16", "f16", "default")
@@ -61,18 +68,34 @@ def to_ir(onnx_path: Path, out: Path, precision: str | None = None) -> Path:
     return out
 
 
+# Runtime configuration options (search/space.configured plans them, the session applies
+# them): option -> the CPU plugin property it sets. None of them changes what is computed,
+# only how the work is scheduled (the search checks that by parity before timing a variant).
+CONFIG_PROPERTIES = {"streams": "NUM_STREAMS", "pinning": "ENABLE_CPU_PINNING",
+                     "hyperthreading": "ENABLE_HYPER_THREADING"}
+HINTS = ("LATENCY", "THROUGHPUT")
+
+
 def compile_config(options: Mapping[str, Any]) -> dict[str, Any]:
-    """CPU plugin properties for the options (module docstring)."""
+    """CPU plugin properties for the options (module docstring): "precision", "hint",
+    "threads", and the configuration options of CONFIG_PROPERTIES."""
     precision = options.get("precision", "f32")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     batch = options.get("batch")
     hint = options.get("hint") or ("THROUGHPUT" if batch and int(batch) > 1 else "LATENCY")
+    if hint not in HINTS:
+        raise ValueError(f"hint must be one of {', '.join(HINTS)}, not {hint!r}")
     config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
     if options.get("threads"):
         config["INFERENCE_NUM_THREADS"] = int(options["threads"])
     if precision != "default":
         config["INFERENCE_PRECISION_HINT"] = precision
+    if options.get("streams") is not None:
+        config["NUM_STREAMS"] = int(options["streams"])
+    for key in ("pinning", "hyperthreading"):
+        if options.get(key) is not None:
+            config[CONFIG_PROPERTIES[key]] = bool(options[key])
     return config
 
 
@@ -211,6 +234,9 @@ class OpenVinoSession:
                 "performance_hint": str(c.get_property("PERFORMANCE_HINT")),
                 "num_streams": int(c.get_property("NUM_STREAMS")), "infer_requests": self._n,
                 "inference_num_threads": int(c.get_property("INFERENCE_NUM_THREADS")),
+                "enable_cpu_pinning": bool(c.get_property("ENABLE_CPU_PINNING")),
+                "enable_hyper_threading": bool(c.get_property("ENABLE_HYPER_THREADING")),
+                "requested_config": {k: v for k, v in self.config.items()},
                 "openvino": self._ov.__version__}
 
 
@@ -226,7 +252,8 @@ class OpenVinoRuntime(Runtime):
     artifact_note = "OpenVINO IR, FP32 weights"
     loader = Loader("openvino", (
         "import openvino as ov\n"
-        "compiled = ov.Core().compile_model(MODEL, 'CPU', {PRECISION_HINT})\n"
+        "CONFIG = {CONFIG}  # the CPU plugin properties the pick was measured with\n"
+        "compiled = ov.Core().compile_model(MODEL, 'CPU', CONFIG)\n"
         "predict = lambda x: compiled(x)[0]\n"))
     triton = TritonBackend("backend", "openvino", "model.xml")
     prior_speedups = {"fp32": 1.7, "int8": 6.2, "bf16": 3.5, "fp16": 3.5}
@@ -241,6 +268,54 @@ class OpenVinoRuntime(Runtime):
 
     def options(self, batch: int | None) -> dict[str, Any]:
         return {"precision": "f32", "batch": batch}
+
+    def configurations(self, objective: str, threads: int,
+                       max_threads: int) -> list[dict[str, Any]]:
+        """The CPU plugin settings worth timing against the default (LATENCY hint, pinned,
+        `threads` inference threads): under the throughput objective the THROUGHPUT hint
+        (the plugin picks the streams; a batch is split over its infer requests) and, with
+        4 threads or more, one stream per thread; under latency a single thread (a small
+        model can lose more to synchronisation than it gains); unpinned threads (pinning
+        is the Linux default; on a shared machine another process may hold the pinned
+        core); hyper-threading with every logical CPU where there are more than `threads`
+        and the run may use them."""
+        out: list[dict[str, Any]] = []
+        if objective == "throughput":
+            out.append({"hint": "THROUGHPUT"})
+            if threads >= 4:
+                out.append({"hint": "THROUGHPUT", "streams": threads})
+        elif threads > 1:
+            out.append({"threads": 1})
+        out.append({"pinning": False})
+        if max_threads > threads:
+            out.append({"threads": max_threads, "hyperthreading": True})
+        return out
+
+    def deploy_config(self, options: Mapping[str, Any],
+                      artifact: str | None = None) -> dict[str, Any]:
+        """The CPU plugin properties of `options`, with the inference precision the IR
+        asks for (as the session does): the config dict of best/run.py."""
+        options = dict(options)
+        if artifact:
+            import openvino as ov
+
+            stored = artifact_precision(ov.Core().read_model(str(artifact)))
+            if stored:
+                options["precision"] = stored
+        options.pop("batch", None)
+        return compile_config(options)
+
+    def triton_settings(self, options: Mapping[str, Any]) -> TritonSettings:
+        """The chosen configuration (`options`: what it sets beyond the defaults) for
+        Triton's OpenVINO backend, which reads PERFORMANCE_HINT, NUM_STREAMS and
+        INFERENCE_NUM_THREADS (its README) but cannot set pinning or hyper-threading."""
+        names = {"hint": "PERFORMANCE_HINT", "streams": "NUM_STREAMS",
+                 "threads": "INFERENCE_NUM_THREADS"}
+        params = {names[k]: str(v) for k, v in options.items() if k in names}
+        missing = tuple(f"{CONFIG_PROPERTIES[k]}={options[k]}" for k in ("pinning",
+                                                                         "hyperthreading")
+                        if k in options)
+        return TritonSettings(parameters=params, not_set=missing)
 
     def time_layers(self, artifact, x, threads, runs):
         return perf_counter_rows(artifact, x, threads, runs), LAYER_METHOD

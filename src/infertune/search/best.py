@@ -1,7 +1,10 @@
 """The pick, exported: RUN_DIR/best/ holds its artifact in its runtime's native format, a
 model_card.json (recipe, every metric with its uncertainty, machine, versions, how to load
-it) and a short run.py; `triton()` turns a run's pick into a Triton Inference Server model
-repository. Nothing is exported when nothing met the budget."""
+it, the runtime configuration it was measured with) and a short run.py that opens the
+artifact with that configuration; `triton()` turns a run's pick into a Triton Inference
+Server model repository, with the settings of the chosen configuration that Triton's backend
+can take (and the list of those it cannot). Nothing is exported when nothing met the
+budget."""
 from __future__ import annotations
 
 import json
@@ -12,6 +15,8 @@ from typing import Any
 from .._atomic import atomic_path, write_text
 from ..errors import ConfigError
 from ..runtimes import RUNTIMES
+from ..runtimes.base import TritonSettings
+from .space import measured_options
 
 
 def export_best(s, report: dict[str, Any]) -> dict[str, Any] | None:
@@ -20,12 +25,15 @@ def export_best(s, report: dict[str, Any]) -> dict[str, Any] | None:
         return None
     rec = next(c for c in report["candidates"] if c["id"] == pick)
     best = s.run_dir / "best"
-    src = Path(s.records[pick].artifact)
+    cand = s.records[pick]
+    src = Path(cand.artifact)
     files = _copy_artifact(src, best)
     main = Path(files[-1]).name
-    card = model_card(report, rec, main, s)
+    options = pick_options(cand, s.threads)
+    card = model_card(report, rec, main, s, options=options, artifact=str(src))
     write_text(best / "model_card.json", json.dumps(card, indent=1, default=str))
-    write_text(best / "run.py", run_script(rec["runtime"], main, report, s))
+    write_text(best / "run.py", run_script(rec["runtime"], main, report, s, options=options,
+                                           artifact=str(src)))
     return {"dir": str(best), "files": [str(best / Path(f).name) for f in files] +
             [str(best / "model_card.json"), str(best / "run.py")], "runtime": rec["runtime"],
             "artifact": str(best / main)}
@@ -45,7 +53,17 @@ def _copy_artifact(src: Path, dest_dir: Path) -> list[str]:
     return out
 
 
-def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s) -> dict[str, Any]:
+def pick_options(cand, threads: int) -> dict[str, Any]:
+    """The opener options the pick was measured with: its runtime's, its configuration's
+    over them, and the thread count (the run's, or the configuration's own)."""
+    chosen = dict(cand.plan.runtime_options)
+    return {**measured_options(cand.runtime, chosen),
+            "threads": int(chosen.get("threads") or threads)}
+
+
+def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s, *,
+               options: dict[str, Any] | None = None,
+               artifact: str | None = None) -> dict[str, Any]:
     keys = ("latency_ms", "throughput_ips", "size_mb", "accuracy", "fidelity", "drop",
             "detection", "peak_rss_mb", "cold_start_ms", "speedup", "speedup_range",
             "speedup_method", "compression_ratio", "params", "macs", "energy_j_per_image", "energy_note")
@@ -65,12 +83,28 @@ def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s) -> dic
             "load": {"runtime": rec["runtime"], "file": main,
                      "input": report["model"]["input"],
                      "preprocess": s.data_info.get("preprocess"),
+                     # the configuration the configured stage chose ({}: the runtime's
+                     # defaults), and the settings run.py opens the artifact with
+                     "runtime_options": rec.get("runtime_options") or {},
+                     "options": options or {},
+                     "config": deploy_config(rec["runtime"], options or {}, artifact),
                      "example": "python run.py IMAGE"}}
 
 
-def run_script(runtime: str, main: str, report: dict[str, Any], s) -> str:
+def deploy_config(runtime: str, options: dict[str, Any], artifact: str | None) -> dict[str, Any]:
+    found = RUNTIMES.find(runtime)
+    return found.deploy_config(options, artifact) if found is not None else {}
+
+
+def run_script(runtime: str, main: str, report: dict[str, Any], s, *,
+               options: dict[str, Any] | None = None, artifact: str | None = None) -> str:
+    """best/run.py: the runtime's loader (ONNX Runtime's where it has none) with the
+    settings the pick was measured with (`options`; None: the runtime's batch-1 defaults)."""
     module, loader = _loader(runtime)
-    hint = "{'INFERENCE_PRECISION_HINT': 'f32'}" if report_precision(report) == "fp32" else "{}"
+    found = RUNTIMES.find(runtime)
+    if options is None:
+        options = found.options(1) if found is not None else {}
+    config = repr(deploy_config(runtime, options, artifact))
     c, h, w = s.handle.input_spec.chw
     return (f'"""The pick of an infertune run ({report["model"]["source"]}): {runtime}.\n'
             f'Usage: python run.py IMAGE   (needs {module}; preprocessing as infertune\'s '
@@ -79,7 +113,7 @@ def run_script(runtime: str, main: str, report: dict[str, Any], s) -> str:
             "from infertune.data.preprocess import apply_preprocess, resolve_preprocess\n"
             "from infertune.data.sources import decode_image\n\n"
             f"MODEL = str(Path(__file__).with_name({main!r}))\n"
-            + loader.replace("{PRECISION_HINT}", hint) +
+            + loader.replace("{CONFIG}", config) +
             f"pixels = decode_image(Path(sys.argv[1]), {c})\n"
             f"x = apply_preprocess(pixels, resolve_preprocess({s.data_info.get('preprocess')!r}),"
             f" ({h}, {w}))[None].astype(np.float32)\n"
@@ -92,11 +126,6 @@ def _loader(runtime: str) -> tuple[str, str]:
     found = RUNTIMES.find(runtime)
     loader = (found.loader if found is not None else None) or RUNTIMES.get("onnxruntime").loader
     return loader.needs, loader.code
-
-
-def report_precision(report: dict[str, Any]) -> str | None:
-    pick = next((c for c in report["candidates"] if c["id"] == report.get("pick")), None)
-    return pick.get("precision") if pick else None
 
 
 # ---------------------------------------------------------------------------- Triton
@@ -130,8 +159,15 @@ def triton(run_dir: str | Path, out: str | Path, name: str | None = None) -> dic
     _copy_as(src, version / filename)
     inp, outs = _io(runtime, version / filename, card)
     device = "KIND_GPU" if RUNTIMES.get(runtime).needs_gpu else "KIND_CPU"
-    write_text(out / name / "config.pbtxt", config_pbtxt(name, kind, value, inp, outs, device))
+    chosen = (card.get("load") or {}).get("runtime_options") or {}
+    settings = RUNTIMES.get(runtime).triton_settings(chosen)
+    write_text(out / name / "config.pbtxt",
+               config_pbtxt(name, kind, value, inp, outs, device, settings))
     return {"repository": str(out), "model": name, "backend": value,
+            "runtime_options": chosen, "not_set": list(settings.not_set),
+            "not_set_note": (f"the pick was measured with {', '.join(settings.not_set)}, which "
+                             f"Triton's {value} backend cannot set: the served model runs "
+                             "without it") if settings.not_set else None,
             "files": sorted(str(p) for p in (out / name).rglob("*") if p.is_file())}
 
 
@@ -174,13 +210,18 @@ def _onnx_io(value_info) -> dict[str, Any]:
 
 
 def config_pbtxt(name: str, kind: str, value: str, inp: dict, outs: list[dict],
-                 device: str = "KIND_CPU") -> str:
+                 device: str = "KIND_CPU", settings: TritonSettings | None = None) -> str:
     """Triton's config.pbtxt; `device` is the instance group's kind (KIND_GPU for a runtime
-    that `needs_gpu`: a TensorRT plan runs on the GPU it was built for)."""
+    that `needs_gpu`: a TensorRT plan runs on the GPU it was built for); `settings` the
+    chosen runtime configuration as the backend takes it (parameters, other blocks)."""
     def tensor(t: dict) -> str:
         dims = ", ".join(str(d) for d in t["dims"]) or "1"
         return f'  {{\n    name: "{t["name"]}"\n    data_type: TYPE_FP32\n    dims: [ {dims} ]\n  }}'
+    settings = settings or TritonSettings()
+    extra = "".join(f"{block}\n" for block in settings.blocks) + "".join(
+        f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}\n'
+        for k, v in settings.parameters.items())
     return (f'name: "{name}"\n{kind}: "{value}"\nmax_batch_size: {MAX_BATCH}\n'
             f"input [\n{tensor(inp)}\n]\noutput [\n" + ",\n".join(tensor(o) for o in outs) +
             f"\n]\ninstance_group [\n  {{\n    count: 1\n    kind: {device}\n  }}\n]\n"
-            "dynamic_batching { }\n")
+            "dynamic_batching { }\n" + extra)

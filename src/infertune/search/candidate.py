@@ -84,7 +84,9 @@ class Step(_Record):
 
 @dataclass(frozen=True)
 class Plan(_Record):
-    """What to build. `precision` is what the recipe asks for; what ran is in `Screen`."""
+    """What to build. `precision` is what the recipe asks for; what ran is in `Screen`.
+    `runtime_options`: the runtime configuration it is opened with, beyond the runtime's
+    defaults ({}: the defaults; a "configured" candidate's settings, e.g. {"threads": 1})."""
 
     id: str
     stage: str
@@ -94,12 +96,13 @@ class Plan(_Record):
     precision: str
     parent_id: str | None = None
     prior_speedup: float = 1.0
+    runtime_options: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "parent_id": self.parent_id, "stage": self.stage,
                 "label": self.label, "recipe": [s.to_json() for s in self.recipe],
-                "runtime": self.runtime, "precision": self.precision,
-                "prior_speedup": self.prior_speedup}
+                "runtime": self.runtime, "runtime_options": dict(self.runtime_options),
+                "precision": self.precision, "prior_speedup": self.prior_speedup}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Plan":
@@ -107,7 +110,8 @@ class Plan(_Record):
                    recipe=tuple(Step.from_json(s) for s in data.get("recipe") or ()),
                    runtime=data["runtime"], precision=data["precision"],
                    parent_id=data.get("parent_id"),
-                   prior_speedup=data.get("prior_speedup", 1.0))
+                   prior_speedup=data.get("prior_speedup", 1.0),
+                   runtime_options=dict(data.get("runtime_options") or {}))
 
     def passes(self) -> list[str]:
         return [s.pass_name for s in self.recipe]

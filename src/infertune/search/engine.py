@@ -13,11 +13,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..measure import stats
 from ..measure.isolate import artifact_bytes
 from ..measure.session import SessionFactory
-from ..measure.timing import TimingConfig
+from ..measure.timing import THROUGHPUT_TIMING, TimingConfig
 from ..runtimes import RUNTIMES
-from . import screening
+from ..runtimes.base import LOW_PRECISION
+from . import screening, select, space
 from .candidate import Candidate, FullEval, Latency, PassReport, Screen, Status
 from .evaluation import load_outputs, scores
 from .journal import Journal
@@ -92,12 +94,22 @@ class Evaluator:
                 "screen_n": self.state.data_info["screen_n"], **extra}
 
     def factory(self, cand: Candidate, batch: int | None = 1):
-        return SessionFactory(cand.runtime, cand.artifact,
-                              options=RUNTIMES.get(cand.runtime).options(batch), label=cand.id)
+        """What the measuring child opens: the artifact with the runtime's options for
+        `batch` and the candidate's runtime configuration over them."""
+        return SessionFactory(cand.runtime, cand.artifact, label=cand.id,
+                              options=space.measured_options(cand.runtime,
+                                                             cand.plan.runtime_options, batch))
 
-    def latency(self, cand: Candidate, *, probe: bool) -> dict[str, Any]:
+    def threads_for(self, cand: Candidate) -> int:
+        """The run's thread count, or the one the candidate's configuration sets."""
+        return int(cand.plan.runtime_options.get("threads") or self.state.threads)
+
+    def latency(self, cand: Candidate, *, probe: bool,
+                parity: dict[str, Any] | None = None) -> dict[str, Any]:
         """A latency measurement of `cand` in its own child. Under the throughput objective
-        the probe also measures images/s at THROUGHPUT_BATCH, which screening then ranks by."""
+        the probe also measures images/s at THROUGHPUT_BATCH, which screening then ranks by.
+        `parity`: the child first checks the opened artifact against these outputs
+        (measure/parity.py), and fails the measurement if they differ."""
         c = self.config
         timing = (TimingConfig(warmup=2, min_runs=c.probe_runs, min_seconds=c.probe_seconds)
                   if probe else TimingConfig(warmup=5, min_runs=c.min_runs,
@@ -107,8 +119,8 @@ class Evaluator:
             through = [THROUGHPUT_BATCH] if probe else [1, THROUGHPUT_BATCH]
         return self.executor.measure(
             self.factory(cand), input_shape=self.state.handle.input_spec, batch=1,
-            timing=timing, throughput=through, threads=self.state.threads, energy=not probe, overhead=False,
-            seed=c.seed)
+            timing=timing, throughput=through, threads=self.threads_for(cand),
+            energy=not probe, overhead=False, seed=c.seed, parity=parity)
 
     def emit(self, event: str, **data: Any) -> None:
         self.progress({"event": event, "elapsed_s": round(self.state.elapsed(), 1), **data})
@@ -257,6 +269,202 @@ class Evaluator:
     def _failed_full(self, cand: Candidate, reason: str | None) -> Candidate:
         self.record("full", cand.id, {"status": "failed", "reason": reason})
         return cand.with_(status=Status.FAILED, reason=reason)
+
+
+    # ------------------------------------------------------------------ configuration
+    def configure(self, contender: Candidate, variants: list[Candidate]) -> dict[str, Any]:
+        """The configured stage for one contender (search/select.CONFIG_RULE): its default
+        configuration and `variants` (the same artifact, other runtime settings) timed in
+        interleaved rounds, each measurement first checked against the default's outputs;
+        a variant that measurably wins becomes an ok candidate with the contender's
+        accuracy (same artifact, outputs checked equal), the others are screened out (or
+        failed). Journaled as one "config" line; returns report.json's record of it."""
+        entry = self.journal.get("config", contender.id)
+        if entry is None:
+            why = self.config_out_of_time(contender, len(variants))
+            entry = {"status": "not_tried", "reason": why} if why else \
+                self._measure_configs(contender, variants)
+            self.record("config", contender.id, entry)
+        else:  # resumed: these candidates' results come from the journal
+            self.state.resumed += len(variants)
+        return self._apply_configs(contender, variants, entry)
+
+    def config_out_of_time(self, contender: Candidate, n_variants: int) -> str | None:
+        """Why the time budget leaves no room for this contender's configuration rounds
+        (estimated as the final rounds are: child start + timed loop per measurement)."""
+        c = self.config
+        if self.state.stopped_by_budget:
+            return self.budget_reason()
+        if c.time_budget_s is None:
+            return None
+        per = STARTUP_S + max(c.min_seconds, c.min_runs * (contender.p50_ms or 0.0) / 1000)
+        if c.objective == "throughput":
+            per += THROUGHPUT_TIMING.min_seconds
+        need = STARTUP_S + (1 + n_variants) * c.final_rounds * per
+        left = c.time_budget_s - self.final_reserve_s() - self.state.elapsed()
+        if need <= left:
+            return None
+        return (f"not tried: the time budget ({c.time_budget_s:g} s) leaves {max(left, 0):.0f} s "
+                f"before the final rounds; these configuration rounds need about {need:.0f} s")
+
+    def _measure_configs(self, contender: Candidate, variants: list[Candidate]) -> dict[str, Any]:
+        st, c = self.state, self.config
+        job = self.job(contender, "reference", artifact=contender.artifact,
+                       options=dict(self.factory(contender).options), batch=THROUGHPUT_BATCH)
+        with st.clock.phase("configure"):
+            ref = self.executor.run_jobs([job], c.candidate_timeout_s)[0]
+        if ref.get("status") != "ok":
+            return {"status": "failed", "reason": f"parity reference: {ref.get('reason')}"}
+        tol = _tolerance(contender)
+        parity = {"path": ref["reference"], "rel_tolerance": tol.rel,
+                  "why": f"the default configuration's own outputs; {tol.why}"}
+        # the variants open the contender's artifact (their screen is the contender's)
+        lineup = [contender, *(v.with_(screen=contender.screen) for v in variants)]
+        self.emit("final", n=len(lineup), rounds=c.final_rounds)
+        results: list[list[dict[str, Any]]] = []
+        for r in range(c.final_rounds):
+            row = []
+            for cand in lineup:
+                with st.clock.phase("configure"):
+                    res = self.latency(cand, probe=False, parity=parity)
+                row.append(res)
+            results.append(row)
+        measured = {cand.id: _pool_rounds([row[i] for row in results], c.objective)
+                    for i, cand in enumerate(lineup)}
+        rows = [{"id": cand.id, "by_round": measured[cand.id]["by_round"]
+                 if measured[cand.id]["status"] == "ok" else []} for cand in lineup]
+        decision = select.pick_configuration(rows, contender.id, c.objective)
+        return {"status": "ok", "reason": None, "rounds": c.final_rounds,
+                "parity": {"rel_tolerance": tol.rel, "why": parity["why"]},
+                "measured": measured,
+                "decision": {"kept": decision.kept, "best": decision.best,
+                             "tied": list(decision.tied), "reason": decision.reason}}
+
+    def _apply_configs(self, contender: Candidate, variants: list[Candidate],
+                       entry: dict[str, Any]) -> dict[str, Any]:
+        st = self.state
+        decision = entry.get("decision") or {}
+        kept = decision.get("kept", contender.id)
+        measured = entry.get("measured") or {}
+        for cand in variants:
+            if entry["status"] != "ok":
+                status = Status.NOT_TRIED if entry["status"] == "not_tried" else Status.FAILED
+                cand = cand.with_(status=status, reason=entry.get("reason"))
+            elif cand.id not in measured:  # planned after these rounds were journaled
+                cand = cand.with_(status=Status.NOT_TRIED, reason="not tried: the journaled "
+                                  "configuration rounds of this contender did not include it")
+            else:
+                cand = _configured_record(contender, cand, measured[cand.id], kept, decision)
+            st.put(cand)
+            self.emit("measured", id=cand.id, label=cand.label, status=cand.status.value,
+                      reason=cand.reason, p50=cand.p50_ms,
+                      drop=cand.drop.value if cand.drop else None)
+        rows = [{"id": cid, "options": dict(st.records[cid].plan.runtime_options)
+                 if cid in st.records else {}, **{k: m.get(k) for k in (
+                     "status", "reason", "by_round", "median", "session")}}
+                for cid, m in measured.items()]
+        return {"contender": contender.id, "label": contender.label,
+                "runtime": contender.runtime, "status": entry["status"],
+                "reason": entry.get("reason"), "rounds": entry.get("rounds"),
+                "metric": "images_per_s" if self.config.objective == "throughput" else "p50_ms",
+                "parity": entry.get("parity"), "rows": rows, "kept": kept,
+                "decision": decision.get("reason"),
+                "configurations": [c.id for c in variants]}
+
+
+# The session settings worth showing beside a configuration's timings: what the opened
+# session reported (runtimes' describe()), not what was asked for.
+SESSION_KEYS = ("performance_hint", "num_streams", "infer_requests", "inference_num_threads",
+                "enable_cpu_pinning", "enable_hyper_threading", "session_options")
+
+
+def _tolerance(cand: Candidate):
+    """The parity tolerance between two configurations of `cand`'s artifact: its runtime's,
+    or the low-precision one where it runs in bf16/fp16 (threads change summation order)."""
+    return LOW_PRECISION.get(cand.precision) or RUNTIMES.get(cand.runtime).tolerance
+
+
+def _pool_rounds(results: list[dict[str, Any]], objective: str) -> dict[str, Any]:
+    """One configuration's measurements over the rounds: its value per round (p50, or
+    images/s at THROUGHPUT_BATCH for throughput) and a latency summary pooled over them
+    (median of the rounds' p50/p90/p99, every round's samples); failed when any round
+    failed (a parity failure fails every round)."""
+    bad = next((r for r in results if r.get("status") != "ok"), None)
+    if bad is not None:
+        return {"status": "failed",
+                "reason": f"round {results.index(bad) + 1}: {bad.get('status')}: "
+                          f"{bad.get('reason')}"[:400]}
+    lats = [r["latency_ms"] for r in results]
+
+    def ips(r):
+        got = r.get("throughput_ips") or {}
+        return got.get(str(THROUGHPUT_BATCH), got.get(THROUGHPUT_BATCH))
+
+    def med(values):
+        ok = [v for v in values if v is not None]
+        return stats.percentile(ok, 50) if ok else None
+
+    by_round = [ips(r) for r in results] if objective == "throughput" \
+        else [lat["p50"] for lat in lats]
+    through: dict[str, list[float]] = {}
+    for r in results:
+        for b, v in (r.get("throughput_ips") or {}).items():
+            through.setdefault(str(b), []).append(v)
+    samples = [x for lat in lats for x in (lat.get("samples") or [])]
+    if len(samples) > MAX_SAMPLES:
+        samples = samples[::-(-len(samples) // MAX_SAMPLES)]
+    info = results[-1].get("session_info") or {}
+    return {"status": "ok", "reason": None, "by_round": by_round,
+            "median": med(by_round),
+            "latency_ms": {key: med([lat.get(key) for lat in lats])
+                           for key in ("p50", "p90", "p99", "mean", "std")}
+            | {"n": sum(int(lat.get("n") or 0) for lat in lats)},
+            "samples": samples,
+            "throughput_ips": {b: med(v) for b, v in through.items()} or None,
+            "cv": med([r.get("cv") for r in results]),
+            "peak_rss_mb": max((r.get("peak_rss_mb") or 0.0 for r in results), default=None),
+            "cold_start_ms": med([r.get("cold_start_ms") for r in results]),
+            "noisy": any(bool(r.get("noisy")) for r in results),
+            "session": {k: info[k] for k in SESSION_KEYS if k in info}}
+
+
+def _configured_record(contender: Candidate, cand: Candidate, m: dict[str, Any], kept: str,
+                       decision: dict[str, Any]) -> Candidate:
+    """A configuration's candidate from its pooled rounds: the contender's artifact and
+    accuracy (its outputs were checked equal to the contender's before every timing), its
+    own latency; ok when CONFIG_RULE kept it, else screened out with the decision."""
+    import dataclasses
+
+    screen = dataclasses.replace(contender.screen, probe_ms=None, probe_ips=None) \
+        if contender.screen else None
+    if m.get("status") != "ok":
+        return cand.with_(status=Status.FAILED, reason=m.get("reason"), screen=screen)
+    lat = m["latency_ms"]
+    n_rounds = len(m.get("by_round") or ())
+    latency = Latency(p50=lat["p50"], p90=lat.get("p90"), p99=lat.get("p99"),
+                      mean=lat.get("mean"), std=lat.get("std"), n=lat.get("n"), cv=m.get("cv"),
+                      source=f"configuration rounds: medians of {n_rounds} interleaved rounds")
+    full = dataclasses.replace(contender.full, latency=latency, eval_s=None,
+                               samples_ms=tuple(m.get("samples") or ()),
+                               throughput_ips=m.get("throughput_ips"),
+                               best_batch=_best_batch(m.get("throughput_ips")),
+                               peak_rss_mb=m.get("peak_rss_mb"),
+                               cold_start_ms=m.get("cold_start_ms"),
+                               energy_j_per_image=None,
+                               energy_note="not measured in the configuration rounds",
+                               noisy=m.get("noisy"))
+    if cand.id == kept:
+        return cand.with_(status=Status.OK, reason=None, screen=screen, full=full)
+    why = (decision.get("reason") or "") if decision.get("best") == cand.id or \
+        cand.id in (decision.get("tied") or ()) else ""
+    reason = (f"the configuration rounds kept {'the default' if kept == contender.id else kept}"
+              + (f": {why}" if why else ": not measurably better than it"))
+    return cand.with_(status=Status.SCREENED_OUT, reason=reason, screen_rule="configuration",
+                      screen=screen, full=full)
+
+
+def _best_batch(ips: dict[str, float] | None) -> int | None:
+    return int(max(ips, key=ips.__getitem__)) if ips else None
 
 
 def _relabel(plan, label: str | None):

@@ -16,8 +16,12 @@ def canonical(obj: Any) -> str:
 
 
 def candidate_id(model_key: Mapping[str, Any], recipe: Sequence[Mapping[str, Any]],
-                 runtime: str) -> str:
-    """12 hex digits of sha256 over (model, recipe steps with their full options, runtime)."""
-    text = canonical({"model": dict(model_key), "recipe": [dict(s) for s in recipe],
-                      "runtime": runtime})
-    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
+                 runtime: str, runtime_options: Mapping[str, Any] | None = None) -> str:
+    """12 hex digits of sha256 over (model, recipe steps with their full options, runtime,
+    and the runtime configuration where there is one: without it, the id is what it was
+    before configurations existed, so older journals still resume)."""
+    key: dict[str, Any] = {"model": dict(model_key), "recipe": [dict(s) for s in recipe],
+                           "runtime": runtime}
+    if runtime_options:
+        key["runtime_options"] = dict(runtime_options)
+    return hashlib.sha256(canonical(key).encode()).hexdigest()[:ID_LENGTH]

@@ -53,7 +53,8 @@ def assemble(s: RunState, final: dict[str, Any] | None, started: str,
                 "phase_note": "wall seconds per phase of the search, summed over every attempt "
                               "of a resumed run: build (passes, calibration, artifact, "
                               "screening outputs), probe, evaluate (full accuracy), latency "
-                              "(full measurement), final (side-by-side rounds)"},
+                              "(full measurement), configure (runtime configuration "
+                              "rounds), final (side-by-side rounds)"},
         "config": s.config.to_dict(),
         "model": _model(s),
         "data": {"spec": s.data_info.get("spec", s.config.data),
@@ -82,6 +83,7 @@ def assemble(s: RunState, final: dict[str, Any] | None, started: str,
         "final_comparison": final,
         "export": None,
         "mixed_precision": _mixed_ledger(cands),
+        "configuration": s.configuration,
     }
 
 
@@ -109,9 +111,11 @@ def _decide(s: RunState, final: dict[str, Any] | None) -> list[Candidate]:
 
 
 def _within(s: RunState, cands: list[Candidate]) -> dict[str, Candidate]:
-    """The fully measured candidates within budget, the baseline left out."""
+    """The fully measured candidates within budget, the baseline left out, and so are the
+    contenders a configuration of theirs measurably beat (`RunState.superseded`)."""
+    superseded = s.superseded()
     return {c.id: c for c in cands if c.measured and s.budget.within(c.drop.high)
-            and c.id != s.baseline.id}
+            and c.id != s.baseline.id and c.id not in superseded}
 
 
 def _rounds_pick(s: RunState, cands: list[Candidate],

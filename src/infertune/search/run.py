@@ -1,6 +1,7 @@
 """`optimize`, top to bottom: run directory and lock → model and data → baseline → stages
-(fused, quantized, mixed, compressed, combined) → side-by-side comparison of the contenders →
-pick → export → report. The only function that knows this order is `optimize`."""
+(fused, quantized, mixed, compressed, combined) → runtime configuration of the best
+contenders → side-by-side comparison of the contenders → pick → export → report. The only
+function that knows this order is `optimize`."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,7 @@ from ..config import OptimizeConfig, load_config, save_config
 from ..errors import ConfigError, InfertuneError
 from ..load import load_model
 from ..measure.fingerprint import cpu_facts
-from ..measure.rounds import summarize
+from ..measure.rounds import default_threads, summarize
 from ..passes import PASSES
 from ..report import write_reports
 from ..runtimes import RUNTIMES
@@ -43,6 +44,7 @@ def optimize(config: OptimizeConfig, *, resume: bool = False,
         ev = _start(config, run_dir, journal, progress or (lambda event: None))
         try:
             run_stages(ev)
+            configure_stage(ev)
             final = final_comparison(ev)
             report = assemble(ev.state, final, started, ev.executor.describe())
             report["export"] = export_best(ev.state, report)
@@ -113,6 +115,7 @@ def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> s
     reference = "torch" if handle.format == "torch" else "onnxruntime"
     if reference not in available:
         available.insert(0, reference)  # the baseline always runs on the reference runtime
+    threads = config.threads or default_threads()
     return space.PlanContext(
         model_key=model_key(config), model_format=handle.format, runtimes=tuple(available),
         unavailable=unavailable, isa=cpu_facts().get("isa", {}),
@@ -120,7 +123,18 @@ def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> s
         registered_passes=frozenset(PASSES.names()),
         calib_samples=data_info["calib_n"], recovery_seconds=config.recovery_seconds,
         gpu=any(RUNTIMES.get(n).needs_gpu for n in available), reference_runtime=reference,
-        detector=handle.meta.get("detection") is not None)
+        detector=handle.meta.get("detection") is not None, objective=config.objective,
+        threads=threads, max_threads=config.threads or max(threads, logical_cpus()))
+
+
+def logical_cpus() -> int:
+    """The logical CPUs this process may run on (SMT siblings included)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def model_key(config: OptimizeConfig) -> dict[str, Any]:
@@ -234,6 +248,49 @@ def _front_rows(s: RunState) -> list[dict[str, Any]]:
     return rows
 
 
+# ---------------------------------------------------------------------------- configured
+def configure_stage(ev: Evaluator) -> None:
+    """The configured stage: the CONFIG_CONTENDERS best contenders within budget (by the
+    run's objective), each timed side by side with the runtime configurations its runtime
+    proposes (`Evaluator.configure`, select.CONFIG_RULE). The stage is always in the
+    report: when it cannot run, `configuration.reason` says why."""
+    st = ev.state
+    why = space.config_skip_reason(st.plan_ctx, st.config.final_rounds)
+    contenders = [] if why else config_contenders(st)
+    if why is None and not contenders:
+        why = "no candidate other than the baseline is fully measured within budget"
+    record: dict[str, Any] = {"rule": select.CONFIG_RULE, "ran": False, "reason": why,
+                              "accuracy": "a configuration runs its contender's artifact: its "
+                              "drop and fidelity are the contender's, and every timed "
+                              "measurement first checks its outputs against the contender's "
+                              "own (parity)", "contenders": []}
+    for cand in contenders:
+        variants = space.configured(st.plan_ctx, cand)
+        if not variants:
+            record["contenders"].append({"contender": cand.id, "label": cand.label,
+                                         "runtime": cand.runtime, "status": "skipped",
+                                         "reason": f"{cand.runtime} proposes no runtime "
+                                                   "configuration", "configurations": []})
+            continue
+        ev.emit("stage", stage="configured", n=len(variants), planned=len(variants))
+        record["contenders"].append(ev.configure(cand, variants))
+    record["ran"] = any(c["status"] == "ok" for c in record["contenders"])
+    if why is None and not record["ran"]:
+        record["reason"] = "; ".join(f"{c['contender']}: {c['reason']}"
+                                     for c in record["contenders"] if c.get("reason"))
+    st.configuration = record
+
+
+def config_contenders(s: RunState) -> list[Candidate]:
+    """The best contenders within budget by the run's objective (not the baseline, not a
+    configuration itself), at most space.CONFIG_CONTENDERS."""
+    ok = [c for c in s.records.values() if s.within(c) and c.id != s.baseline.id
+          and c.plan.stage != "configured"]
+    value = (lambda c: -(select.objective_value(c, "throughput") or 0.0)) \
+        if s.config.objective == "throughput" else (lambda c: c.p50_ms)
+    return sorted(ok, key=lambda c: (value(c), c.id))[:space.CONFIG_CONTENDERS]
+
+
 # ---------------------------------------------------------------------------- final
 FINAL_CONTENDERS = 3
 
@@ -242,7 +299,9 @@ def final_comparison(ev: Evaluator) -> dict[str, Any] | None:
     """The baseline and the best few candidates within budget, measured again side by side
     in interleaved rounds: the speed-ups quoted are medians of per-round ratios."""
     s = ev.state
-    ok = [c for c in s.records.values() if s.within(c) and c.id != s.baseline.id]
+    superseded = s.superseded()  # a configuration that measurably beat it stands in for it
+    ok = [c for c in s.records.values() if s.within(c) and c.id != s.baseline.id
+          and c.id not in superseded]
     ok.sort(key=lambda c: (c.p50_ms, c.id))
     contenders = ok[:FINAL_CONTENDERS]
     if not contenders:

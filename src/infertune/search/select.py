@@ -122,6 +122,79 @@ def pick_from_rounds(rows: Sequence[Mapping[str, Any]],
     return RoundsPick(ranked[0], fastest["id"], tuple(ranked))
 
 
+CONFIG_RULE = ("runtime configuration: the default and each configuration of the same "
+               "artifact are timed in interleaved rounds (p50 for the latency objective, "
+               "images/s for throughput). As for the pick (TIE_RULE), the configurations whose "
+               "round ranges (min–max) overlap the best median's are within noise of it; if "
+               "the default is among them, or the best median is the default's, the default is "
+               "kept. Otherwise the first, in the plan's order, of those tied with the best "
+               "whose range does not overlap the default's replaces it: a configuration is "
+               "kept only when it measurably wins, and a tie keeps the default")
+
+
+@dataclass(frozen=True)
+class ConfigPick:
+    """The configured stage's decision for one contender (CONFIG_RULE).
+
+    Attributes:
+        kept: the id kept: the default's (the contender itself) or a configuration's.
+        best: the row with the best median (None: no row had two measured rounds).
+        tied: the rows within noise of `best` (itself included), in plan order.
+        reason: the decision in words, with the ranges that decided it.
+    """
+
+    kept: str
+    best: str | None
+    tied: tuple[str, ...]
+    reason: str
+
+
+def _values_range(values: Sequence[float | None]) -> tuple[float, float] | None:
+    ok = [v for v in values if v is not None]
+    return (min(ok), max(ok)) if len(ok) >= 2 else None
+
+
+def pick_configuration(rows: Sequence[Mapping[str, Any]], default_id: str,
+                       objective: str = "latency") -> ConfigPick:
+    """CONFIG_RULE over `rows` in plan order (the default's first), each {"id",
+    "by_round": [value per round, None where that round failed]}; higher is better for
+    the throughput objective, lower for latency."""
+    higher = objective == "throughput"
+    unit = "images/s" if higher else "ms"
+    ranges = {r["id"]: _values_range(r.get("by_round") or ()) for r in rows}
+    ranged = [r for r in rows if ranges[r["id"]] is not None]
+    if ranges.get(default_id) is None:
+        return ConfigPick(default_id, None, (), "the default configuration has fewer than 2 "
+                          "measured rounds: nothing to compare with, so it is kept")
+    order = {r["id"]: i for i, r in enumerate(rows)}
+
+    def median(row):
+        return float(np.median([v for v in row["by_round"] if v is not None]))
+
+    sign = -1.0 if higher else 1.0
+    best = min(ranged, key=lambda r: (sign * median(r), order[r["id"]]))
+    span = ranges[best["id"]]
+
+    def overlaps(a, b):
+        return a[0] <= b[1] and b[0] <= a[1]
+
+    tied = tuple(r["id"] for r in ranged if overlaps(ranges[r["id"]], span))
+    fmt = lambda rng: f"{rng[0]:.4g}–{rng[1]:.4g} {unit}"  # noqa: E731
+    default_rng = ranges[default_id]
+    if best["id"] == default_id:
+        return ConfigPick(default_id, default_id, tied, f"the default has the best median "
+                          f"({fmt(default_rng)}): it is kept")
+    if default_id in tied:
+        return ConfigPick(default_id, best["id"], tied,
+                          f"the best configuration ({fmt(span)}) overlaps the default "
+                          f"({fmt(default_rng)}): within noise, the default is kept")
+    eligible = [i for i in tied if not overlaps(ranges[i], default_rng)]
+    kept = min(eligible, key=order.__getitem__)
+    return ConfigPick(kept, best["id"], tied,
+                      f"{fmt(ranges[kept])} against the default's {fmt(default_rng)}, no "
+                      "overlap: it measurably wins and replaces the default")
+
+
 def closest(cands: Iterable[Candidate], k: int = 3) -> list[Candidate]:
     """When nothing meets the budget: the k candidates whose drop's upper end is smallest."""
     judged = [c for c in cands if c.drop and c.status in (Status.OK, Status.SCREENED_OUT)]

@@ -3,7 +3,9 @@ original → fused (FP32 on every runtime) → quantized (INT8 static with each 
 INT8 dynamic, BF16/FP16 where the CPU computes them natively) → mixed (only when no INT8
 candidate met the budget: the K most sensitive layers kept in float) → pruned / decomposed
 (with recovery, where training is affordable) → combined (the best compression with the
-best quantization).
+best quantization) → configured (the best few contenders within budget, each opened with
+the runtime configurations its runtime proposes: threads, spinning, optimisation level,
+hint, streams, pinning; the same artifact, timed side by side with its default).
 
 Each planned candidate is a `Candidate` (search/candidate.py) holding its `Plan`, with status
 PLANNED, or SKIPPED with the reason. Pure: everything the plan depends on comes in a
@@ -19,7 +21,11 @@ from ..runtimes import RUNTIMES
 from .candidate import Candidate, Plan, Status, Step
 from .ids import candidate_id
 
-STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined")
+STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined",
+          "configured")
+# How many of the fastest contenders within budget get the configured stage (each costs
+# (1 + its configurations) × rounds measurements).
+CONFIG_CONTENDERS = 2
 MIXED_KEEP = (1, 2, 4, 8)
 PRUNE_RATIOS = (0.25, 0.5)
 LOW_RANK_ENERGY = (0.9,)
@@ -44,6 +50,9 @@ class PlanContext:
         train_step_s: estimated seconds of one training step (None: unknown).
         gpu: whether a CUDA GPU is here.
         detector: the model has detection heads (mixed precision keeps its head first).
+        objective: the run's objective ("latency": batch 1, "throughput", "size").
+        threads: the run's thread count; max_threads: the most a configuration may use
+            (the logical CPUs when the user did not fix --threads, else `threads`).
     """
 
     model_key: Mapping[str, Any]
@@ -59,6 +68,9 @@ class PlanContext:
     gpu: bool = False
     reference_runtime: str = "torch"
     detector: bool = False
+    objective: str = "latency"
+    threads: int = 1
+    max_threads: int = 1
 
 
 def step(name: str, **options: Any) -> Step:
@@ -212,6 +224,56 @@ def combined(ctx: PlanContext, comp: Candidate, int8: Candidate) -> list[Candida
     tail = [s for s in int8.plan.recipe if s.pass_name != "fold_bn"]
     recipe = head + graph_prefix(ctx) + tail
     return [make(ctx, "combined", recipe, int8.runtime, int8.plan.precision, parent_id=comp.id)]
+
+
+def configured(ctx: PlanContext, contender: Candidate) -> list[Candidate]:
+    """The contender opened with each runtime configuration its runtime proposes for the
+    run's objective and threads (`Runtime.configurations`): the same recipe and artifact,
+    its options in the id, the label and `Plan.runtime_options`. [] when the runtime
+    proposes none."""
+    runtime = RUNTIMES.find(contender.runtime)
+    variants = runtime.configurations(ctx.objective, ctx.threads, ctx.max_threads) \
+        if runtime is not None else []
+    out = []
+    for options in variants:
+        recipe = [s.to_json() for s in contender.plan.recipe]
+        cid = candidate_id(ctx.model_key, recipe, contender.runtime, options)
+        plan = dataclasses.replace(contender.plan, id=cid, stage="configured",
+                                   label=f"{contender.label} [{options_label(options)}]",
+                                   parent_id=contender.id, runtime_options=dict(options))
+        out.append(Candidate(plan))
+    return out
+
+
+def config_skip_reason(ctx: PlanContext, rounds: int) -> str | None:
+    """Why the configured stage cannot decide anything in this run, or None."""
+    if ctx.objective == "size":
+        return "the objective is size: a runtime configuration does not change the artifact"
+    if rounds < 2:
+        return (f"{rounds} side-by-side round(s) (--final-rounds): a configuration replaces "
+                "the default only when its rounds do not overlap the default's, which needs "
+                "at least 2 rounds")
+    return None
+
+
+def options_label(options: Mapping[str, Any]) -> str:
+    """"threads=1, spinning=False" (config entries as their keys)."""
+    parts = []
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            parts += [f"{k}={v}" for k, v in value.items()]
+        else:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def measured_options(runtime: str, runtime_options: Mapping[str, Any],
+                     batch: int | None = 1) -> dict[str, Any]:
+    """The opener options a candidate is measured with: the runtime's own for `batch`, its
+    configuration over them ("threads" is the measurement's thread count, set apart)."""
+    found = RUNTIMES.find(runtime)
+    base = found.options(batch) if found is not None else {}
+    return {**base, **{k: v for k, v in runtime_options.items() if k != "threads"}}
 
 
 def order(cands: Iterable[Candidate]) -> list[Candidate]:

@@ -92,6 +92,7 @@ class RunState:
     base_eval: np.ndarray | None = None
     resumed: int = 0
     stopped_by_budget: bool = False
+    configuration: dict[str, Any] | None = None  # the configured stage's record (report.json)
 
     def __post_init__(self) -> None:
         if self.budget is None:  # refined once the baseline's metric is known
@@ -116,6 +117,13 @@ class RunState:
 
     def measured(self) -> list[Candidate]:
         return [r for r in self.records.values() if r.measured]
+
+    def superseded(self) -> set[str]:
+        """Contenders whose default configuration a configuration of theirs measurably
+        beat (an ok "configured" candidate): that configuration stands in for them in the
+        final rounds and the pick."""
+        return {c.plan.parent_id for c in self.records.values()
+                if c.plan.stage == "configured" and c.measured and c.plan.parent_id}
 
     def eval_labels(self):
         """The labels the metric scores against: class indices (top1), a detector's boxes

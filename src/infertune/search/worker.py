@@ -6,6 +6,10 @@ Modes:
                through it (logits saved as screen_logits.npy).
     evaluate   open a built artifact and run the full evaluation samples through it
                (eval_logits.npy).
+    reference  open a built artifact with the opener options `options` (a contender's
+               default configuration) and save a few evaluation samples with its raw
+               outputs (config_reference.npz, measure/parity.py's format): every runtime
+               configuration of it is checked against them before it is timed.
 
 Job keys: mode, run_dir, id, recipe [{pass, options}], runtime, model {source, load,
 input_size}, threads, seed, screen_n, batch, result_path. The result (JSON) is rewritten
@@ -212,6 +216,28 @@ def evaluate(job: dict[str, Any], res: dict[str, Any]) -> None:
     res.update(status="ok", eval_logits=str(path), eval_s=time.perf_counter() - t0)
 
 
+CONFIG_REFERENCE = "config_reference.npz"
+
+
+def reference(job: dict[str, Any], res: dict[str, Any]) -> None:
+    import numpy as np
+
+    from ..measure.parity import as_arrays, write_reference
+
+    x = np.load(Path(job["run_dir"]) / "data" / "eval_x.npy", mmap_mode="r")
+    batch = max(1, min(int(job.get("batch", EVAL_BATCH)), len(x)))
+    inputs = [np.ascontiguousarray(x[:1]), np.ascontiguousarray(x[:batch])]
+    session = SessionFactory(job["runtime"], job["artifact"],
+                             options=job.get("options") or {}).open(threads=job["threads"])
+    try:  # batch 1, and a batch that THROUGHPUT's requests split between them
+        outputs = [as_arrays(session.run(i)) for i in inputs]
+    finally:
+        session.close()
+    path = Path(job["run_dir"]) / "candidates" / job["id"] / CONFIG_REFERENCE
+    write_reference(path, inputs, outputs)
+    res.update(status="ok", reference=str(path))
+
+
 # Fault injection for the reliability tests (and for trying a deployment's monitoring):
 # INFERTUNE_INJECT_FAULT="RUNTIME=KIND[,RUNTIME=KIND]" makes the build of every candidate on
 # RUNTIME fail in the named way, in this child only. Never set by infertune itself.
@@ -248,7 +274,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     _write(job, res)
     try:
         inject_fault(job)
-        {"build": build, "evaluate": evaluate}[job["mode"]](job, res)
+        {"build": build, "evaluate": evaluate, "reference": reference}[job["mode"]](job, res)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the candidate's reason
         first = (str(exc).strip().splitlines() or [""])[0]
         res.update(status="failed", reason=f"{type(exc).__name__}: {first}"[:400])
