@@ -256,9 +256,14 @@ def configure_stage(ev: Evaluator) -> None:
     report: when it cannot run, `configuration.reason` says why."""
     st = ev.state
     why = space.config_skip_reason(st.plan_ctx, st.config.final_rounds)
-    contenders = [] if why else config_contenders(st)
-    if why is None and not contenders:
+    ranked = [] if why else config_contenders(st)
+    contenders = [c for c in ranked if space.configured(st.plan_ctx, c)]
+    contenders = contenders[:space.CONFIG_CONTENDERS]
+    if why is None and not ranked:
         why = "no candidate other than the baseline is fully measured within budget"
+    elif why is None and not contenders:
+        why = (f"no contender within budget runs on a runtime with configurations to try "
+               f"({', '.join(sorted({c.runtime for c in ranked}))} propose none)")
     record: dict[str, Any] = {"rule": select.CONFIG_RULE, "ran": False, "reason": why,
                               "accuracy": "a configuration runs its contender's artifact: its "
                               "drop and fidelity are the contender's, and every timed "
@@ -266,12 +271,6 @@ def configure_stage(ev: Evaluator) -> None:
                               "own (parity)", "contenders": []}
     for cand in contenders:
         variants = space.configured(st.plan_ctx, cand)
-        if not variants:
-            record["contenders"].append({"contender": cand.id, "label": cand.label,
-                                         "runtime": cand.runtime, "status": "skipped",
-                                         "reason": f"{cand.runtime} proposes no runtime "
-                                                   "configuration", "configurations": []})
-            continue
         ev.emit("stage", stage="configured", n=len(variants), planned=len(variants))
         record["contenders"].append(ev.configure(cand, variants))
     record["ran"] = any(c["status"] == "ok" for c in record["contenders"])
@@ -282,13 +281,14 @@ def configure_stage(ev: Evaluator) -> None:
 
 
 def config_contenders(s: RunState) -> list[Candidate]:
-    """The best contenders within budget by the run's objective (not the baseline, not a
-    configuration itself), at most space.CONFIG_CONTENDERS."""
+    """The contenders within budget, best first by the run's objective (not the baseline,
+    not a configuration itself); the stage takes the first space.CONFIG_CONTENDERS whose
+    runtime proposes configurations."""
     ok = [c for c in s.records.values() if s.within(c) and c.id != s.baseline.id
           and c.plan.stage != "configured"]
     value = (lambda c: -(select.objective_value(c, "throughput") or 0.0)) \
         if s.config.objective == "throughput" else (lambda c: c.p50_ms)
-    return sorted(ok, key=lambda c: (value(c), c.id))[:space.CONFIG_CONTENDERS]
+    return sorted(ok, key=lambda c: (value(c), c.id))
 
 
 # ---------------------------------------------------------------------------- final
