@@ -174,6 +174,14 @@ def precision_ran(requested: str, ran: str, ops: Mapping[str, int],
             "cpu_capabilities": list(capabilities), "summary": summary}
 
 
+def _bool_property(compiled, name: str) -> bool | None:
+    """A boolean property of the compiled model, or None where this OpenVINO has none."""
+    try:
+        return bool(compiled.get_property(name))
+    except Exception:  # noqa: BLE001 - an older plugin without the property
+        return None
+
+
 def _type_name(value: Any) -> str:
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
@@ -234,8 +242,8 @@ class OpenVinoSession:
                 "performance_hint": str(c.get_property("PERFORMANCE_HINT")),
                 "num_streams": int(c.get_property("NUM_STREAMS")), "infer_requests": self._n,
                 "inference_num_threads": int(c.get_property("INFERENCE_NUM_THREADS")),
-                "enable_cpu_pinning": bool(c.get_property("ENABLE_CPU_PINNING")),
-                "enable_hyper_threading": bool(c.get_property("ENABLE_HYPER_THREADING")),
+                "enable_cpu_pinning": _bool_property(c, "ENABLE_CPU_PINNING"),
+                "enable_hyper_threading": _bool_property(c, "ENABLE_HYPER_THREADING"),
                 "requested_config": {k: v for k, v in self.config.items()},
                 "openvino": self._ov.__version__}
 
