@@ -178,3 +178,45 @@ def test_data_auto_is_the_models_own_built_in_set():
     fake = ModelHandle(format="onnx", path="m.onnx", input_spec=InputSpec(shape=(1, 3, 8, 8)),
                        name="m", source="m", meta={"default_data": "photos"})
     assert resolve_data("auto", fake) == "photos"
+
+
+def _measured(cid: str, p50_ms: float, wall_s: float | None) -> Candidate:
+    from infertune.search.candidate import Drop, FullEval, Latency
+
+    full = FullEval(drop=Drop("top1", 0.0, -0.1, 0.1), fidelity=None,
+                    latency=Latency(p50=p50_ms), latency_wall_s=wall_s)
+    return Candidate(Plan(cid, "fused", cid, (), "torch", "fp32"), status=Status.OK, full=full)
+
+
+def test_the_final_reserve_grows_with_the_load_the_run_measured(tmp_path):
+    """Hand-worked: min_runs 50 and min_seconds 1 (config defaults read below); a 10 ms
+    p50 gives an estimate of 6 s (child start) + max(1, 50 × 0.01) = 7 s per measurement."""
+    ev = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=1000)
+    c = ev.config
+    per = 6.0 + max(c.min_seconds, c.min_runs * 0.010)
+    ev.state.put(_measured("a", 10.0, wall_s=None))  # an old journal: no wall time
+    assert ev.load_factor() == 1.0
+    ev.state.put(_measured("a", 10.0, wall_s=3 * per))
+    ev.state.put(_measured("b", 10.0, wall_s=2 * per))
+    ev.state.put(_measured("c", 10.0, wall_s=0.5 * per))  # faster than estimated: ≥ 1 kept
+    assert ev.load_factor() == pytest.approx(2.0)  # the median of 3, 2, 0.5
+    ev.state.put(_measured("a", 10.0, wall_s=0.5 * per))
+    ev.state.put(_measured("b", 10.0, wall_s=0.5 * per))
+    assert ev.load_factor() == 1.0
+
+
+def test_no_pick_says_when_the_time_budget_was_the_cause():
+    from types import SimpleNamespace
+
+    from infertune.search.report import _no_pick_reason
+
+    base = _measured("base", 10.0, None)
+    untried = Candidate(Plan("q", "quantized", "q", (), "torch", "int8"),
+                        status=Status.NOT_TRIED, reason="not tried: the time budget was spent")
+    state = SimpleNamespace(baseline=base, stopped_by_budget=True,
+                            config=SimpleNamespace(time_budget_s=120.0, confidence=0.95),
+                            budget=SimpleNamespace(points=1.0))
+    reason = _no_pick_reason(state, [base, untried])
+    assert reason.startswith("the time budget (120 s) was spent") and "1 not tried" in reason
+    state.stopped_by_budget = False
+    assert _no_pick_reason(state, [base, untried]).startswith("no candidate could be built")

@@ -310,6 +310,7 @@ class FullEval(_Record):
     energy_note: str | None = None
     noisy: bool | None = None
     detection: DetectionEval | None = None
+    latency_wall_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         acc = dict(self.accuracy) if self.accuracy else None
@@ -323,7 +324,7 @@ class FullEval(_Record):
                 "best_batch": self.best_batch, "peak_rss_mb": self.peak_rss_mb,
                 "cold_start_ms": self.cold_start_ms,
                 "energy_j_per_image": self.energy_j_per_image, "energy_note": self.energy_note,
-                "noisy": self.noisy,
+                "noisy": self.noisy, "latency_wall_s": self.latency_wall_s,
                 "detection": self.detection.to_json() if self.detection else None}
 
     @classmethod
@@ -342,7 +343,8 @@ class FullEval(_Record):
                    peak_rss_mb=data.get("peak_rss_mb"), cold_start_ms=data.get("cold_start_ms"),
                    energy_j_per_image=data.get("energy_j_per_image"),
                    energy_note=data.get("energy_note"), noisy=data.get("noisy"),
-                   detection=DetectionEval.from_json(data.get("detection")))
+                   detection=DetectionEval.from_json(data.get("detection")),
+                   latency_wall_s=data.get("latency_wall_s"))
 
 
 @dataclass(frozen=True)

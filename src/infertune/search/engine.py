@@ -10,6 +10,7 @@ the same result (given the same measurements).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -66,13 +67,29 @@ class Evaluator:
 
     def final_reserve_s(self) -> float:
         """Estimated seconds of the final rounds: baseline + up to 3 contenders, each
-        measurement a child start (~STARTUP_S) plus max(min_seconds, min_runs × p50)."""
+        measurement a child start (~STARTUP_S) plus max(min_seconds, min_runs × p50), scaled
+        up by the load factor this run has seen (`load_factor`)."""
         c = self.config
         base = self.state.baseline
         p50s = sorted(r.p50_ms for r in self.state.measured())
         lineup = [base.p50_ms or 0.0] + p50s[:3] if p50s and base else []
-        per_round = sum(STARTUP_S + max(c.min_seconds, c.min_runs * p / 1000) for p in lineup)
-        return c.final_rounds * per_round
+        per_round = sum(_measure_estimate_s(c, p) for p in lineup)
+        return c.final_rounds * per_round * self.load_factor()
+
+    def load_factor(self) -> float:
+        """How much longer this run's full latency measurements took than the estimate the
+        reserve uses (median over the measured candidates, at least 1).
+
+        Why: on a loaded machine a child starts slower and each call runs longer than its
+        p50 says (the median of an earlier window), so a fixed estimate let an
+        efficientnet_lite0 run's final rounds take 255 s where ~100 s were reserved (1174 s
+        on a 900 s budget). A full measurement does at least what one final-round
+        measurement does (the same loop, plus throughput or memory probes), so the ratio
+        can only over-reserve, never under-reserve, for the load it saw."""
+        ratios = sorted(r.full.latency_wall_s / _measure_estimate_s(self.config, r.p50_ms)
+                        for r in self.state.measured()
+                        if r.full is not None and r.full.latency_wall_s and r.p50_ms)
+        return max(1.0, ratios[len(ratios) // 2]) if ratios else 1.0
 
     def budget_reason(self) -> str:
         return f"not tried: the time budget ({self.config.time_budget_s:g} s) was spent"
@@ -249,11 +266,13 @@ class Evaluator:
         sc = self.score(st.base_eval, outputs, st.eval_labels(), full=True)
         if sc.drop is None:
             return self._failed_full(cand, sc.reason)
+        t0 = time.monotonic()
         with st.clock.phase("latency"):
             lat = self.latency(cand, probe=False)
         if lat.get("status") != "ok":
             return self._failed_full(cand, f"latency {lat.get('status')}: {lat.get('reason')}")
-        full = _full_eval(sc, lat, res.get("eval_s"))
+        full = replace(_full_eval(sc, lat, res.get("eval_s")),
+                       latency_wall_s=round(time.monotonic() - t0, 3))
         st.logits[cand.id] = Path(res["eval_logits"])
         self.record("full", cand.id, {"status": "ok", "full": full.to_json(),
                                       "logits": res["eval_logits"]})
@@ -487,6 +506,11 @@ def _replay_full(cand: Candidate, entry: dict[str, Any]) -> Candidate:
     return cand.with_(status=Status(entry["status"]), reason=entry.get("reason"),
                       screen_rule=entry.get("screen_rule"),
                       full=FullEval.from_json(entry.get("full")))
+
+
+def _measure_estimate_s(config, p50_ms: float | None) -> float:
+    """Seconds one latency measurement should take: a child start plus its timed loop."""
+    return STARTUP_S + max(config.min_seconds, config.min_runs * (p50_ms or 0.0) / 1000)
 
 
 def _full_eval(sc, res: dict[str, Any], eval_s: float | None) -> FullEval:

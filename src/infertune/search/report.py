@@ -143,6 +143,11 @@ def _pick_basis(rounds: select.RoundsPick | None) -> dict[str, Any] | None:
 
 def _no_pick_reason(s: RunState, cands: list[Candidate]) -> str:
     tried = [c for c in cands if c.id != s.baseline.id and c.status is Status.OK]
+    untried = [c for c in cands if c.status is Status.NOT_TRIED]
+    if not tried and s.stopped_by_budget:
+        return (f"the time budget ({s.config.time_budget_s:g} s) was spent before any "
+                f"candidate was fully measured ({len(untried)} not tried); nothing was "
+                "exported — give it more time (--time-budget) or fewer passes/runtimes")
     if not tried:
         return "no candidate could be built and measured (see each candidate's reason)"
     return (f"no candidate's drop is within the {s.budget.points:g}-point budget at "
