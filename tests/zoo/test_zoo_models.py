@@ -16,6 +16,8 @@ from torch import nn
 from infertune.zoo import ZOO
 
 SMALL = (64, 64)  # forward checks: any size works (global pooling), small keeps tests fast
+CLASSIFIERS = [n for n in ZOO.names() if ZOO.get(n).task == "classification"]
+DETECTORS = [n for n in ZOO.names() if ZOO.get(n).task == "detection"]
 # torch.jit.trace and the TorchScript-based ONNX exporter are deprecated but still the
 # interfaces this tool promises to support; their warnings are expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -81,7 +83,7 @@ def test_entry_metadata(name):
     assert len(entry.input_size) == 2
 
 
-@pytest.mark.parametrize("name", ZOO.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_forward_small_input(name):
     model = shared_model(name)
     assert not any(m.training for m in model.modules()), "build() must return eval mode"
@@ -101,7 +103,7 @@ def test_weights_follow_the_callers_seed(name):
     assert not all(torch.equal(first[k], third[k]) for k in weights)
 
 
-@pytest.mark.parametrize("name", ZOO.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_num_classes_override(name):
     model = build(name, num_classes=10, size=(72, 56))  # non-square, not a power of two
     with torch.no_grad():
@@ -110,7 +112,7 @@ def test_num_classes_override(name):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ZOO.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_jit_trace(name):
     model = shared_model(name, num_classes=10)
     x = torch.randn(2, 3, *SMALL)
@@ -119,7 +121,7 @@ def test_jit_trace(name):
         torch.testing.assert_close(traced(x), model(x))
 
 
-@pytest.mark.parametrize("name", ZOO.names())
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_onnx_export_dynamic_batch(name, tmp_path):
     """Exported at 64x64 with a symbolic batch; onnxruntime must agree at batch 1 and 3.
 
@@ -151,3 +153,18 @@ def test_published_params_and_macs(name):
     model = shared_model(name)
     assert sum(p.numel() for p in model.parameters()) == params
     assert count_macs(model, (224, 224)) == pytest.approx(macs, rel=0.01)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_detector_returns_one_raw_map_per_head(name):
+    """A zoo detector (a Darknet YOLO) returns every [yolo] head's raw map: 3 anchors ×
+    (5 + classes) channels on a grid of input / stride, for any input size and class count."""
+    for classes, size in ((ZOO.get(name).num_classes, SMALL), (3, (96, 64))):
+        model = build(name, num_classes=classes, size=size)
+        with torch.no_grad():
+            maps = model(torch.randn(2, 3, *size))
+        strides = [size[0] // m.shape[2] for m in maps]
+        assert len(maps) >= 2 and sorted(strides, reverse=True) == strides
+        for m, stride in zip(maps, strides):
+            assert m.shape == (2, 3 * (5 + classes), size[0] // stride, size[1] // stride)
+            assert torch.isfinite(m).all()

@@ -34,8 +34,9 @@ def add_train(sub, parents: Parents) -> None:
     p = sub.add_parser(ZOO_TRAIN, parents=parents.common, prog="infertune zoo train",
                        description="Train a reference model deterministically on the CPU: "
                                    "ref-small or ref-large on sample:train (about a minute), "
-                                   "ref-clutter on clutter:train (tens of minutes).")
-    p.add_argument("name", help="ref-small, ref-large or ref-clutter")
+                                   "ref-clutter on clutter:train, ref-detector (a Darknet "
+                                   "YOLO) on digits-det:train (tens of minutes each).")
+    p.add_argument("name", help="ref-small, ref-large, ref-clutter or ref-detector")
     p.add_argument("--out", help="output folder for NAME.cfg, NAME.weights, NAME.json (default: "
                                  "~/.local/share/infertune/zoo; the shipped weights are replaced "
                                  "only if --out points at them)")
@@ -73,10 +74,23 @@ def zoo_table(rows: list[dict[str, Any]], console: Console | None = None) -> Non
         weights = r.get("weights") or "random"
         if r.get("recorded_top1") is not None:
             weights = f"{weights} ({100 * r['recorded_top1']:.1f}% val top-1)"
+        elif r.get("recorded_map") is not None:
+            weights = f"{weights} ({100 * r['recorded_map']:.1f} val mAP)"
         table.add_row(r["name"], shape_text(r["input_size"]), str(r["num_classes"]),
                       human(r["params"]),
                       human(r["macs"]), r["preprocess"], weights, r["description"])
     (console or make_console()).print(table)
+
+
+def scored(val: dict[str, Any]) -> str:
+    """The record's validation line: top-1/top-5 of a classifier, mAP/AP50 of a detector."""
+    if "map" in val:
+        low, high = val["map_ci"]
+        return (f"  val mAP@[.5:.95] {100 * val['map']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+                f" · AP50 {100 * val['ap50']:.1f} on {val['images']} held-out images "
+                f"({val['data']})")
+    return (f"  val top-1 {pct(val['top1'], val['top1_ci'])} · top-5 {pct(val['top5'])} on "
+            f"{val['n']} held-out digits ({val['data']})")
 
 
 def train_summary(record: dict[str, Any], console: Console | None = None) -> None:
@@ -87,8 +101,7 @@ def train_summary(record: dict[str, Any], console: Console | None = None) -> Non
         f"trained {record['name']}: {record['epochs_done']} epochs in {record['train_seconds']:.1f} s "
         f"({record['threads']} threads, seed {record['seed']}"
         f"{', stopped early by the time budget' if record['stopped_early'] else ''})\n"
-        f"  val top-1 {pct(val['top1'], val['top1_ci'])} · top-5 {pct(val['top5'])} on "
-        f"{val['n']} held-out digits ({val['data']})\n"
+        f"{scored(val)}\n"
         f"  {record['params']:,} params · {record['macs']:,} MACs · "
         f"{record['weights_bytes']:,} bytes of weights\n"
         + "\n".join(f"  wrote {path}" for path in record.get("files", {}).values()),

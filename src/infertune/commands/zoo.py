@@ -28,7 +28,7 @@ def zoo_row(name: str) -> dict[str, Any]:
             "num_classes": entry.num_classes, "params": prof["params"],
             "macs": prof["macs"], "preprocess": entry.preprocess,
             "description": entry.description, "weights": handle.meta.get("weights"),
-            "recorded_top1": recorded.get("top1")}
+            "recorded_top1": recorded.get("top1"), "recorded_map": recorded.get("map")}
 
 
 def zoo_handle(name: str) -> ModelHandle:
@@ -47,7 +47,8 @@ def zoo_handle(name: str) -> ModelHandle:
 
 def zoo_train(name: str, *, out: str | None = None, epochs: int | None = None, seed: int = 0,
               progress: bool = True) -> dict[str, Any]:
-    """Trains reference model `name` (on `sample:train`, or `clutter:train` for ref-clutter);
+    """Trains reference model `name` (on `sample:train`, `clutter:train` for ref-clutter,
+    `digits-det:train` for ref-detector);
     writes NAME.cfg/.weights/.json to `out` (default: a user folder, never the shipped
     weights) and returns the record."""
     return train_reference(name, out, epochs=epochs, seed=seed, progress=progress)

@@ -44,6 +44,10 @@ def load_zoo(name: str, opts: "LoadOptions", *, weights: bool = True) -> ModelHa
         meta.update(_trained(entry, module, num_classes))
     if weights and entry.pretrained is not None:
         meta.update(_pretrained(entry, module, num_classes, (height, width)))
+    if getattr(module, "output_heads", None):  # a Darknet detector: every head an output
+        from .darknet import detection_meta
+
+        meta.update(detection_meta(module), class_names=[str(k) for k in range(num_classes)])
     if entry.labels is not None and num_classes == entry.num_classes:
         from ..zoo.imagenet_labels import LABELS_PATH
 
@@ -69,7 +73,8 @@ def _trained(entry, module, num_classes: int) -> dict:
     val = record.get("val", {})
     return {"weights": "trained", "seed": record.get("seed"),
             "recorded_accuracy": {k: val.get(k) for k in ("data", "n", "top1", "top1_ci",
-                                                          "top5", "top5_ci")},
+                                                          "top5", "top5_ci", "images", "map",
+                                                          "map_ci", "ap50") if k in val},
             "record": {k: record.get(k) for k in ("macs", "params", "epochs_done",
                                                   "train_seconds", "weights_sha256")}}
 

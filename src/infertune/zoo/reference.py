@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelFileError
-from .darknet_family import DarknetArch, avgpool, conv, maxpool, pairs, stack
+from .darknet_family import DarknetArch, avgpool, conv, maxpool, pairs, section, stack
 from .registry import ZooEntry, register
 
 INPUT_SIZE = (32, 32)  # ref-small, ref-large; ref-clutter is 128×128
@@ -86,6 +86,47 @@ def clutter_body(num_classes: int) -> list[str]:
     ]  # fmt: skip
 
 
+# ref-detector's anchors (w, h in input pixels), smallest first: the medians of a 6-means
+# clustering (IoU distance) of 915 ink boxes of digits-det:train scenes (seed 5, 400 scenes).
+DETECTOR_ANCHORS = ((11, 17), (16, 19), (17, 30), (22, 25), (25, 33), (33, 37))
+
+
+def yolo(mask: tuple[int, ...], num_classes: int) -> str:
+    """A `[yolo]` head over DETECTOR_ANCHORS (Darknet's keys; the training ones unused here)."""
+    anchors = ",".join(f"{w},{h}" for w, h in DETECTOR_ANCHORS)
+    return section("yolo", mask=",".join(map(str, mask)), anchors=anchors, classes=num_classes,
+                   num=len(DETECTOR_ANCHORS), jitter=0, ignore_thresh=0.5, truth_thresh=1,
+                   random=0)
+
+
+def detector_body(num_classes: int) -> list[str]:
+    """A yolov3-tiny-shaped detector at 128×128: a 5-conv backbone to stride 16, a head at
+    stride 16 (8×8, the three large anchors) and, through a 1×1 conv, a 2× upsample and a
+    route to the stride-8 map, a head at stride 8 (16×16, the three small anchors): 0.17 GMAC,
+    1.0 M parameters.
+
+    Why this shape: the digits' ink boxes are 3–42 px wide and 12–42 px high on the 128-px
+    canvas, so strides 8 and 16 cover them (yolov3-tiny's 32 would put most digits in one
+    cell); two heads with a route and an upsample exercise what real Darknet detectors do
+    (every head an output, route/upsample in the graph, the head-aware quantization).
+    """
+    out = 3 * (5 + num_classes)
+    return [
+        conv(16, 3), maxpool(),
+        conv(32, 3), maxpool(),
+        conv(64, 3), maxpool(),
+        conv(128, 3), maxpool(),           # layer 6: the stride-8 map (16×16)
+        conv(256, 3),                      # layer 8: stride 16 (8×8)
+        conv(128, 1), conv(256, 3), conv(out, 1, bn=False, act="linear"),
+        yolo((3, 4, 5), num_classes),      # layer 12
+        section("route", layers=-4),       # layer 9's 128 channels
+        conv(64, 1), section("upsample", stride=2),
+        section("route", layers="-1,6"),  # 64 + 128 channels at 16×16
+        conv(128, 3), conv(out, 1, bn=False, act="linear"),
+        yolo((0, 1, 2), num_classes),      # layer 19
+    ]  # fmt: skip
+
+
 ARCHS: tuple[DarknetArch, ...] = (
     DarknetArch("ref-small", small_body, INPUT_SIZE,
                 "trained reference: 3-stage Darknet-style digit classifier (sample:train), 32x32"),
@@ -94,10 +135,14 @@ ARCHS: tuple[DarknetArch, ...] = (
     DarknetArch("ref-clutter", clutter_body, (128, 128),
                 "trained reference: 10-conv Darknet-19-like classifier of digits in clutter on "
                 "real photos (clutter:train), 128x128"),
+    DarknetArch("ref-detector", detector_body, (128, 128),
+                "trained reference: yolov3-tiny-shaped Darknet YOLO (two yolo heads) for "
+                "digits on real photos (digits-det:train), 128x128"),
 )  # fmt: skip
 
 # the built-in set each trains on (`:train`) and is measured on (`:val`); optimize's default
-DATA = {"ref-small": "sample", "ref-large": "sample", "ref-clutter": "clutter"}
+DATA = {"ref-small": "sample", "ref-large": "sample", "ref-clutter": "clutter",
+        "ref-detector": "digits-det"}
 
 
 def read_record(entry: ZooEntry) -> dict[str, Any]:
@@ -143,6 +188,7 @@ def _register_all() -> None:
             num_classes=NUM_CLASSES, family="reference", preprocess="darknet",
             description=arch.description, cfg_text=arch.cfg_text,
             weights=f"{arch.name}.weights", data=DATA[arch.name],
+            task="detection" if arch.name == "ref-detector" else "classification",
         ))  # fmt: skip
 
 

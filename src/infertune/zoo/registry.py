@@ -52,7 +52,10 @@ class ZooEntry:
         labels: name of a packaged class table in `infertune/zoo/labels/` ("imagenet1k"): the
             class order of the weights, used to label image folders named by class ids.
         data: the built-in data set `optimize` uses for this model when --data is not given
-            ("sample" digits, "clutter" digits in clutter, "photos" real photographs).
+            ("sample" digits, "clutter" digits in clutter, "photos" real photographs,
+            "digits-det" the built-in detection set).
+        task: "classification" (class scores out) or "detection" (a Darknet YOLO: one raw
+            map per [yolo] head out, decoded outside the network).
     """
 
     name: str
@@ -67,6 +70,7 @@ class ZooEntry:
     pretrained: PretrainedWeights | None = None
     labels: str | None = None
     data: str = "sample"
+    task: str = "classification"
 
 
 ZOO: Registry[ZooEntry] = Registry("zoo model")

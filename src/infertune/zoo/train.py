@@ -52,6 +52,8 @@ class Recipe:
             (the last epoch is always at the input size; train_data.py says why).
         full_size_digits: clutter only: the epochs at the input size use this many of the
             digits (stratified; 0: all).
+        scenes: digits-det only: new detection scenes rendered per epoch
+            (train_detector.py trains ref-detector on them).
         time_budget_s: stop after the epoch that passes this (recorded as stopped_early).
     """
 
@@ -64,6 +66,7 @@ class Recipe:
     warmup_epochs: int = 0
     warmup_canvas: int = 0
     full_size_digits: int = 0
+    scenes: int = 0
     time_budget_s: float = 900.0
 
 
@@ -77,6 +80,9 @@ RECIPES: dict[str, Recipe] = {
     "ref-large": Recipe(epochs=12),
     "ref-clutter": Recipe(epochs=9, batch_size=32, shift=0, data="clutter", warmup_epochs=5,
                           warmup_canvas=64, full_size_digits=3000, time_budget_s=4 * 3600.0),
+    "ref-detector": Recipe(epochs=16, batch_size=32, lr=3e-3, shift=0, data="digits-det",
+                           warmup_epochs=6, warmup_canvas=80, scenes=2000,
+                           time_budget_s=4 * 3600.0),
 }
 
 
@@ -284,6 +290,14 @@ def train_reference(name: str, out_dir: str | Path | None = None, *, epochs: int
     if recipe.epochs < 1 or threads < 1 or (limit is not None and limit < 1):
         raise ConfigError("epochs, threads and limit must be at least 1")
     budget = recipe.time_budget_s if time_budget_s is None else float(time_budget_s)
+    if recipe.data == "digits-det":
+        from .train_detector import train_detector
+
+        net, record = train_detector(entry, recipe, seed=seed, threads=threads, budget_s=budget,
+                                     limit=limit, progress=progress)
+        files = write_outputs(Path(out_dir) if out_dir else default_out_dir(), entry, net,
+                              record)
+        return {**record, "files": files}
     data = load_train_data(recipe, entry, limit, seed)
     start, cpu_start = time.perf_counter(), time.process_time()
     with deterministic(seed, threads):

@@ -84,7 +84,7 @@ def _num_classes(net: "DarknetNet") -> int | None:
     return shape[0] if shape[1:] == (1, 1) else None
 
 
-def _detection_meta(net: "DarknetNet") -> dict[str, Any]:
+def detection_meta(net: "DarknetNet") -> dict[str, Any]:
     """{"detection": DetectionSpec or None, "outputs": names} for a detector, {} otherwise."""
     if not net.output_heads:
         return {}
@@ -127,7 +127,7 @@ def load_darknet(cfg_path: str | Path, weights_path: str | Path | None = None, *
         "family": "darknet", "bn_eps": bn_eps, "num_classes": _num_classes(net),
         "preprocess": "darknet", "weights_header": asdict(header) if header else None,
         "layers_loaded": header.layers_loaded if header else 0,
-        **_detection_meta(net),
+        **detection_meta(net),
     }
     source = f"{cfg_path}:{weights_path}" if weights_path else str(cfg_path)
     return ModelHandle(format="torch", obj=net, input_spec=InputSpec(shape=("batch", c, h, w)),
