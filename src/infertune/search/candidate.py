@@ -441,7 +441,7 @@ class Candidate:
                        confusion_matrix=None, latency_ms=None, latency_samples_ms=[],
                        throughput_ips=None, best_batch=None, peak_rss_mb=None,
                        cold_start_ms=None, energy_j_per_image=None, energy_note=None,
-                       eval_s=None, noisy=None, detection=None)
+                       eval_s=None, noisy=None, latency_wall_s=None, detection=None)
         out.update(_json_value(self.decision.to_json()))
         return out
 
