@@ -327,7 +327,6 @@ def make_record(entry, net, recipe: Recipe, stats: dict, data, logits, *, seed: 
     samples in order: a test can check the shipped weights on any subset exactly.
     """
     import numpy as np
-    import torch
 
     from ..metrics import classification_report
     from .train_data import PARTS
@@ -344,9 +343,22 @@ def make_record(entry, net, recipe: Recipe, stats: dict, data, logits, *, seed: 
         "train": {"data": train_spec, "description": data.description,
                   **{k: stats[k] for k in ("train_loss", "train_top1") if k in stats},
                   "note": "last epoch, running over augmented batches"},
+        **run_facts(net, recipe, "cross-entropy on logits", stats, seed=seed, threads=threads,
+                    seconds=seconds, limit=limit),
+    }
+
+
+def run_facts(net, recipe: Recipe, loss: str, stats: dict, *, seed: int, threads: int,
+              seconds: tuple[float, float], limit: int | None) -> dict[str, Any]:
+    """The record's fields every trained reference shares: cost, recipe, what made the run
+    repeatable (seed, threads, versions, machine) and how long it took."""
+    import numpy as np
+    import torch
+
+    return {
         "macs": int(sum(net.macs)), "params": int(sum(p.numel() for p in net.parameters())),
         "recipe": {**asdict(recipe), "optimizer": "AdamW, one-cycle learning rate",
-                   "loss": "cross-entropy on logits"},
+                   "loss": loss},
         "seed": seed, "threads": threads, "limit": limit, "epochs_done": stats["epochs_done"],
         "stopped_early": stats["stopped_early"], "train_seconds": round(seconds[0], 2),
         "train_cpu_seconds": round(seconds[1], 2),

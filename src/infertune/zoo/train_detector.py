@@ -26,7 +26,6 @@ interval over images (tasks/detection metrics), with decoding at the evaluation 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -237,12 +236,10 @@ def validate(net, spec, limit: int | None, seed: int) -> dict[str, Any]:
 def train_detector(entry, recipe, *, seed: int, threads: int, budget_s: float,
                    limit: int | None, progress: bool) -> tuple[Any, dict[str, Any]]:
     """Trains `entry` (ref-detector) and returns (net with Darknet batch norm, record)."""
-    import platform
-
     import torch
 
     from ..load.darknet import detection_meta
-    from .train import EpochProgress, deterministic, machine, to_darknet_bn
+    from .train import EpochProgress, deterministic, run_facts, to_darknet_bn
 
     scenes_per_epoch = min(recipe.scenes, limit) if limit else recipe.scenes
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -272,14 +269,7 @@ def train_detector(entry, recipe, *, seed: int, threads: int, budget_s: float,
                                  f"{entry.input_size[0]} px",
                   "train_loss": stats.get("train_loss"),
                   "note": "last epoch, running mean over its batches"},
-        "macs": int(sum(net.macs)), "params": int(sum(p.numel() for p in net.parameters())),
-        "recipe": {**asdict(recipe), "optimizer": "AdamW, one-cycle learning rate",
-                   "loss": "YOLOv3 (train_detector.py)"},
-        "seed": seed, "threads": threads, "limit": limit, "epochs_done": stats["epochs_done"],
-        "stopped_early": stats["stopped_early"], "train_seconds": round(seconds[0], 2),
-        "train_cpu_seconds": round(seconds[1], 2),
-        "versions": {"torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},
-        "machine": machine(),
+        **run_facts(net, recipe, "YOLOv3 (train_detector.py)", stats, seed=seed,
+                    threads=threads, seconds=seconds, limit=limit),
     }
     return net, record
