@@ -478,6 +478,18 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_header(argv: list[str] | None, threads: int) -> dict:
+    """What every peers table records about its run before measuring: date, machine tag,
+    threads, command line, load average and the machine fingerprint."""
+    from infertune.measure.fingerprint import fingerprint
+
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine_tag(), "threads": threads,
+            "argv": sys.argv[1:] if argv is None else list(argv),
+            "load_before": [round(v, 2) for v in os.getloadavg()],
+            "fingerprint": fingerprint()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
@@ -487,17 +499,12 @@ def main(argv: list[str] | None = None) -> int:
             _atomic.write_text(args.render, json.dumps(saved, indent=1, default=str) + "\n")
         _atomic.write_text(args.render.with_suffix(".md"), markdown(saved))
         return 0
-    from infertune.measure.fingerprint import fingerprint
     from infertune.measure.limits import machine_limits
     from infertune.measure.rounds import default_threads
 
     threads = int(args.threads or default_threads())
     start = time.monotonic()
-    result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": machine_tag(), "threads": threads,
-              "argv": sys.argv[1:] if argv is None else list(argv),
-              "load_before": [round(v, 2) for v in os.getloadavg()],
-              "fingerprint": fingerprint()}
+    result = run_header(argv, threads)
     log("measuring the machine's limits ...")
     result["limits"] = machine_limits(threads, refresh=True)
     result["cases"] = [run_case(model, batch, args, threads, result["limits"])

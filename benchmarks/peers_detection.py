@@ -77,7 +77,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +84,8 @@ import numpy as np
 from infertune import _atomic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import _f, _ms, _pick_row, build_peer, fingerprint_line, log, measure_rows, timed
+from peers import (_f, _ms, _pick_row, build_peer, fingerprint_line, log, measure_rows,
+                   run_header, timed)
 from peers_quality import REFERENCE, case_data
 from runtimes import RESULTS, machine_tag
 
@@ -623,16 +623,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"peers_detection: {exc}", file=sys.stderr)
         return 2
-    from infertune.measure.fingerprint import fingerprint
     from infertune.measure.rounds import default_threads
 
     threads = int(args.threads or default_threads())
     start = time.monotonic()
-    result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": machine_tag(), "threads": threads,
-              "argv": sys.argv[1:] if argv is None else list(argv),
-              "load_before": [round(v, 2) for v in os.getloadavg()],
-              "fingerprint": fingerprint()}
+    result = run_header(argv, threads)
     result["cases"] = [run_case(case, handle, args, threads) for case, handle in cases]
     result["load_after"] = [round(v, 2) for v in os.getloadavg()]
     result["wall_s"] = time.monotonic() - start
