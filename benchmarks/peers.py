@@ -219,14 +219,16 @@ def _pick_row(row: dict, report: dict, run_dir: Path) -> dict:
     pick = next(c for c in report["candidates"] if c["id"] == report["pick"])
     row.update(runtime=export["runtime"], artifact=export["artifact"], label=pick.get("label"),
                precision=pick.get("precision"), run_dir=str(run_dir),
-               options=_runtime_options(export["runtime"]))
+               options=_runtime_options(export["runtime"], pick.get("runtime_options")))
     return row
 
 
-def _runtime_options(runtime: str) -> dict:
+def _runtime_options(runtime: str, chosen: dict | None = None) -> dict:
+    """The runtime's opener options, with the configuration the search kept for its pick
+    (its configured stage: e.g. one thread) over them, as its run.py opens it."""
     from infertune.runtimes import RUNTIMES
 
-    return RUNTIMES.get(runtime).options(None)
+    return {**RUNTIMES.get(runtime).options(None), **(chosen or {})}
 
 
 # ---------------------------------------------------------------------------- accuracy

@@ -50,7 +50,7 @@ class OptimizeConfig:
             screening probe.
         final_rounds: interleaved rounds of the final side-by-side comparison.
         recovery_seconds: training time of each recovery (distillation) after pruning or
-            decomposition.
+            decomposition; None: chosen from the time budget (search.space.recovery_seconds).
         candidate_timeout_s: a candidate's build or evaluation child is killed after this.
         executor, address: local, or a Ray cluster (address None: start a local one).
         seed: for data subsets, calibration and recovery.
@@ -80,7 +80,7 @@ class OptimizeConfig:
     probe_runs: int = 5
     probe_seconds: float = 0.3
     final_rounds: int = 3
-    recovery_seconds: float = 60.0
+    recovery_seconds: float | None = None
     candidate_timeout_s: float = 1800.0
     executor: str = "local"
     address: str | None = None
@@ -104,6 +104,8 @@ class OptimizeConfig:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise ConfigError(f"time budget must be positive, not {self.time_budget_s}")
+        if self.recovery_seconds is not None and not self.recovery_seconds > 0:
+            raise ConfigError(f"recovery seconds must be positive, not {self.recovery_seconds}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be at least 1, not {self.threads}")
         if self.version != CONFIG_VERSION:

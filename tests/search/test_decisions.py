@@ -220,3 +220,45 @@ def test_no_pick_says_when_the_time_budget_was_the_cause():
     assert reason.startswith("the time budget (120 s) was spent") and "1 not tried" in reason
     state.stopped_by_budget = False
     assert _no_pick_reason(state, [base, untried]).startswith("no candidate could be built")
+
+
+class _Recorder:
+    """An executor that only records which builds it was asked for."""
+
+    def __init__(self):
+        self.built: list[str] = []
+
+    def describe(self):
+        return {"executor": "recorder"}
+
+    def run_jobs(self, jobs, timeout_s, on_result=None):
+        for i, job in enumerate(jobs):
+            self.built.append(job["id"])
+            if on_result:
+                on_result(i, {"status": "failed", "reason": "not built in this test"})
+
+
+def _trained(cid: str, seconds: float, ratio: float = 0.25, tail: tuple = ()) -> Candidate:
+    recipe = (Step("prune_channels", {"ratio": ratio}), Step("distill", {"seconds": seconds}),
+              *tail)
+    return Candidate(Plan(cid, "pruned", cid, recipe, "torch", "fp32"))
+
+
+def test_a_recovery_that_does_not_fit_the_time_budget_is_not_started(tmp_path):
+    """Budget 1000 s, 400 s elapsed, no reserve yet (nothing measured): 600 s left. The
+    first 400-s recovery fits, a second does not (200 s left); one whose training prefix
+    is the first's (the combined stage: the weights come from the run's cache) costs
+    nothing and is built."""
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("screen", "x", {"status": "ok", "elapsed_s": 400.0})
+    ev = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=1000)
+    rec = _Recorder()
+    ev.executor = rec
+    ev.job = lambda cand, kind: {"id": cand.id}
+    first, second = _trained("p25", 400.0), _trained("p50", 400.0, ratio=0.5)
+    combined = _trained("p25q", 400.0, tail=(Step("int8_static", {"engine": "nncf"}),))
+    out = {c.id: c for c in ev.screen_all([first, second, combined])}
+    assert rec.built == ["p25", "p25q"]
+    assert out["p50"].status is Status.NOT_TRIED
+    assert "trains for 400 s" in out["p50"].reason and "leaves 200 s" in out["p50"].reason
+    assert out["p25"].status is not Status.NOT_TRIED

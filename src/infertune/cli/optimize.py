@@ -68,7 +68,9 @@ def add(sub, parents: Parents) -> None:
     p.add_argument("--min-runs", type=int, default=30)
     p.add_argument("--min-seconds", type=float, default=2.0)
     p.add_argument("--final-rounds", type=int, default=3)
-    p.add_argument("--recovery-seconds", type=float, default=60.0)
+    p.add_argument("--recovery-seconds", type=_seconds_or_auto, default=None, metavar="S|auto",
+                   help="training time of each recovery after pruning (default auto: a share "
+                        "of --time-budget, 60-600 s; 300 s without one)")
     p.add_argument("--candidate-timeout", type=parse_duration, default=1800.0,
                    help="kill a candidate's build or evaluation after this long (30m)")
     p.add_argument("--out", default="infertune-run", help="run directory (default ./infertune-run)")
@@ -76,6 +78,11 @@ def add(sub, parents: Parents) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
     p.set_defaults(run=run)
+
+
+def _seconds_or_auto(text: str) -> float | None:
+    """'auto' → None (the search decides), else a duration (parse_duration)."""
+    return None if text.strip().lower() == "auto" else parse_duration(text)
 
 
 def load_dict(load: LoadOptions) -> dict[str, Any]:

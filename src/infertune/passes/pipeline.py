@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from ..export import export_onnx
 from ..types import ModelHandle
+from . import _trained_cache as trained_cache
 from .base import PASSES, PassContext, PassResult, config_from_options, workfile
 
 
@@ -66,12 +67,26 @@ def apply_passes(model: ModelHandle, steps: Sequence[tuple[str, Any]],
                 raise ConfigError(f"pass {name} takes {'/'.join(spec.accepts)} models, "
                                   f"not {model.format}")
         before = model_bytes(model)
-        result: PassResult = spec.apply(model, config, ctx)
+        result = _apply(spec, name, model, config, ctx)
         after = model_bytes(result.model)
         reports.append({**result.report(name), "config": _config_dict(config),
                         "bytes_before": before, "bytes_after": after})
         model = result.model
     return model, reports
+
+
+def _apply(spec: Any, name: str, model: ModelHandle, config: Any, ctx: PassContext) -> PassResult:
+    """spec.apply, except that a training pass in a run with a shared cache trains once per
+    starting point (`_trained_cache`: later pipelines load the weights it published)."""
+    if not (spec.trains and ctx.cache_dir is not None and model.format == "torch"):
+        return spec.apply(model, config, ctx)
+    digest = trained_cache.key(model, name, config, ctx)
+    cached = trained_cache.load(model, digest, ctx)
+    if cached is not None:
+        return cached
+    result: PassResult = spec.apply(model, config, ctx)
+    trained_cache.save(model, result, digest, ctx)
+    return result
 
 
 def _config_dict(config: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ the same result (given the same measurements).
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Callable
 from ..measure import stats
 from ..measure.isolate import artifact_bytes
 from ..measure.session import SessionFactory
+from ..passes import PASSES
 from ..measure.timing import THROUGHPUT_TIMING, TimingConfig
 from ..runtimes import RUNTIMES
 from ..runtimes.base import LOW_PRECISION
@@ -152,6 +154,13 @@ class Evaluator:
         todo = [c for c in cands if c.status is Status.PLANNED]
         to_build = [c for c in todo if self.journal.get("build", c.id) is None]
         if to_build and not self.out_of_time():
+            fits = {c.id for c in self._training_fits(to_build)}
+            dropped = {c.id for c in to_build} - fits  # not tried: their training does not fit
+            todo = [c for c in todo if c.id not in dropped]
+            to_build = [c for c in to_build if c.id in fits]
+        else:
+            to_build = []
+        if to_build:
             self.emit("build", n=len(to_build), stage=to_build[0].plan.stage)
             # Each result is journaled as it arrives: a kill loses only the jobs in flight.
             t0 = [time.monotonic()]
@@ -170,6 +179,34 @@ class Evaluator:
             else:
                 self.finish_screen(cand, built["result"])
         return [self.state.records[c.id] for c in cands]
+
+    def _training_fits(self, cands: list[Candidate]) -> list[Candidate]:
+        """The candidates whose known training time (their recovery steps' `seconds`) still
+        fits in the time budget, counted in build order; the others are not tried, saying
+        how much they needed. A recovery an earlier build of this run already trained is
+        free (the run's trained-weights cache, passes/_trained_cache.py)."""
+        limit = self.config.time_budget_s
+        if limit is None:
+            return cands
+        done = {_training_prefix(c) for c in self.state.records.values()
+                if c.screen is not None and _training_prefix(c)}
+        left = limit - self.final_reserve_s() - self.state.elapsed()
+        kept = []
+        for cand in cands:
+            prefix = _training_prefix(cand)
+            need = 0.0 if not prefix or prefix in done else _training_s(cand)
+            if need > left:
+                cand = cand.with_(status=Status.NOT_TRIED, reason=(
+                    f"not tried: its recovery trains for {need:g} s and the time budget "
+                    f"({limit:g} s) leaves {max(left, 0):.0f} s"))
+                self.record("screen", cand.id, {"status": cand.status.value,
+                                                "reason": cand.reason})
+                self.state.put(cand)
+                continue
+            left -= need
+            done.add(prefix)
+            kept.append(cand)
+        return kept
 
     def _replay_screen(self, cand: Candidate) -> Candidate:
         entry = self.journal.get("screen", cand.id)
@@ -506,6 +543,20 @@ def _replay_full(cand: Candidate, entry: dict[str, Any]) -> Candidate:
     return cand.with_(status=Status(entry["status"]), reason=entry.get("reason"),
                       screen_rule=entry.get("screen_rule"),
                       full=FullEval.from_json(entry.get("full")))
+
+
+def _training_prefix(cand: Candidate) -> str:
+    """The recipe up to its last training step, as text ("" without one): two candidates
+    with the same prefix train the same weights once."""
+    steps = [s.to_json() for s in cand.plan.recipe]
+    last = max((i for i, s in enumerate(cand.plan.recipe)
+                if PASSES.get(s.pass_name).trains), default=-1)
+    return json.dumps(steps[:last + 1], sort_keys=True) if last >= 0 else ""
+
+
+def _training_s(cand: Candidate) -> float:
+    return float(sum(s.options.get("seconds") or 0.0 for s in cand.plan.recipe
+                     if PASSES.get(s.pass_name).trains))
 
 
 def _measure_estimate_s(config, p50_ms: float | None) -> float:

@@ -33,9 +33,13 @@ from ..tasks.detection.rundata import DetectionParts, detection_parts
 from ..tasks.detection.store import load_samples, save_samples
 
 # Bounds on what one run keeps in memory and on disk, per part (float32 images).
+# The training part feeds recovery after pruning. On ref-clutter (128×128) a 25% channel
+# prune distilled on the 1,365 scenes a 256 MiB cap allowed (300 s) reached 89.4% top-1;
+# on 4,000 scenes (600 s) 91.1%, the original's 90.7%. Longer training on more distinct
+# images is what recovers a pruned model, so the cap is 1 GiB and 4,096 samples.
 MAX_EVAL_BYTES = 1 << 30
-MAX_TRAIN_BYTES = 256 << 20
-TRAIN_SAMPLES = 2048
+MAX_TRAIN_BYTES = 1 << 30
+TRAIN_SAMPLES = 4096
 SETS_WITH_PARTS = ("sample", "clutter")  # built-in sets with disjoint :train and :val parts
 
 
