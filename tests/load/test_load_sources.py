@@ -161,3 +161,16 @@ def test_zoo_seed_is_deterministic_and_leaves_global_rng():
     c = load_model("mobilenet_v2", seed=8)
     wa, wb, wc = (next(h.obj.parameters()) for h in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_a_zoo_name_that_is_also_a_folder_here_loads_the_zoo_entry(tmp_path, monkeypatch):
+    """`optimize ref-small --out ref-small` run twice: the second run finds a folder named
+    like the model in the working directory; the name still means the zoo entry. A folder
+    given as a path (with a slash) is still refused as not a model."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ref-small").mkdir()
+    (tmp_path / "ref-small" / "config.yaml").write_text("model: ref-small\n")
+    handle = load_model("ref-small")
+    assert handle.name == "ref-small" and handle.format == "torch"
+    with pytest.raises(ModelFileError, match="is a directory"):
+        load_model("./ref-small")

@@ -86,11 +86,20 @@ def load_model(source: str | ModelHandle, **options) -> ModelHandle:
         return load_darknet(cfg, weights, allow_partial=opts.allow_partial, bn_eps=opts.bn_eps,
                             input_size=opts.input_size, seed=opts.seed)
     path = Path(source)
-    if path.exists():
+    if path.exists() and not _zoo_name_beside_a_folder(source, path):
         return _load_path(path, opts)
     if _CODE_REF.match(source):
         return load_code(source, opts)
     return _load_zoo_or_fail(source, path, opts)
+
+
+def _zoo_name_beside_a_folder(source: str, path: Path) -> bool:
+    """A bare zoo name that is also a folder here which is no model (e.g. the run folder of
+    `optimize ref-clutter --out ref-clutter`): the name means the zoo entry."""
+    from ..zoo import ZOO
+
+    return (path.is_dir() and source in {*ZOO, *PRETRAINED} and "/" not in source
+            and detect_kind(path) is None)
 
 
 def _split_darknet(source: str) -> tuple[Path, Path | None] | None:
