@@ -24,12 +24,14 @@ def test_recovery_seconds(asked, budget_s, expected):
     assert space.recovery_seconds(asked, budget_s) == expected
 
 
-def _ctx(recovery_s: float, step_s: float | None, passes=None) -> space.PlanContext:
+def _ctx(recovery_s: float, step_s: float | None, passes=None,
+         train: int = 4000) -> space.PlanContext:
     return space.PlanContext(model_key={"source": "m"}, model_format="torch",
                              runtimes=("torch", "onnxruntime"),
                              registered_passes=frozenset(PASSES.names()),
                              allowed_passes=frozenset(passes) if passes else None,
-                             recovery_seconds=recovery_s, train_step_s=step_s)
+                             recovery_seconds=recovery_s, train_step_s=step_s,
+                             train_samples=train)
 
 
 def _fp32(ctx) -> Candidate:
@@ -73,3 +75,13 @@ def test_the_cli_reads_auto_and_durations():
     assert parse(["optimize", "m", "--recovery-seconds", "auto"]).recovery_seconds is None
     assert parse(["optimize", "m", "--recovery-seconds", "10m"]).recovery_seconds == 600.0
     assert parse(["optimize", "m", "--recovery-seconds", "90"]).recovery_seconds == 90.0
+
+
+def test_compression_is_skipped_with_too_little_training_data():
+    few = _ctx(600.0, 0.1, train=128)  # a run on photos: its 128 calibration views
+    cands = space.compressed(few, _fp32(few), labelled=False)
+    assert all(c.status is Status.SKIPPED for c in cands)
+    assert "128 image(s), under 1000" in cands[0].reason
+    enough = _ctx(600.0, 0.1, train=space.MIN_RECOVERY_SAMPLES)
+    assert all(c.status is Status.PLANNED
+               for c in space.compressed(enough, _fp32(enough), labelled=True))

@@ -121,7 +121,8 @@ def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> s
         unavailable=unavailable, isa=cpu_facts().get("isa", {}),
         allowed_passes=frozenset(config.passes) if config.passes else None,
         registered_passes=frozenset(PASSES.names()),
-        calib_samples=data_info["calib_n"], recovery_seconds=space.recovery_seconds(config.recovery_seconds, config.time_budget_s),
+        calib_samples=data_info["calib_n"], train_samples=data_info.get("train_n") or 0,
+        recovery_seconds=space.recovery_seconds(config.recovery_seconds, config.time_budget_s),
         gpu=any(RUNTIMES.get(n).needs_gpu for n in available), reference_runtime=reference,
         detector=handle.meta.get("detection") is not None, objective=config.objective,
         threads=threads, max_threads=config.threads or max(threads, logical_cpus()))

@@ -33,6 +33,10 @@ LOW_RANK_ENERGY = (0.9,)
 # (one step estimated at 3 × the baseline's batch-1 latency × 16: forward + backward ≈ 3
 # forwards). 60: at the old fixed 60 s, one step had to take under 1 s.
 MIN_RECOVERY_STEPS = 60
+# Recovery needs this many training images (10% of them held out for its early stop): on
+# fewer, distillation fits the few it sees. ref-clutter's 25% prune recovered on 4,000
+# scenes; a run on photos has only its 128 calibration views to train on.
+MIN_RECOVERY_SAMPLES = 1000
 # Recovery time when the user leaves it to the search (`recovery_seconds`): a share of the
 # time budget per compression candidate, within these bounds. Measured on ref-clutter: a 25%
 # channel prune distilled for 60 s lost 7.6 points of top-1, for 600 s gained 0.4.
@@ -53,6 +57,8 @@ class PlanContext:
         allowed_passes: pass names candidates may use (None: any registered).
         registered_passes: names in the pass registry.
         calib_samples: calibration samples for INT8.
+        train_samples: training samples recovery may use (the run's train part, else the
+            calibration part; 0: none).
         recovery_seconds: time budget of each recovery (distill/finetune).
         train_step_s: estimated seconds of one training step (None: unknown).
         gpu: whether a CUDA GPU is here.
@@ -70,6 +76,7 @@ class PlanContext:
     allowed_passes: frozenset[str] | None = None
     registered_passes: frozenset[str] = frozenset()
     calib_samples: int = 128
+    train_samples: int = 4096
     recovery_seconds: float = 60.0
     train_step_s: float | None = None
     gpu: bool = False
@@ -222,6 +229,11 @@ def compressed(ctx: PlanContext, fp32: Candidate, labelled: bool) -> list[Candid
                     parent_id=fp32.id)
         if ctx.model_format != "torch":
             cand = skip(cand, "pruning and decomposition edit torch models; this model is ONNX")
+        elif ctx.train_samples < MIN_RECOVERY_SAMPLES and not _forced(ctx, head[0].pass_name):
+            cand = skip(cand, f"too little training data for recovery: {ctx.train_samples} "
+                              f"image(s), under {MIN_RECOVERY_SAMPLES} (give --data a set "
+                              f"with a training part, or name {head[0].pass_name} in "
+                              f"--passes to try it anyway)")
         elif ctx.train_step_s is not None \
                 and ctx.recovery_seconds < MIN_RECOVERY_STEPS * ctx.train_step_s \
                 and not _forced(ctx, head[0].pass_name):
