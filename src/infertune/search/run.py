@@ -166,10 +166,11 @@ def run_stages(ev: Evaluator) -> None:
     comp_ctx = dataclasses.replace(st.plan_ctx, train_step_s=_train_step_s(base))
     comp = _stage(ev, space.compressed(comp_ctx, fp32, st.labels is not None)) if fp32 else []
     best_comp = _fastest([c for c in comp if st.within(c)])
-    best_q = _fastest([c for c in st.records.values()
-                       if c.precision in ("int8", "mixed") and st.within(c)])
+    quantized = [c for c in st.records.values()
+                 if c.precision in ("int8", "mixed") and st.within(c) and c.measured]
+    best_q = sorted(quantized, key=lambda c: (c.p50_ms, c.id))[:space.COMBINED_QUANTIZERS]
     if best_comp and best_q:
-        _stage(ev, space.combined(st.plan_ctx, best_comp, best_q))
+        _stage(ev, [cand for q in best_q for cand in space.combined(st.plan_ctx, best_comp, q)])
 
 
 def _stage(ev: Evaluator, cands: list[Candidate], full: bool = True) -> list[Candidate]:
