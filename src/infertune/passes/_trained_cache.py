@@ -29,7 +29,7 @@ from ..types import ModelHandle
 from .base import PassContext, PassResult
 
 FOLDER = "trained"
-# The pass report keys that describe the training that produced the weights (recovery.details).
+# Said in the pass report of a pipeline that loaded cached weights instead of training.
 NOTE = "weights reused from the run's cache: trained once by an earlier pipeline with the same key"
 
 
