@@ -34,7 +34,8 @@ NOTE = "weights reused from the run's cache: trained once by an earlier pipeline
 
 
 def key(model: ModelHandle, name: str, config: Any, ctx: PassContext) -> str:
-    """Content digest of (input weights and their names/shapes, pass, options, seed, data)."""
+    """Content digest of (input weights and their names/shapes, pass, options, seed, data).
+    The teacher (ctx.reference) is not in it: the cache is one run's, whose model is fixed."""
     import numpy as np
     import torch
 
@@ -51,12 +52,12 @@ def key(model: ModelHandle, name: str, config: Any, ctx: PassContext) -> str:
             x = np.ascontiguousarray(part.x)
             h.update(hashlib.blake2b(memoryview(x).cast("B"), digest_size=8).digest())
             if part.y is not None:
-                h.update(repr(list(map(int, part.y))).encode())
+                h.update(np.ascontiguousarray(part.y, dtype=np.int64).tobytes())
     return h.hexdigest()
 
 
 def paths(ctx: PassContext, digest: str) -> tuple[Path, Path]:
-    folder = (ctx.cache_dir or ctx.workdir) / FOLDER
+    folder = ctx.cache_dir / FOLDER  # pipeline._apply calls here only with a run cache
     return folder / f"{digest}.pt", folder / f"{digest}.json"
 
 
