@@ -22,6 +22,12 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "a
              "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
 
 NATIVE_FLAGS = {"fp16": ("avx512_fp16", "amx_fp16"), "bf16": ("avx512_bf16", "amx_bf16")}
+# INT8 dot-product instructions that accumulate u8×s8 products straight into 32 bits. An x86
+# CPU without any of them runs INT8 convolutions on AVX2/AVX-512BW's vpmaddubsw, which adds
+# pairs of products into a *saturating* 16-bit sum: with full 8-bit weights those sums clip
+# (measured on a Zen 3 EPYC, AVX2 only: ORT's S8S8 QDQ of a small CNN fell from 44 dB SQNR to
+# 11 dB). ONNX Runtime's guidance there is `reduce_range` (7-bit weights).
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def parse_cpuinfo(text: str) -> dict[str, Any]:
@@ -104,6 +110,17 @@ def native_support(precision: str) -> dict[str, Any]:
     return {"native": bool(have), "note": note}
 
 
+def int8_sums_saturate(isa: dict[str, bool] | None = None, machine: str | None = None) -> bool:
+    """Whether this CPU's INT8 kernels add pairs of 8-bit products in saturating 16-bit sums:
+    an x86 CPU with none of INT8_DOT_FLAGS. False elsewhere (ARM's dot products and widening
+    multiplies do not saturate). `isa`/`machine` default to this machine's."""
+    arch = (machine if machine is not None else platform.machine()).lower()
+    if arch not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    isa = isa if isa is not None else cpu_facts().get("isa") or {}
+    return not any(isa.get(flag) for flag in INT8_DOT_FLAGS)
+
+
 def cache_dir() -> Path:
     """$INFERTUNE_CACHE_DIR, else $XDG_CACHE_HOME/infertune, else ~/.cache/infertune."""
     if os.environ.get("INFERTUNE_CACHE_DIR"):
@@ -112,5 +129,5 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "infertune"
 
 
-__all__ = ["ISA_FLAGS", "NATIVE_FLAGS", "cache_dir", "cpu_facts", "gpu_info", "isa_summary",
-           "native_support", "parse_cpuinfo"]
+__all__ = ["INT8_DOT_FLAGS", "ISA_FLAGS", "NATIVE_FLAGS", "cache_dir", "cpu_facts", "gpu_info",
+           "int8_sums_saturate", "isa_summary", "native_support", "parse_cpuinfo"]

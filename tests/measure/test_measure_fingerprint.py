@@ -51,6 +51,22 @@ def test_parse_cpuinfo_hyperthreads_and_amx():
     assert isa["amx_tile"] and isa["amx_int8"] and isa["amx_bf16"] and not info["hypervisor"]
 
 
+ZEN3_AVX2 = """processor\t: 0
+model name\t: AMD EPYC
+flags\t\t: fpu sse2 avx avx2 fma vaes vpclmulqdq hypervisor
+"""
+
+
+def test_int8_sums_saturate_only_on_x86_without_vnni_or_amx():
+    isa = {name: isa_summary(parse_cpuinfo(text)["flags"])
+           for name, text in (("zen3", ZEN3_AVX2), ("zen4", ZEN4_2CPU), ("spr", SAPPHIRE_HT))}
+    assert machine.int8_sums_saturate(isa["zen3"], "x86_64") is True
+    assert machine.int8_sums_saturate(isa["zen4"], "x86_64") is False    # VNNI
+    assert machine.int8_sums_saturate(isa["spr"], "AMD64") is False      # VNNI and AMX
+    assert machine.int8_sums_saturate({"amx_int8": True}, "x86_64") is False
+    assert machine.int8_sums_saturate({}, "aarch64") is False            # not x86: no vpmaddubsw
+
+
 def test_parse_cpuinfo_tolerates_empty_and_foreign_text():
     assert parse_cpuinfo("") == {"model": None, "flags": [], "logical": 0, "physical": None,
                                  "hypervisor": False}

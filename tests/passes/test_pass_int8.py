@@ -22,8 +22,9 @@ from infertune.data.dataset import Dataset
 from infertune.data.preprocess import resolve_preprocess
 from infertune.errors import ConfigError
 from infertune.passes import PassContext, apply_passes
+from infertune.types import ModelHandle
 
-from precision_helpers import (WEIGHTED, agreement, apply, as_onnx, context, darknet,
+from precision_helpers import (SPEC, WEIGHTED, agreement, apply, as_onnx, context, darknet,
                                file_hash, images, op_count, outputs, sqnr_db, state_hash,
                                tiny, weight_producer)
 
@@ -85,8 +86,92 @@ def test_softmax_is_kept_float(tmp_path):
     out, report = apply(model, "int8_static", context(tmp_path))
     kept = {k["layer"]: k["reason"] for k in report["kept_float"]}
     softmax = [n for n in kept if "Softmax" in n]
-    assert softmax and "1/256" in kept[softmax[0]]
+    assert softmax and "[0, 1]" in kept[softmax[0]]
     assert agreement(outputs(model, X), outputs(out, X)) >= AGREEMENT
+
+
+def _softmax_output_scales(path: str) -> list[float]:
+    """The scales of the QuantizeLinear nodes fed by a Softmax in the written model."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    return [float(inits[n.input[1]]) for n in proto.graph.node if n.op_type == "QuantizeLinear"
+            and n.input[0] in producer and producer[n.input[0]].op_type == "Softmax"]
+
+
+@pytest.mark.parametrize("activations,levels", [("int8", 127), ("uint8", 255)])
+def test_softmax_int8_is_quantized_on_the_fixed_unit_range(tmp_path, activations, levels):
+    # tiny()'s 10-class Softmax: every row's top probability is ≥ 1/10, far above 2 steps
+    model = as_onnx(tiny(softmax=True), tmp_path)
+    out, report = apply(model, "int8_static", context(tmp_path), softmax="int8",
+                        activations=activations)
+    assert report["applied"] and report["softmax"] == "int8"
+    assert not [k for k in report["kept_float"] if "Softmax" in k["layer"]]
+    assert _softmax_output_scales(out.path) == [pytest.approx(1 / levels, rel=1e-5)]
+    assert agreement(outputs(model, X), outputs(out, X)) >= AGREEMENT
+
+
+def test_softmax_int8_is_refused_where_its_range_does_not_allow(tmp_path):
+    # 1,000 classes with near-equal logits: every probability ≈ 1/1000, under 2 steps of
+    # 1/127, so quantizing would round every output to 0 or 1 step
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 1000),
+                              torch.nn.Softmax(dim=1)).eval()
+    with torch.no_grad():
+        net[3].weight.mul_(1e-3)
+        net[3].bias.zero_()
+    handle = ModelHandle(format="torch", obj=net, input_spec=SPEC, name="flat", source="test")
+    model = as_onnx(handle, tmp_path)
+    out, report = apply(model, "int8_static", context(tmp_path), softmax="int8")
+    assert not report["applied"] and out.path == model.path
+    assert "range does not allow" in report["reason"] and "0% of 32" in report["reason"]
+
+
+def _weight_int_ranges(path: str) -> dict[str, tuple[int, int]]:
+    """{weighted node: (min, max) of its int8 weight} in a written QDQ model."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(path)
+    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    out = {}
+    for node in proto.graph.node:
+        if node.op_type in ("Conv", "Gemm") and node.input[1] in producer:
+            w = inits[producer[node.input[1]].input[0]]
+            out[node.name] = (int(w.min()), int(w.max()))
+    return out
+
+
+@pytest.mark.parametrize("asked,bits", [("on", 7), ("off", 8)])
+def test_reduce_range_gives_7_bit_weights(onnx_model, tmp_path, asked, bits):
+    out, report = apply(onnx_model, "int8_static", context(tmp_path), reduce_range=asked)
+    assert report["weight_bits"] == bits and asked in report["weight_bits_why"]
+    ranges = _weight_int_ranges(out.path)
+    assert sorted(ranges) == sorted(WEIGHTED)
+    # symmetric per-channel weights: the largest |w| of a layer maps to the end of the range,
+    # ±(2^(bits-1) - 1) for 8 bits; ORT's 7-bit range is [-64, 64] (its reduced symmetric
+    # range), which ORT's kernels sum without saturating
+    top = 64 if bits == 7 else 127
+    assert all(r == (-top, top) for r in ranges.values()), ranges
+
+
+def test_reduce_range_auto_follows_this_cpu(onnx_model, tmp_path):
+    from infertune.machine import int8_sums_saturate
+
+    out, report = apply(onnx_model, "int8_static", context(tmp_path))
+    assert report["weight_bits"] == (7 if int8_sums_saturate() else 8)
+    # either way the result is accurate on this machine's kernels (see _ort_quant)
+    assert sqnr_db(outputs(onnx_model, X), outputs(out, X)) >= SQNR_INT8
+
+
+def test_softmax_int8_without_a_softmax_does_not_apply(onnx_model, tmp_path):
+    out, report = apply(onnx_model, "int8_static", context(tmp_path), softmax="int8")
+    assert not report["applied"] and "no Softmax" in report["reason"]
 
 
 def test_darknet_bn_is_folded_before_quantization(tmp_path):
@@ -117,6 +202,9 @@ def test_needs_calibration_data(onnx_model, tmp_path):
     ({"method": "mean_minmax"}, "engine ort calibrates with minmax, percentile or entropy"),
     ({"engine": "torch", "per_channel": "false"}, "per channel only"),
     ({"activations": "uint8", "engine": "nncf"}, "engine ort only"),
+    ({"softmax": "int8", "engine": "nncf"}, "softmax applies to engine ort only"),
+    ({"softmax": "uint8"}, "softmax must be one of float, int8"),
+    ({"reduce_range": "on", "engine": "nncf"}, "reduce_range applies to engine ort only"),
     ({"samples": "0"}, "samples must be at least 1"),
     ({"method": "entropy", "bins": "9"}, "unknown option 'bins'"),
 ])

@@ -15,8 +15,17 @@ module only feeds it our data and chooses its settings:
 - `quant_pre_process` first: shape inference plus ORT's basic graph optimisations, which fold
   BatchNormalization into Conv (Darknet exports keep BN nodes), so the quantizer sees one Conv
   per layer. Layer names are the pre-processed graph's node names.
-- Softmax stays float: ORT gives its output the fixed scale 1/256, so probabilities under
-  1/512 become 0 (measured: every output of a 1000-class Darknet19_448 became 0).
+- Softmax stays float by default: ORT gives its output the fixed range [0, 1] (a step of
+  1/127 with int8 activations, 1/255 with uint8), so small probabilities become 0
+  (measured: every output of a random-weight 1000-class Darknet19_448 became 0). Kept
+  float, it costs a DequantizeLinear before it, which shows on a small model (ref-large:
+  0.86x ORT's default INT8, which quantizes it). `softmax=int8` quantizes it where its
+  range allows (`softmax_refusal`): the search measures both and keeps what its budget
+  accepts.
+- 7-bit weights (ORT's `reduce_range`) where this CPU's INT8 sums saturate (x86 without
+  VNNI/AMX, `machine.int8_sums_saturate`): with 8-bit weights a small CNN's S8S8 QDQ fell
+  to 11 dB SQNR on an AVX2-only Zen 3 EPYC, 44 dB with `reduce_range` (44 dB unreduced on
+  VNNI CPUs, where the full range is kept). `reduce_range=on/off` overrides the choice.
 - Calibration runs in strides of one batch (ORT's `CalibStridedMinMax`): the histogram
   methods otherwise keep every intermediate output of every sample in memory at once
   (~100 MB per 448x448 image for Darknet19).
@@ -50,8 +59,15 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
            "entropy": CalibrationMethod.Entropy}
 CALIB_BATCH = 4  # samples per calibration run: bounds the intermediate outputs held at once
-KEEP_FLOAT_OPS = {"Softmax": "ORT quantizes Softmax outputs with the fixed scale 1/256: "
-                             "small probabilities would become 0"}
+KEEP_FLOAT_OPS = {"Softmax": "ORT quantizes Softmax outputs with the fixed range [0, 1] "
+                             "(step 1/127 with int8 activations): small probabilities would "
+                             "become 0 (softmax=int8 quantizes it where its range allows)"}
+# A quantized Softmax must keep each sample's decision: its top probability at least
+# SOFTMAX_MIN_STEPS quantization steps (so it neither rounds to 0 nor ties its neighbours
+# at the bottom of the scale) in at least SOFTMAX_MIN_SHARE of the checked calibration rows.
+SOFTMAX_MIN_STEPS = 2
+SOFTMAX_MIN_SHARE = 0.99
+SOFTMAX_CHECK_SAMPLES = 64  # calibration samples run through the float model for the check
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,20 @@ class OrtSettings:
     per_channel: bool = True
     activations: str = "int8"
     samples: int = 128
+    reduce_range: bool = False
+
+
+def reduce_range(asked: str) -> tuple[bool, str]:
+    """Whether to quantize weights to 7 bits, and why: `asked` on/off, or auto (on exactly
+    where this CPU's INT8 sums saturate)."""
+    from ..machine import INT8_DOT_FLAGS, int8_sums_saturate
+
+    if asked != "auto":
+        return asked == "on", f"reduce_range={asked} asked for"
+    if int8_sums_saturate():
+        return True, (f"this x86 CPU has no {'/'.join(INT8_DOT_FLAGS)}: its INT8 kernels add "
+                      "product pairs in saturating 16-bit sums, so weights use 7 bits")
+    return False, "this CPU's INT8 dot products accumulate in 32 bits: full 8-bit weights"
 
 
 class DatasetReader(CalibrationDataReader):
@@ -160,20 +190,72 @@ def weighted_layers(path: str | Path) -> list[dict[str, str]]:
             if n.op_type in WEIGHTED_OPS and n.name]
 
 
-def default_float(path: str | Path) -> list[dict[str, str]]:
-    """Nodes kept float whatever the config says, with the reason: KEEP_FLOAT_OPS, and Pads
-    that pad with -FLT_MAX (Darknet's maxpool padding): calibrated, their range would reach
-    -3.4e38 and the int8 scale would round every activation to 0. The MaxPool after such a
-    Pad drops the padding, so the next layer is still quantized from the MaxPool's output."""
+def default_float(path: str | Path, quantize_softmax: bool = False) -> list[dict[str, str]]:
+    """Nodes kept float whatever the config says, with the reason: KEEP_FLOAT_OPS (Softmax
+    unless `quantize_softmax`), and Pads that pad with -FLT_MAX (Darknet's maxpool padding):
+    calibrated, their range would reach -3.4e38 and the int8 scale would round every
+    activation to 0. The MaxPool after such a Pad drops the padding, so the next layer is
+    still quantized from the MaxPool's output."""
     proto = onnx.load(str(path), load_external_data=False)
     values = _constant_values(proto.graph)
-    kept = [{"layer": n.name, "op": n.op_type, "reason": KEEP_FLOAT_OPS[n.op_type]}
-            for n in proto.graph.node if n.op_type in KEEP_FLOAT_OPS and n.name]
+    float_ops = {op: why for op, why in KEEP_FLOAT_OPS.items()
+                 if not (quantize_softmax and op == "Softmax")}
+    kept = [{"layer": n.name, "op": n.op_type, "reason": float_ops[n.op_type]}
+            for n in proto.graph.node if n.op_type in float_ops and n.name]
     kept += [{"layer": n.name, "op": "Pad", "reason": "pads with -FLT_MAX (a maxpool's "
                                                      "padding): no int8 range can hold it"}
              for n in proto.graph.node if n.op_type == "Pad" and n.name
              and _pad_value(n, values) is not None and _pad_value(n, values) < -1e30]
     return kept
+
+
+def softmax_refusal(path: str | Path, x: np.ndarray, activations: str) -> str | None:
+    """Why the Softmax outputs of the model at `path` cannot be quantized on this data, or
+    None. Runs the float model on the first SOFTMAX_CHECK_SAMPLES of `x` and checks every
+    Softmax row against SOFTMAX_MIN_STEPS / SOFTMAX_MIN_SHARE; ORT fixes a Softmax output's
+    range to [0, 1], so its step is 1/127 (symmetric int8) or 1/255 (uint8)."""
+    import onnxruntime as ort
+
+    proto = onnx.load(str(path))
+    nodes = [n for n in proto.graph.node if n.op_type == "Softmax"]
+    if not nodes:
+        return "the model has no Softmax: softmax=int8 would change nothing"
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+    shown = {o.name for o in proto.graph.output}
+    for node in nodes:
+        if node.output[0] not in shown:
+            proto.graph.output.append(onnx.ValueInfoProto(name=node.output[0]))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(proto.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    names = [n.output[0] for n in nodes]
+    feed = input_name(path)
+    step = 1.0 / (127 if activations == "int8" else 255)
+    tops: list[np.ndarray] = []
+    sample = np.asarray(x[:SOFTMAX_CHECK_SAMPLES], dtype=np.float32)
+    for i in range(0, len(sample), CALIB_BATCH):
+        outs = session.run(names, {feed: np.ascontiguousarray(sample[i:i + CALIB_BATCH])})
+        for node, out in zip(nodes, outs):
+            tops.append(_softmax_rows(np.asarray(out), node, opset).max(axis=1))
+    top = np.concatenate(tops)
+    share = float(np.mean(top >= SOFTMAX_MIN_STEPS * step))
+    if share >= SOFTMAX_MIN_SHARE:
+        return None
+    return (f"its range does not allow a quantized Softmax: with ORT's fixed [0, 1] range "
+            f"(step {step:.4f}) only {share:.0%} of {len(top)} Softmax rows on "
+            f"{len(sample)} calibration samples keep their top probability at "
+            f"{SOFTMAX_MIN_STEPS} steps or more (needs {SOFTMAX_MIN_SHARE:.0%})")
+
+
+def _softmax_rows(out: np.ndarray, node: onnx.NodeProto, opset: int) -> np.ndarray:
+    """A Softmax output as rows of one distribution each (opset < 13 normalises over the
+    dims from `axis` on, flattened; opset ≥ 13 over `axis` alone)."""
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1 if opset < 13 else -1)
+    axis = axis % out.ndim if out.ndim else 0
+    if opset < 13:
+        return out.reshape(int(np.prod(out.shape[:axis], dtype=np.int64)), -1)
+    return np.moveaxis(out, axis, -1).reshape(-1, out.shape[axis])
 
 
 def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -237,7 +319,8 @@ def quantize_qdq(prepped: Path, out: Path, x: np.ndarray, settings: OrtSettings,
     try:
         with quiet(), private_cache(cache_path(prepped, x, settings, ctx), ctx) as cache:
             quantize_static(str(prepped), str(out), reader, quant_format=QuantFormat.QDQ,
-                            per_channel=settings.per_channel, activation_type=act,
+                            per_channel=settings.per_channel, reduce_range=settings.reduce_range,
+                            activation_type=act,
                             weight_type=QuantType.QInt8,
                             calibrate_method=METHODS[settings.method],
                             nodes_to_exclude=list(exclude),

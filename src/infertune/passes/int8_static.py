@@ -44,6 +44,12 @@ class Int8StaticConfig:
         activations: int8 (symmetric, ORT's default) or uint8 (asymmetric); engine ort only.
         preset: NNCF's preset: performance (symmetric) or mixed (asymmetric activations).
         samples: calibration samples used (the first N of the calibration data).
+        reduce_range: 7-bit weights (ONNX Runtime's reduce_range): auto (on exactly where
+            this CPU's INT8 sums saturate, x86 without VNNI/AMX; see `_ort_quant`), on, off;
+            engine ort only.
+        softmax: float (default: kept float, see `_ort_quant`) or int8 (quantized with
+            ORT's fixed [0, 1] range where the calibration data show its range allows;
+            otherwise the pass does not apply and says why); engine ort only.
     """
 
     method: Method = "minmax"
@@ -52,6 +58,8 @@ class Int8StaticConfig:
     activations: Literal["int8", "uint8"] = "int8"
     preset: Literal["performance", "mixed"] = "performance"
     samples: int = 128
+    softmax: Literal["float", "int8"] = "float"
+    reduce_range: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self) -> None:
         check_literals(self)
@@ -64,6 +72,10 @@ class Int8StaticConfig:
                              f"not {self.method}")
         if self.activations != "int8" and self.engine != "ort":
             raise ValueError("activations applies to engine ort only")
+        if self.softmax != "float" and self.engine != "ort":
+            raise ValueError("softmax applies to engine ort only")
+        if self.reduce_range != "auto" and self.engine != "ort":
+            raise ValueError("reduce_range applies to engine ort only")
         if self.engine == "torch" and not self.per_channel:
             raise ValueError("engine torch (X86InductorQuantizer) quantizes weights per "
                              "channel only")
@@ -131,17 +143,25 @@ def quantize_ort(model: ModelHandle, config: Int8StaticConfig, ctx: PassContext,
     layers = q.weighted_layers(prepped)
     if not layers:
         return PassResult(model, False, "no Conv, Gemm or MatMul layer to quantize")
-    kept = [*keep, *q.default_float(prepped)]
+    quantize_softmax = config.softmax == "int8"
+    kept = [*keep, *q.default_float(prepped, quantize_softmax)]
+    reduced, reduced_why = q.reduce_range(config.reduce_range)
     settings = q.OrtSettings(config.method, config.per_channel, config.activations,
-                             config.samples)
+                             config.samples, reduced)
     x = q.calibration_x(ctx, config.samples)
+    if quantize_softmax:
+        why = q.softmax_refusal(prepped, x, config.activations)
+        if why:
+            return PassResult(model, False, why)
     out = q.new_file(ctx, model.path, "int8")
     start = time.perf_counter()
     q.quantize_qdq(prepped, out, x, settings, ctx, exclude=[k["layer"] for k in kept])
     summary = q.quantized_summary(out, layers)
     details = {"engine": "onnxruntime.quantization.quantize_static", "representation": "QDQ",
                "weights": "int8", "activations": config.activations, "method": config.method,
-               "per_channel": config.per_channel, "calibration_samples": len(x),
+               "per_channel": config.per_channel, "softmax": config.softmax,
+               "weight_bits": 7 if reduced else 8, "weight_bits_why": reduced_why,
+               "calibration_samples": len(x),
                "seconds": round(time.perf_counter() - start, 2), "preprocess": prep,
                **layer_report(layers, summary, kept)}
     meta = {**model.meta, "precision": "int8", "quantized_by": "onnxruntime"}

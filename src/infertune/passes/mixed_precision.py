@@ -30,7 +30,8 @@ class MixedPrecisionConfig:
     Attributes:
         keep: ("K",) for the K most sensitive layers, or layer names (`keep=a+b` on the CLI).
         engine: ort (ONNX Runtime, QDQ) or nncf (NNCF, OpenVINO IR).
-        method, per_channel, activations, preset, samples: as in int8_static.
+        method, per_channel, activations, preset, samples, softmax, reduce_range: as in
+            int8_static.
         eval_samples: samples the sensitivity ranking measures output error on (keep=K).
         head_first: keep=K takes the model's head layers first — the last HEAD_DEPTH
             weighted layers before each graph output (a detector's: the convs feeding each
@@ -47,6 +48,8 @@ class MixedPrecisionConfig:
     samples: int = 128
     eval_samples: int = 64
     head_first: bool = False
+    softmax: Literal["float", "int8"] = "float"
+    reduce_range: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.keep, (str, int)):
@@ -69,7 +72,8 @@ class MixedPrecisionConfig:
     def static(self) -> Int8StaticConfig:
         return Int8StaticConfig(method=self.method, per_channel=self.per_channel,
                                 engine=self.engine, activations=self.activations,
-                                preset=self.preset, samples=self.samples)
+                                preset=self.preset, samples=self.samples,
+                                softmax=self.softmax, reduce_range=self.reduce_range)
 
 
 @register_pass("mixed_precision", config=MixedPrecisionConfig, accepts=("torch", "onnx"),

@@ -84,7 +84,8 @@ def analyze(model: ModelHandle, ctx: PassContext,
     prepped, _prep = q.prepare(source, ctx)
     layers = q.weighted_layers(prepped)
     x_cal, x_eval, note = split(np.asarray(ctx.calibration.x, np.float32), config)
-    settings = q.OrtSettings(config.method, config.per_channel, config.activations, len(x_cal))
+    settings = q.OrtSettings(config.method, config.per_channel, config.activations, len(x_cal),
+                             q.reduce_range("auto")[0])
     reference = run_onnx(prepped, x_eval, ctx.threads)
     forced = [k["layer"] for k in q.default_float(prepped)]
     start = time.perf_counter()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..machine import INT8_DOT_FLAGS
 from ..runtimes import RUNTIMES
 from ..search.candidate import Candidate, PassReport
 from . import fields as f
@@ -20,7 +21,6 @@ NO_GAIN_RATIO = 1.05
 # Below these the runtime's fixed per-call and per-layer costs are a large share of the time.
 SMALL_MACS = 50e6
 SMALL_P50_MS = 1.0
-INT8_ISA = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def references(cand: Candidate, report: RunReport) -> list[tuple[str, Candidate]]:
@@ -75,7 +75,7 @@ def _precision_reasons(cand: Candidate, report: RunReport, passes: list[str]) ->
         if isa is None:
             out.append("the machine's ISA flags were not recorded: cannot tell whether INT8 "
                        "had VNNI/AMX dot-product instructions")
-        elif not any(isa.get(flag) for flag in INT8_ISA):
+        elif not any(isa.get(flag) for flag in INT8_DOT_FLAGS):
             out.append("no VNNI/AMX on this CPU (avx512_vnni, avx_vnni, amx_int8 absent): "
                        "each INT8 dot product takes several instructions, so INT8 kernels "
                        "are not faster than FP32 ones")
