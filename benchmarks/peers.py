@@ -57,7 +57,7 @@ from infertune import _atomic
 from infertune.load import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers_quality import case_data, score
+from peers_quality import REFERENCE, case_data, score
 from runtimes import RESULTS, machine_tag
 
 PEERS = ("torch eager fp32", "torch.compile fp32", "onnxruntime fp32", "onnxruntime int8",
@@ -86,6 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="optimize's time_budget_s (stop starting candidates after this)")
     p.add_argument("--quick", action="store_true",
                    help="2 rounds, short measurements, 32 calibration / 50 agreement images")
+    p.add_argument("--budget", type=float, default=1.0,
+                   help="points of top-1 (or of agreement) a peer may lose to count as 'the "
+                        "best peer within budget' (optimize's --max-drop for its pick)")
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--render", type=Path, metavar="JSON",
                    help="measure nothing: rewrite the .md beside a saved results JSON")
@@ -289,6 +292,44 @@ def versus_best_peer(rows: list[dict]) -> str | None:
     return best["pipeline"]
 
 
+def drop_high(row: dict) -> float | None:
+    """The upper end of a row's 95% drop interval in points, as optimize's budget reads it:
+    the paired top-1 drop vs eager FP32 (labelled), else disagreement with eager FP32's top-1
+    (Wilson); None when the row was not scored."""
+    from infertune.metrics.budget import disagreement_drop
+
+    if row.get("drop_vs_eager"):
+        return row["drop_vs_eager"]["ci"][1]
+    fid = row.get("fidelity") or {}
+    if fid.get("top1_agreement") is None or not fid.get("n"):
+        return None
+    n = int(fid["n"])
+    return disagreement_drop(n, n - int(round(fid["top1_agreement"] * n))).high
+
+
+def versus_best_peer_within(rows: list[dict], points: float) -> str | None:
+    """Each row's speed against the fastest peer whose drop is within `points` (the same
+    BudgetRule optimize applies to its candidates): `vs_best_peer_within`, per-round ratios
+    as in `versus_best_peer`. The fastest peer can be one a user could not ship (ORT's
+    default INT8 on a CPU whose INT8 sums saturate); this is the comparison at equal
+    quality. None when no peer is within."""
+    from infertune.measure.stats import ratio_summary
+    from infertune.metrics.budget import BudgetRule
+
+    rule = BudgetRule(points)
+    for row in rows:
+        row["within_budget"] = rule.within(drop_high(row)) if row["pipeline"] != REFERENCE \
+            else True
+    peers = [r for r in rows if r["pipeline"] in PEERS and r.get("p50_ms") and r["within_budget"]]
+    if not peers:
+        return None
+    best = min(peers, key=lambda r: r["p50_ms"])
+    for row in rows:
+        pairs = zip(best.get("p50_ms_by_round", []), row.get("p50_ms_by_round") or [])
+        row["vs_best_peer_within"] = ratio_summary([b / p for b, p in pairs if b and p])
+    return best["pipeline"]
+
+
 def achieved(rows: list[dict], macs: int, batch: int, limits: dict) -> None:
     """Achieved operations per second (2·MACs·batch / p50) and its fraction of each peak."""
     for row in rows:
@@ -327,10 +368,12 @@ def run_case(model_name: str, batch: int, args, threads: int, limits: dict) -> d
         log(f"[{model_name} b{batch}] {args.rounds} interleaved rounds ...")
         measured = measure_rows(rows, shape, batch, args, threads)
     best = versus_best_peer(rows)
+    best_within = versus_best_peer_within(rows, args.budget)
     achieved(rows, macs, batch, limits)
     return {"model": model_name, "batch": batch, "input_shape": list(shape), "macs": macs,
             "calibration": {"data": data.calib_desc, "n": len(calib)}, "scoring": scoring,
-            "best_peer": best, **measured, "rows": rows}
+            "best_peer": best, "budget_points": args.budget,
+            "best_peer_within_budget": best_within, **measured, "rows": rows}
 
 
 def log(message: str) -> None:
@@ -347,7 +390,7 @@ DATA_NOTES = {"photos": (
     "scenes and the intervals describe these views, not other photos")}
 
 COLUMNS = ("pipeline", "runtime", "ran as", "p50 ms", "p90 ms", "img/s", "× best peer "
-           "[min, max]", "peak RSS MB", "size MB", "quality [95% CI]", "build s",
+           "[min, max]", "× best peer within budget", "peak RSS MB", "size MB", "quality [95% CI]", "build s",
            "% FP32 peak", "% INT8 peak")
 
 
@@ -390,10 +433,14 @@ def _ran_as(row: dict) -> str:
 def _row(row: dict) -> str:
     vs = row.get("vs_best_peer")
     ratio = f"{vs['median']:.3g} [{vs['min']:.3g}, {vs['max']:.3g}]" if vs else "–"
+    vw = row.get("vs_best_peer_within")
+    within = f"{vw['median']:.3g} [{vw['min']:.3g}, {vw['max']:.3g}]" if vw else "–"
+    if row.get("within_budget") is False:
+        within += " (over budget)"
     pct = {k: (None if row.get(f"fraction_of_{k}") is None else 100 * row[f"fraction_of_{k}"])
            for k in ("fp32_gflops", "int8_gops")}
     cells = [row["pipeline"], row.get("runtime") or "–", _ran_as(row), _ms(row.get("p50_ms")),
-             _ms(row.get("p90_ms")), _f(row.get("throughput_ips")), ratio,
+             _ms(row.get("p90_ms")), _f(row.get("throughput_ips")), ratio, within,
              _f(row.get("peak_rss_mb"), 0), _f(row.get("artifact_mb")), _quality(row),
              _f(row.get("build_s")), _f(pct["fp32_gflops"], 0), _f(pct["int8_gops"], 0)]
     return "| " + " | ".join(cells) + " |"
@@ -418,7 +465,10 @@ def case_markdown(case: dict) -> list[str]:
              f"input {'×'.join(map(str, case['input_shape']))})", "",
              f"Quality: {what}. Calibration: {_calibration(case['calibration'])} for both "
              f"quantizers. "
-             f"Best peer: {case['best_peer']}.", "",
+             f"Best peer: {case['best_peer']}."
+             + (f" Best peer within {case['budget_points']:g} point(s) (upper end of the "
+                f"95% interval): {case.get('best_peer_within_budget') or 'none'}."
+                if "budget_points" in case else ""), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     lines += [_row(r) for r in case["rows"]]
     notes = [DATA_NOTES[scoring["data"]]] if scoring["data"] in DATA_NOTES else []
