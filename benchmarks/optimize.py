@@ -148,13 +148,16 @@ def main() -> None:
     p.add_argument("--out-dir", default="/tmp/infertune-optimize-bench")
     p.add_argument("--threads", type=int)
     p.add_argument("--time-budget", type=float, help="seconds (default: none)")
+    p.add_argument("--machine", default="vm", help="the results' name: "
+                   "optimize-MACHINE.json/.md (default vm; name another class of machine "
+                   "so its results sit beside, not over, the others)")
     args = p.parse_args()
     results = []
     for model in args.models.split(","):
         res = run_case(model, Path(args.out_dir) / model, args.threads, args.time_budget)
         print(json.dumps(res, indent=1))
         results.append(res)
-    machine = "vm"  # as the other benchmarks name this class of machine
+    machine = args.machine
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"optimize-{machine}.json").write_text(json.dumps(results, indent=1))
     (RESULTS / f"optimize-{machine}.md").write_text(markdown(results, machine))
