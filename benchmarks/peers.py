@@ -280,15 +280,21 @@ def _median(values):
 def versus_best_peer(rows: list[dict]) -> str | None:
     """Each row's speed against the fastest peer (lowest median p50), per round: the
     median of the per-round ratios best-peer p50 / row p50 (>1: faster), with min and max."""
+    peers = [r for r in rows if r["pipeline"] in PEERS and r.get("p50_ms")]
+    return _versus(rows, peers, "vs_best_peer")
+
+
+def _versus(rows: list[dict], peers: list[dict], key: str) -> str | None:
+    """Sets each row's `key` to its per-round ratios against the fastest of `peers`; that
+    peer's name, or None when there is none."""
     from infertune.measure.stats import ratio_summary
 
-    peers = [r for r in rows if r["pipeline"] in PEERS and r.get("p50_ms")]
     if not peers:
         return None
     best = min(peers, key=lambda r: r["p50_ms"])
     for row in rows:
         pairs = zip(best.get("p50_ms_by_round", []), row.get("p50_ms_by_round") or [])
-        row["vs_best_peer"] = ratio_summary([b / p for b, p in pairs if b and p])
+        row[key] = ratio_summary([b / p for b, p in pairs if b and p])
     return best["pipeline"]
 
 
@@ -313,7 +319,6 @@ def versus_best_peer_within(rows: list[dict], points: float) -> str | None:
     as in `versus_best_peer`. The fastest peer can be one a user could not ship (ORT's
     default INT8 on a CPU whose INT8 sums saturate); this is the comparison at equal
     quality. None when no peer is within."""
-    from infertune.measure.stats import ratio_summary
     from infertune.metrics.budget import BudgetRule
 
     rule = BudgetRule(points)
@@ -321,13 +326,7 @@ def versus_best_peer_within(rows: list[dict], points: float) -> str | None:
         row["within_budget"] = rule.within(drop_high(row)) if row["pipeline"] != REFERENCE \
             else True
     peers = [r for r in rows if r["pipeline"] in PEERS and r.get("p50_ms") and r["within_budget"]]
-    if not peers:
-        return None
-    best = min(peers, key=lambda r: r["p50_ms"])
-    for row in rows:
-        pairs = zip(best.get("p50_ms_by_round", []), row.get("p50_ms_by_round") or [])
-        row["vs_best_peer_within"] = ratio_summary([b / p for b, p in pairs if b and p])
-    return best["pipeline"]
+    return _versus(rows, peers, "vs_best_peer_within")
 
 
 def achieved(rows: list[dict], macs: int, batch: int, limits: dict) -> None:
