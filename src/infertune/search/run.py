@@ -124,7 +124,8 @@ def plan_context(config: OptimizeConfig, handle, data_info: dict[str, Any]) -> s
         calib_samples=data_info["calib_n"], train_samples=data_info.get("train_n") or 0,
         recovery_seconds=space.recovery_seconds(config.recovery_seconds, config.time_budget_s),
         gpu=any(RUNTIMES.get(n).needs_gpu for n in available), reference_runtime=reference,
-        detector=handle.meta.get("detection") is not None, objective=config.objective,
+        detector=handle.meta.get("detection") is not None, softmax=has_softmax(handle),
+        objective=config.objective,
         threads=threads, max_threads=config.threads or max(threads, logical_cpus()))
 
 
@@ -218,6 +219,19 @@ def quantizable_layers(handle) -> int:
 
     graph = onnx.load(str(handle.path), load_external_data=False).graph
     return sum(n.op_type in ("Conv", "Gemm", "MatMul", "ConvTranspose") for n in graph.node)
+
+
+def has_softmax(handle) -> bool:
+    """Whether the model has a Softmax layer: a module named like one (torch's nn.Softmax,
+    the Darknet importer's [softmax]) or an ONNX Softmax node. A softmax written inside a
+    module's forward is not seen; that model then simply gets no quantized-Softmax
+    candidate."""
+    if handle.format == "torch":
+        return any("softmax" in type(m).__name__.lower() for m in handle.obj.modules())
+    import onnx
+
+    graph = onnx.load(str(handle.path), load_external_data=False).graph
+    return any(n.op_type == "Softmax" for n in graph.node)
 
 
 def _misses_budget(s: RunState, cand: Candidate) -> bool:

@@ -69,6 +69,7 @@ class PlanContext:
         train_step_s: estimated seconds of one training step (None: unknown).
         gpu: whether a CUDA GPU is here.
         detector: the model has detection heads (mixed precision keeps its head first).
+        softmax: the model has a Softmax layer (the quantized-Softmax candidate is planned).
         objective: the run's objective ("latency": batch 1, "throughput", "size").
         threads: the run's thread count; max_threads: the most a configuration may use
             (the logical CPUs when the user did not fix --threads, else `threads`).
@@ -88,6 +89,7 @@ class PlanContext:
     gpu: bool = False
     reference_runtime: str = "torch"
     detector: bool = False
+    softmax: bool = False
     objective: str = "latency"
     threads: int = 1
     max_threads: int = 1
@@ -167,11 +169,13 @@ def quantized(ctx: PlanContext) -> list[Candidate]:
                                                 samples=n)], "openvino", "int8"))
     # The Softmax quantized too (ORT's default; infertune keeps it float unless its range
     # allows, `_ort_quant.softmax_refusal`): on ref-large the float Softmax's extra
-    # DequantizeLinear made infertune's INT8 0.86x ORT's default. Measured, not assumed; the
-    # pass refuses, and the candidate is skipped, where there is no Softmax.
-    out.append(make(ctx, "quantized", g + [step("int8_static", engine="ort", method="minmax",
-                                                softmax="int8", samples=n)],
-                    "onnxruntime", "int8"))
+    # DequantizeLinear made infertune's INT8 0.86x ORT's default. Measured, not assumed;
+    # planned where the model has a Softmax layer, and the pass refuses (the candidate is
+    # skipped, saying why) where the calibration data show its range does not allow it.
+    if ctx.softmax:
+        out.append(make(ctx, "quantized", g + [step("int8_static", engine="ort",
+                                                    method="minmax", softmax="int8",
+                                                    samples=n)], "onnxruntime", "int8"))
     # NNCF with two activation-range estimators, measured rather than assumed: the extremes
     # over all samples, and the mean of each sample's min/max. Neither wins everywhere: on
     # efficientnet_lite0 (photos) minmax kept 82% top-1 agreement and mean_minmax 45%; on
