@@ -57,6 +57,29 @@ def test_report_holds_the_baseline_the_front_and_a_pick_within_budget(run):
     int8 = [c for c in rep["candidates"] if c["precision"] == "int8" and c["status"] == "ok"]
     assert int8 and all(c["size_mb"] < base["size_mb"] for c in int8)
     assert rep["final_comparison"]["rows"][0]["id"] == rep["baseline_id"]
+    _recalibrations_follow_their_min_max_sibling(rep)
+
+
+def _recalibrations_follow_their_min_max_sibling(rep) -> None:
+    """Percentile and entropy ranges of ORT's min-max INT8 (same graph, same speed) are built
+    exactly where that min-max candidate missed the budget, and skipped saying so where not."""
+    by_id = {c["id"]: c for c in rep["candidates"]}
+    recal = [c for c in rep["candidates"] if c["stage"] == "recalibrated"]
+    ort = [c for c in recal if c["runtime"] == "onnxruntime"]
+    assert {c["recipe"][-1]["options"]["method"] for c in ort} == {"percentile", "entropy"}
+    # NNCF's mean-of-min/max sibling is planned too, skipped like its parent (no openvino)
+    assert all(c["status"] == "skipped" and "openvino" in c["reason"] for c in recal
+               if c not in ort)
+    for cand in ort:
+        sibling = by_id[cand["parent_id"]]
+        assert sibling["recipe"][-1]["options"]["method"] == "minmax"
+        assert cand["runtime"] == sibling["runtime"] == "onnxruntime"
+        missed = sibling["screen_rule"] == "over_budget" if sibling["status"] != "ok" \
+            else not sibling["within_budget"]
+        if missed:
+            assert cand["status"] != "skipped", cand["reason"]
+        else:
+            assert cand["status"] == "skipped" and "runs no faster" in cand["reason"]
 
 
 def test_pick_is_exported_with_a_model_card_and_a_runnable_example(run, tmp_path):
@@ -285,6 +308,9 @@ def test_a_real_runs_report_names_the_layers_kept_in_float(tmp_path):
                  "--json"]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["pick"] is None            # nothing can be shown to lose 0 points
+    _recalibrations_follow_their_min_max_sibling(rep)
+    assert any(c["stage"] == "recalibrated" and c["status"] != "skipped"
+               for c in rep["candidates"])  # min-max missed: the other ranges were built
     ledger = rep["mixed_precision"]
     assert ledger and ledger["ledger"], "the mixed-precision stage did not run"
     mixed = {c["id"]: c for c in rep["candidates"] if c["stage"] == "mixed"}

@@ -19,7 +19,8 @@ from typing import Any
 from ..search.candidate import Candidate, Status
 from .run_report import FinalComparison, FinalRow, RunReport
 
-STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined")
+STAGES = ("original", "fused", "quantized", "recalibrated", "mixed", "pruned", "decomposed",
+          "combined")
 NOT_MEASURED = "not measured"
 ROUNDS_MARK = "†"
 ROUNDS_NOTE = (f"{ROUNDS_MARK} p50 from the side-by-side rounds that decided the pick "

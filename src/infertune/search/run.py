@@ -162,7 +162,8 @@ def run_stages(ev: Evaluator) -> None:
     fused = _stage(ev, space.fused(st.plan_ctx), full=False)
     quant = _stage(ev, space.quantized(st.plan_ctx), full=False)
     _full(ev, fused + quant)
-    _stage(ev, _mixed(st, [st.records[c.id] for c in quant]))
+    recal = _stage(ev, _recalibrated(st, [st.records[c.id] for c in quant]))
+    _stage(ev, _mixed(st, [st.records[c.id] for c in quant + recal]))
     fp32 = _fastest([c for c in [base, *(st.records[c.id] for c in fused)] if st.within(c)])
     comp_ctx = dataclasses.replace(st.plan_ctx, train_step_s=_train_step_s(base))
     comp = _stage(ev, space.compressed(comp_ctx, fp32, st.labels is not None)) if fp32 else []
@@ -191,6 +192,30 @@ def _stage(ev: Evaluator, cands: list[Candidate], full: bool = True) -> list[Can
 def _full(ev: Evaluator, cands: list[Candidate]) -> None:
     ev.full_all(cands)
     ev.emit("front", front=_front_rows(ev.state))
+
+
+def _recalibrated(s: RunState, quant: list[Candidate]) -> list[Candidate]:
+    """Other calibrations of each min-max INT8 candidate (space.RECALIBRATIONS): built
+    where the min-max one misses the budget; otherwise planned and skipped, saying why
+    (the same graph with other scales cannot be faster)."""
+    out = []
+    for cand in quant:
+        if not space.recalibration_methods(cand):
+            continue
+        why = None if _misses_budget(s, cand) else _recalibration_skip(cand)
+        out += space.recalibrated(s.plan_ctx, cand, why)
+    return out
+
+
+def _recalibration_skip(sibling: Candidate) -> str:
+    same = ("another calibration of the same graph runs no faster, so it is built only "
+            "where min-max misses the budget")
+    if sibling.measured:
+        return f"its min-max sibling ({sibling.label}) is within budget: {same}"
+    if sibling.status is Status.SCREENED_OUT:
+        return f"its min-max sibling was screened out ({sibling.screen_rule}): {same}"
+    return (f"its min-max sibling was not measured ({sibling.status.value}"
+            f"{': ' + sibling.reason if sibling.reason else ''}); {same}")
 
 
 def _mixed(s: RunState, quant: list[Candidate]) -> list[Candidate]:

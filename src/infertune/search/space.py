@@ -21,8 +21,15 @@ from ..runtimes import RUNTIMES
 from .candidate import Candidate, Plan, Status, Step
 from .ids import candidate_id
 
-STAGES = ("original", "fused", "quantized", "mixed", "pruned", "decomposed", "combined",
-          "configured")
+STAGES = ("original", "fused", "quantized", "recalibrated", "mixed", "pruned", "decomposed",
+          "combined", "configured")
+# Other activation-range calibrations of a min-max INT8 recipe: (engine, runtime) → methods.
+# The same graph with other scales runs exactly as fast, so they can only recover accuracy:
+# they are built only when their min-max sibling misses the budget (`recalibrated`), which
+# keeps ORT's histogram calibrations (~2 min each on darknet19_448) out of runs that do not
+# need them.
+RECALIBRATIONS = {("ort", "onnxruntime"): ("percentile", "entropy"),
+                  ("nncf", "openvino"): ("mean_minmax",)}
 # How many of the fastest contenders within budget get the configured stage (each costs
 # (1 + its configurations) × rounds measurements).
 CONFIG_CONTENDERS = 2
@@ -163,10 +170,9 @@ def fused(ctx: PlanContext) -> list[Candidate]:
 
 def quantized(ctx: PlanContext) -> list[Candidate]:
     g, n = graph_prefix(ctx), ctx.calib_samples
-    out = [make(ctx, "quantized", g + [step("int8_static", engine="ort", method=m, samples=n)],
-                "onnxruntime", "int8") for m in ("minmax", "percentile", "entropy")]
-    out.append(make(ctx, "quantized", g + [step("int8_static", engine="ort", method="minmax",
-                                                samples=n)], "openvino", "int8"))
+    out = [make(ctx, "quantized", g + [step("int8_static", engine="ort", method="minmax",
+                                            samples=n)], runtime, "int8")
+           for runtime in ("onnxruntime", "openvino")]
     # The Softmax quantized too (ORT's default; infertune keeps it float unless its range
     # allows, `_ort_quant.softmax_refusal`): on ref-large the float Softmax's extra
     # DequantizeLinear made infertune's INT8 0.86x ORT's default. Measured, not assumed;
@@ -176,14 +182,10 @@ def quantized(ctx: PlanContext) -> list[Candidate]:
         out.append(make(ctx, "quantized", g + [step("int8_static", engine="ort",
                                                     method="minmax", softmax="int8",
                                                     samples=n)], "onnxruntime", "int8"))
-    # NNCF with two activation-range estimators, measured rather than assumed: the extremes
-    # over all samples, and the mean of each sample's min/max. Neither wins everywhere: on
-    # efficientnet_lite0 (photos) minmax kept 82% top-1 agreement and mean_minmax 45%; on
-    # ref-clutter minmax cost 0.3 points where NNCF's default cost 0.1 (within noise).
+    # NNCF with min-max ranges; its mean-of-min/max sibling is `recalibrated`'s (neither wins
+    # everywhere: on efficientnet_lite0 (photos) minmax kept 82% top-1 agreement and
+    # mean_minmax 45%; on ref-clutter minmax cost 0.3 points, NNCF's default 0.1).
     out.append(make(ctx, "quantized", g + [step("int8_static", engine="nncf", samples=n)],
-                    "openvino", "int8"))
-    out.append(make(ctx, "quantized", g + [step("int8_static", engine="nncf",
-                                                method="mean_minmax", samples=n)],
                     "openvino", "int8"))
     if ctx.model_format == "torch":
         out.append(make(ctx, "quantized", g + [step("int8_static", engine="torch", samples=n)],
@@ -215,6 +217,31 @@ def _low_precision(ctx: PlanContext, g: list[Step]) -> list[Candidate]:
     if "tensorrt" in ctx.runtimes:  # an FP16 ONNX (float32 I/O), built with TensorRT's FP16 flag
         out.append(make(ctx, "quantized", g + [step("fp16", target="onnxruntime")], "tensorrt",
                         "fp16"))
+    return out
+
+
+def recalibration_methods(cand: Candidate) -> tuple[str, ...]:
+    """The RECALIBRATIONS of a min-max INT8 candidate (its last step int8_static with the
+    default min-max ranges and Softmax handling), () for any other candidate."""
+    last = cand.plan.recipe[-1] if cand.plan.recipe else None
+    if last is None or last.pass_name != "int8_static" or cand.plan.stage != "quantized":
+        return ()
+    opts = last.options
+    if opts.get("method", "minmax") != "minmax" or opts.get("softmax", "float") != "float":
+        return ()
+    return RECALIBRATIONS.get((opts.get("engine", "ort"), cand.runtime), ())
+
+
+def recalibrated(ctx: PlanContext, sibling: Candidate, why_not: str | None) -> list[Candidate]:
+    """The other calibrations of the min-max INT8 `sibling`, on its runtime; each skipped
+    with `why_not` when given (the run's reason not to build them)."""
+    head, last = list(sibling.plan.recipe[:-1]), sibling.plan.recipe[-1]
+    out = []
+    for method in recalibration_methods(sibling):
+        cand = make(ctx, "recalibrated", head + [step("int8_static",
+                                                      **{**last.options, "method": method})],
+                    sibling.runtime, sibling.plan.precision, parent_id=sibling.id)
+        out.append(skip(cand, why_not) if why_not else cand)
     return out
 
 
