@@ -205,6 +205,31 @@ def test_the_final_reserve_grows_with_the_load_the_run_measured(tmp_path):
     assert ev.load_factor() == 1.0
 
 
+def test_a_spent_budget_still_screens_out_what_the_rules_discard(tmp_path):
+    """Once the time budget is spent, a screened candidate a fully measured one dominates
+    (probe 20 ms vs 10 ms, same drop and size) is screened out with its rule: deciding that
+    costs nothing. Only one that would need the full evaluation (probe 11 ms: within 25%)
+    is not tried."""
+    from infertune.search.candidate import Drop
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("screen", "x", {"status": "ok", "elapsed_s": 400.0})
+    ev = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=300)
+    fast = _measured("fast", 10.0, None)
+    ev.state.put(fast.with_(screen=Screen(artifact_bytes=1 << 20)))
+
+    def screened(cid: str, probe_ms: float) -> Candidate:
+        screen = Screen(artifact_path=f"/x/{cid}", artifact_bytes=1 << 20, probe_ms=probe_ms,
+                        drop=Drop("top1", 0.0, 0.0, 0.5))
+        return ev.state.put(Candidate(Plan(cid, "fused", cid, (), "torch", "fp32"),
+                                      status=Status.SCREENED, screen=screen))
+
+    ev.full_all([screened("slow", 20.0), screened("close", 11.0)])
+    slow, close = ev.state.records["slow"], ev.state.records["close"]
+    assert slow.status is Status.SCREENED_OUT and slow.screen_rule == "dominated"
+    assert close.status is Status.NOT_TRIED and "time budget" in close.reason
+
+
 def test_no_pick_says_when_the_time_budget_was_the_cause():
     from types import SimpleNamespace
 

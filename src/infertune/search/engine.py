@@ -275,10 +275,13 @@ class Evaluator:
                 if entry.get("logits"):
                     st.logits[cand.id] = Path(entry["logits"])
                 continue
-            if self.out_of_time():
+            # The screening rules first: they cost nothing, so a candidate they discard is
+            # screened out (with its rule) even when the time budget is spent; only one that
+            # needs the full evaluation is "not tried" for lack of time.
+            rule, why = screening.verdict(cand, st.measured(), st.budget, self.config.objective)
+            if not rule and self.out_of_time():
                 self.not_tried(cand, "full")
                 continue
-            rule, why = screening.verdict(cand, st.measured(), st.budget, self.config.objective)
             if rule:
                 cand = cand.with_(status=Status.SCREENED_OUT, reason=why, screen_rule=rule)
                 self.record("full", cand.id, {"status": cand.status.value, "reason": why,
