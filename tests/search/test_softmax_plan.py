@@ -35,6 +35,9 @@ def _torch(softmax: bool) -> ModelHandle:
 
 def test_has_softmax_in_torch_darknet_and_onnx_models(tmp_path):
     assert has_softmax(_torch(True)) and not has_softmax(_torch(False))
+    log = _torch(False)
+    log.obj.append(torch.nn.LogSoftmax(dim=1))  # exported as LogSoftmax, which ORT leaves alone
+    assert not has_softmax(log)
     for tail, expected in (("\n[softmax]\ngroups=1\n", True), ("", False)):
         cfg = tmp_path / f"net{int(expected)}.cfg"
         cfg.write_text(CFG + tail)

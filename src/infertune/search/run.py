@@ -252,7 +252,8 @@ def has_softmax(handle) -> bool:
     module's forward is not seen; that model then simply gets no quantized-Softmax
     candidate."""
     if handle.format == "torch":
-        return any("softmax" in type(m).__name__.lower() for m in handle.obj.modules())
+        return any(type(m).__name__.lower().endswith("softmax")
+                   and "logsoftmax" not in type(m).__name__.lower() for m in handle.obj.modules())
     import onnx
 
     graph = onnx.load(str(handle.path), load_external_data=False).graph
