@@ -478,7 +478,7 @@ def case_markdown(case: dict) -> list[str]:
     notes += [f"- {r['pipeline']}: {'; '.join(r['reasons'])}" for r in case["rows"]
               if r.get("reasons")]
     notes += [f"- {r['pipeline']}: every output is exactly 0 (quality collapsed)"
-              + (" — ORT's default QDQ quantizes the final Softmax with a fixed 1/256 scale, "
+              + (" — ORT's default QDQ quantizes the final Softmax on a fixed [0, 1] range (step 1/127), "
                  "so 1000-class probabilities all round to 0" if r["runtime"] == "onnxruntime"
                  else "") for r in case["rows"] if r.get("outputs_all_zero")]
     return lines + [""] + notes + ([""] if notes else [])

@@ -124,7 +124,7 @@ def score(rows: list[dict], data: CaseData, threads: int, batch: int = 10) -> di
         except Exception as exc:
             row["accuracy_reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             continue
-        # A quantizer that rounds every output to 0 (ORT's default QDQ Softmax, 1/256 scale,
+        # A quantizer that rounds every output to 0 (ORT's default QDQ Softmax, fixed [0, 1] range,
         # on 1000 classes) is named as such in the notes, not left as a mysterious 0%.
         row["outputs_all_zero"] = not bool(np.any(logits))
         if data.labelled:
