@@ -389,8 +389,8 @@ DATA_NOTES = {"photos": (
     "scenes and the intervals describe these views, not other photos")}
 
 COLUMNS = ("pipeline", "runtime", "ran as", "p50 ms", "p90 ms", "img/s", "× best peer "
-           "[min, max]", "× best peer within budget", "peak RSS MB", "size MB", "quality [95% CI]", "build s",
-           "% FP32 peak", "% INT8 peak")
+           "[min, max]", "× best peer within budget", "peak RSS MB", "size MB",
+           "quality [95% CI]", "build s", "% FP32 peak", "% INT8 peak")
 
 
 def _f(value, digits: int = 1) -> str:
@@ -478,8 +478,8 @@ def case_markdown(case: dict) -> list[str]:
     notes += [f"- {r['pipeline']}: {'; '.join(r['reasons'])}" for r in case["rows"]
               if r.get("reasons")]
     notes += [f"- {r['pipeline']}: every output is exactly 0 (quality collapsed)"
-              + (" — ORT's default QDQ quantizes the final Softmax on a fixed [0, 1] range (step 1/127), "
-                 "so 1000-class probabilities all round to 0" if r["runtime"] == "onnxruntime"
+              + (" — ORT's default QDQ quantizes the final Softmax on a fixed [0, 1] range "
+                 "(step 1/127), so 1000-class probabilities all round to 0" if r["runtime"] == "onnxruntime"
                  else "") for r in case["rows"] if r.get("outputs_all_zero")]
     return lines + [""] + notes + ([""] if notes else [])
 
