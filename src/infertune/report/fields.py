@@ -17,10 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..search.candidate import Candidate, Status
+from ..search.space import STAGES as SEARCH_STAGES
 from .run_report import FinalComparison, FinalRow, RunReport
 
-STAGES = ("original", "fused", "quantized", "recalibrated", "mixed", "pruned", "decomposed",
-          "combined")
+# The search's stage order (one list: search/space.py), the configured stage last as before
+# (it re-times other stages' artifacts, so the tables place it after everything else).
+STAGES = tuple(stage for stage in SEARCH_STAGES if stage != "configured")
 NOT_MEASURED = "not measured"
 ROUNDS_MARK = "†"
 ROUNDS_NOTE = (f"{ROUNDS_MARK} p50 from the side-by-side rounds that decided the pick "
