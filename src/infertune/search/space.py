@@ -174,10 +174,10 @@ def quantized(ctx: PlanContext) -> list[Candidate]:
                                             samples=n)], runtime, "int8")
            for runtime in ("onnxruntime", "openvino")]
     # The Softmax quantized too (ORT's default; infertune keeps it float unless its range
-    # allows, `_ort_quant.softmax_refusal`): on ref-large the float Softmax's extra
-    # DequantizeLinear made infertune's INT8 0.86x ORT's default. Measured, not assumed;
-    # planned where the model has a Softmax layer, and the pass refuses (the candidate is
-    # skipped, saying why) where the calibration data show its range does not allow it.
+    # allows, `_ort_quant.softmax_refusal`): a float Softmax costs a DequantizeLinear and
+    # float work at the end of the graph. Measured, not assumed: planned where the model
+    # has a Softmax layer, and the pass refuses (the candidate is skipped, saying why) where
+    # the calibration data show its range does not allow it.
     if ctx.softmax:
         out.append(make(ctx, "quantized", g + [step("int8_static", engine="ort",
                                                     method="minmax", softmax="int8",
