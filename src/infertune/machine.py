@@ -121,6 +121,20 @@ def int8_sums_saturate(isa: dict[str, bool] | None = None, machine: str | None =
     return not any(isa.get(flag) for flag in INT8_DOT_FLAGS)
 
 
+def int8_weight_warning(weight_bits: int, isa: dict[str, bool] | None = None,
+                        machine: str | None = None) -> str | None:
+    """What an ONNX Runtime INT8 model with `weight_bits`-bit weights risks on this CPU: a
+    warning where its kernels' 16-bit sums saturate and the weights use all 8 bits (a model
+    built on a CPU with VNNI/AMX, then run on one without: 11 dB SQNR instead of 44 dB on a
+    small CNN, README); None where it is safe (7-bit weights, or 32-bit dot products)."""
+    if weight_bits < 8 or not int8_sums_saturate(isa, machine):
+        return None
+    return (f"this x86 CPU has none of {'/'.join(INT8_DOT_FLAGS)}: ONNX Runtime's INT8 "
+            "kernels add pairs of 8-bit products in saturating 16-bit sums, and this model's "
+            "weights use all 8 bits, so its outputs can be far from the ones measured; "
+            "rebuild it on this machine (infertune quantizes with 7-bit weights here)")
+
+
 def cache_dir() -> Path:
     """$INFERTUNE_CACHE_DIR, else $XDG_CACHE_HOME/infertune, else ~/.cache/infertune."""
     if os.environ.get("INFERTUNE_CACHE_DIR"):
@@ -130,4 +144,5 @@ def cache_dir() -> Path:
 
 
 __all__ = ["INT8_DOT_FLAGS", "ISA_FLAGS", "NATIVE_FLAGS", "cache_dir", "cpu_facts", "gpu_info",
-           "int8_sums_saturate", "isa_summary", "native_support", "parse_cpuinfo"]
+           "int8_sums_saturate", "int8_weight_warning", "isa_summary", "native_support",
+           "parse_cpuinfo"]

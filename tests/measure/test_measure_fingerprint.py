@@ -67,6 +67,16 @@ def test_int8_sums_saturate_only_on_x86_without_vnni_or_amx():
     assert machine.int8_sums_saturate({}, "aarch64") is False            # not x86: no vpmaddubsw
 
 
+def test_int8_weight_warning_only_for_8_bit_weights_where_sums_saturate():
+    zen3 = isa_summary(parse_cpuinfo(ZEN3_AVX2)["flags"])
+    spr = isa_summary(parse_cpuinfo(SAPPHIRE_HT)["flags"])
+    warning = machine.int8_weight_warning(8, zen3, "x86_64")
+    assert warning and "saturating 16-bit sums" in warning and "avx512_vnni" in warning
+    assert machine.int8_weight_warning(7, zen3, "x86_64") is None      # ORT's reduce_range
+    assert machine.int8_weight_warning(8, spr, "x86_64") is None       # 32-bit dot products
+    assert machine.int8_weight_warning(8, {}, "aarch64") is None
+
+
 def test_parse_cpuinfo_tolerates_empty_and_foreign_text():
     assert parse_cpuinfo("") == {"model": None, "flags": [], "logical": 0, "physical": None,
                                  "hypervisor": False}

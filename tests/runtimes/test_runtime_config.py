@@ -186,3 +186,45 @@ def test_run_py_opens_the_artifact_with_the_chosen_settings(runtime, options, ma
         assert settings == {"threads": 1, "spin": "0"}
     else:
         assert settings == {"threads": 1, "pinning": False}
+
+
+@pytest.mark.parametrize("saturates", [True, False])
+def test_run_py_of_an_8_bit_ort_int8_pick_warns_where_its_sums_saturate(saturates, tiny,
+                                                                        ort_artifact, tmp_path):
+    """run.py of an ONNX Runtime INT8 pick with 8-bit weights checks this CPU first: where
+    its INT8 sums saturate (forced here by replacing machine.int8_sums_saturate before the
+    script runs) it warns on stderr and still classifies; elsewhere it says nothing."""
+    from PIL import Image
+
+    handle, _ = tiny
+    for f in ort_artifact.parent.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    report = {"model": {"source": "tiny.cfg"}, "pick": "x",
+              "candidates": [{"id": "x", "precision": "int8"}]}
+    s = SimpleNamespace(handle=handle, data_info={"preprocess": "darknet"})
+    script = best.run_script("onnxruntime", ort_artifact.name, report, s,
+                             options={"threads": 1}, artifact=str(ort_artifact), weight_bits=8)
+    force = ("import infertune.machine\n"
+             f"infertune.machine.int8_sums_saturate = lambda *a, **k: {saturates}\n")
+    (tmp_path / "run.py").write_text(force + script)
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "image.png")
+    res = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "image.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("class ")
+    assert ("saturating 16-bit sums" in res.stderr) is saturates
+    plain = best.run_script("onnxruntime", ort_artifact.name, report, s, options={"threads": 1},
+                            artifact=str(ort_artifact))
+    assert "int8_weight_warning" not in plain      # no INT8 weights: nothing to check
+
+
+def test_the_int8_weight_bits_come_from_the_picks_ort_quantizing_pass():
+    fold = {"pass": "fold_bn", "applied": True}
+    int8 = {"pass": "int8_static", "applied": True, "weight_bits": 7}
+    assert best.ort_int8_weight_bits({"runtime": "onnxruntime", "passes": [fold, int8]}) == 7
+    assert best.ort_int8_weight_bits({"runtime": "onnxruntime", "passes": [fold]}) is None
+    assert best.ort_int8_weight_bits(
+        {"runtime": "onnxruntime", "passes": [fold, {**int8, "applied": False}]}) is None
+    # OpenVINO runs the same QDQ model on its own kernels: not claimed either way
+    assert best.ort_int8_weight_bits({"runtime": "openvino", "passes": [fold, int8]}) is None

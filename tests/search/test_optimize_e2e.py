@@ -90,6 +90,11 @@ def test_pick_is_exported_with_a_model_card_and_a_runnable_example(run, tmp_path
     assert (best / card["artifact"]).is_file()
     assert card["metrics"]["drop"]["high"] <= rep["budget"]["budget_points"]
     assert card["machine"]["cpu"] and card["recipe"]
+    # the ORT INT8 pick's weight bits, as its pass reported them; run.py checks them
+    pick = next(c for c in rep["candidates"] if c["id"] == rep["pick"])
+    int8 = [p for p in pick["passes"] if p["pass"] == "int8_static" and p["applied"]]
+    assert card["int8_weight_bits"] == (int8[0]["weight_bits"] if int8 else None)
+    assert ("int8_weight_warning" in (best / "run.py").read_text()) == bool(int8)
     # run.py classifies a real digit image (from the built-in set) like the evaluation did
     from PIL import Image
 

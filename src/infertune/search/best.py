@@ -33,7 +33,8 @@ def export_best(s, report: dict[str, Any]) -> dict[str, Any] | None:
     card = model_card(report, rec, main, s, options=options, artifact=str(src))
     write_text(best / "model_card.json", json.dumps(card, indent=1, default=str))
     write_text(best / "run.py", run_script(rec["runtime"], main, report, s, options=options,
-                                           artifact=str(src)))
+                                           artifact=str(src),
+                                           weight_bits=ort_int8_weight_bits(rec)))
     return {"dir": str(best), "files": [str(best / Path(f).name) for f in files] +
             [str(best / "model_card.json"), str(best / "run.py")], "runtime": rec["runtime"],
             "artifact": str(best / main)}
@@ -61,6 +62,18 @@ def pick_options(cand, threads: int) -> dict[str, Any]:
             "threads": int(chosen.get("threads") or threads)}
 
 
+def ort_int8_weight_bits(rec: dict[str, Any]) -> int | None:
+    """The weight bits of the pick's ONNX Runtime INT8 (what its quantizing pass reported),
+    for a pick that runs on ONNX Runtime's CPU kernels; None for any other pick. Only
+    there is saturation measured (machine.int8_weight_warning): OpenVINO's kernels are
+    its own and are not claimed either way."""
+    if rec.get("runtime") != "onnxruntime":
+        return None
+    bits = [p["weight_bits"] for p in rec.get("passes") or []
+            if p.get("applied") and p.get("weight_bits")]
+    return max(bits) if bits else None
+
+
 def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s, *,
                options: dict[str, Any] | None = None,
                artifact: str | None = None) -> dict[str, Any]:
@@ -75,6 +88,8 @@ def model_card(report: dict[str, Any], rec: dict[str, Any], main: str, s, *,
             # else what the recipe asked for and every step applied.
             "precision": rec.get("precision"), "requested_precision": rec.get("requested_precision"),
             "precision_note": rec.get("ran_precision_note"),
+            # 8: run.py warns on an x86 CPU without VNNI/AMX, where these weights saturate
+            "int8_weight_bits": ort_int8_weight_bits(rec),
             "artifact": main, "metrics": {k: rec.get(k) for k in keys},
             "baseline_metrics": {k: base.get(k) for k in keys},
             "budget": report["budget"], "data": report["data"], "timing": report["timing"],
@@ -97,9 +112,12 @@ def deploy_config(runtime: str, options: dict[str, Any], artifact: str | None) -
 
 
 def run_script(runtime: str, main: str, report: dict[str, Any], s, *,
-               options: dict[str, Any] | None = None, artifact: str | None = None) -> str:
+               options: dict[str, Any] | None = None, artifact: str | None = None,
+               weight_bits: int | None = None) -> str:
     """best/run.py: the runtime's loader (ONNX Runtime's where it has none) with the
-    settings the pick was measured with (`options`; None: the runtime's batch-1 defaults)."""
+    settings the pick was measured with (`options`; None: the runtime's batch-1 defaults).
+    With `weight_bits` (an ONNX Runtime INT8 pick) it first checks that this CPU's INT8
+    kernels do not saturate those weights, and warns on stderr where they do."""
     module, loader = _loader(runtime)
     found = RUNTIMES.find(runtime)
     if options is None:
@@ -111,14 +129,24 @@ def run_script(runtime: str, main: str, report: dict[str, Any], s, *,
             f'"{s.data_info.get("preprocess")}" preset, through infertune)."""\n'
             "import sys\nfrom pathlib import Path\n\nimport numpy as np\n"
             "from infertune.data.preprocess import apply_preprocess, resolve_preprocess\n"
-            "from infertune.data.sources import decode_image\n\n"
-            f"MODEL = str(Path(__file__).with_name({main!r}))\n"
+            "from infertune.data.sources import decode_image\n"
+            + _weight_check(weight_bits) +
+            f"\nMODEL = str(Path(__file__).with_name({main!r}))\n"
             + loader.replace("{CONFIG}", config) +
             f"pixels = decode_image(Path(sys.argv[1]), {c})\n"
             f"x = apply_preprocess(pixels, resolve_preprocess({s.data_info.get('preprocess')!r}),"
             f" ({h}, {w}))[None].astype(np.float32)\n"
             "scores = np.asarray(predict(x)).reshape(1, -1)\n"
             "print('class', int(scores.argmax()), 'score', float(scores.max()))\n")
+
+
+def _weight_check(weight_bits: int | None) -> str:
+    """run.py's check of the INT8 weights against this CPU (empty: nothing to check)."""
+    if not weight_bits:
+        return ""
+    return ("from infertune.machine import int8_weight_warning\n\n"
+            f"WARNING = int8_weight_warning({int(weight_bits)})\n"
+            "if WARNING:\n    print(f'warning: {WARNING}', file=sys.stderr)\n")
 
 
 def _loader(runtime: str) -> tuple[str, str]:
