@@ -142,6 +142,19 @@ def test_deploy_config_and_triton_settings():
     assert tri.not_set == ("ENABLE_CPU_PINNING=False",)
 
 
+def run_on_an_image(script):
+    """Runs a written run.py on a random 16x16 image beside it; it must classify it."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(script.parent / "image.png")
+    res = subprocess.run([sys.executable, str(script), str(script.parent / "image.png")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("class ")
+    return res
+
+
 @pytest.mark.parametrize("runtime,options,marker", [
     ("onnxruntime", {"threads": 1, "spinning": False}, "'session.intra_op.allow_spinning': '0'"),
     ("openvino", {"precision": "f32", "threads": 1, "pinning": False},
@@ -151,8 +164,6 @@ def test_run_py_opens_the_artifact_with_the_chosen_settings(runtime, options, ma
                                                             ort_artifact, ov_artifact, tmp_path):
     """run.py carries the configuration literally and runs with it: the script, executed
     with its predict() wrapped, reports the settings its session holds."""
-    from PIL import Image
-
     handle, _ = tiny
     artifact = ort_artifact if runtime == "onnxruntime" else ov_artifact
     for f in artifact.parent.iterdir():
@@ -173,12 +184,7 @@ def test_run_py_opens_the_artifact_with_the_chosen_settings(runtime, options, ma
              "'INFERENCE_NUM_THREADS')), 'pinning': bool(compiled.get_property("
              "'ENABLE_CPU_PINNING'))}))\n")
     (tmp_path / "run.py").write_text(script + probe)
-    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(tmp_path / "image.png")
-    res = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "image.png")],
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("class ")
+    res = run_on_an_image(tmp_path / "run.py")
     import json
 
     settings = json.loads(res.stdout.split("SETTINGS", 1)[1])
@@ -194,8 +200,6 @@ def test_run_py_of_an_8_bit_ort_int8_pick_warns_where_its_sums_saturate(saturate
     """run.py of an ONNX Runtime INT8 pick with 8-bit weights checks this CPU first: where
     its INT8 sums saturate (forced here by replacing machine.int8_sums_saturate before the
     script runs) it warns on stderr and still classifies; elsewhere it says nothing."""
-    from PIL import Image
-
     handle, _ = tiny
     for f in ort_artifact.parent.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())
@@ -207,12 +211,7 @@ def test_run_py_of_an_8_bit_ort_int8_pick_warns_where_its_sums_saturate(saturate
     force = ("import infertune.machine\n"
              f"infertune.machine.int8_sums_saturate = lambda *a, **k: {saturates}\n")
     (tmp_path / "run.py").write_text(force + script)
-    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(tmp_path / "image.png")
-    res = subprocess.run([sys.executable, str(tmp_path / "run.py"), str(tmp_path / "image.png")],
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("class ")
+    res = run_on_an_image(tmp_path / "run.py")
     assert ("saturating 16-bit sums" in res.stderr) is saturates
     plain = best.run_script("onnxruntime", ort_artifact.name, report, s, options={"threads": 1},
                             artifact=str(ort_artifact))
