@@ -452,6 +452,10 @@ def _calibration(calib: dict) -> str:
     return data if " " in data else f"{calib['n']} {data} images"
 
 
+ORT_SOFTMAX_NOTE = (" — ORT's default QDQ quantizes the final Softmax on a fixed [0, 1] range "
+                    "(step 1/127), so 1000-class probabilities all round to 0")
+
+
 def case_markdown(case: dict) -> list[str]:
     scoring = case["scoring"]
     evaluation = scoring.get("evaluation") or f"{scoring['n']} {scoring['data']} images"
@@ -478,9 +482,8 @@ def case_markdown(case: dict) -> list[str]:
     notes += [f"- {r['pipeline']}: {'; '.join(r['reasons'])}" for r in case["rows"]
               if r.get("reasons")]
     notes += [f"- {r['pipeline']}: every output is exactly 0 (quality collapsed)"
-              + (" — ORT's default QDQ quantizes the final Softmax on a fixed [0, 1] range "
-                 "(step 1/127), so 1000-class probabilities all round to 0" if r["runtime"] == "onnxruntime"
-                 else "") for r in case["rows"] if r.get("outputs_all_zero")]
+              + (ORT_SOFTMAX_NOTE if r["runtime"] == "onnxruntime" else "")
+              for r in case["rows"] if r.get("outputs_all_zero")]
     return lines + [""] + notes + ([""] if notes else [])
 
 
