@@ -21,11 +21,14 @@ def test_the_pick_beside_the_runs_other_candidates(tmp_path):
     run = tmp_path / "run"
     assert main(["optimize", "ref-small", *FAST, "--out", str(run), "--json"]) == 0
     report = json.loads((run / "report.json").read_text())
+    # Which candidate wins (a fused FP32 model or the INT8 one) is a latency race, so the other
+    # candidates are taken from both stages: the run measures two fused models and one INT8.
+    stages = ("fused", "quantized")
     others = [c for c in report["candidates"]
-              if c["stage"] == "quantized" and c["status"] == "ok" and c["id"] != report["pick"]]
-    assert others, "the run measured no other INT8 candidate"
+              if c["stage"] in stages and c["status"] == "ok" and c["id"] != report["pick"]]
+    assert len(others) >= 2, "the run measured fewer than two other candidates"
     out = tmp_path / "side"
-    assert run_candidates.main([str(run), "--stages", "quantized", "--rounds", "2",
+    assert run_candidates.main([str(run), "--stages", ",".join(stages), "--rounds", "2",
                                 "--min-runs", "3", "--min-seconds", "0.05",
                                 "--out", str(out)]) == 0
     result = json.loads(out.with_suffix(".json").read_text())
