@@ -3,7 +3,9 @@
 `keep=K` keeps the K layers that are most sensitive to quantization (ranked by
 `sensitivity.analyze` on the calibration data: the output error with each layer alone
 quantized; with `head_first=true` the head layers feeding the outputs come first, which is
-how `optimize` keeps a detector's head in float, K chosen under the mAP budget); `keep=name1+name2` keeps the named layers. Names are node names of the
+how `optimize` keeps a detector's head in float, K chosen under the mAP budget; with
+`rank=cost` the K with the most accuracy per measured millisecond, `_layer_cost`);
+`keep=name1+name2` keeps the named layers. Names are node names of the
 pre-processed ONNX graph, as `infertune sensitivity` prints them. `optimize` picks K.
 
 The engines do the excluding: ONNX Runtime's `nodes_to_exclude` (engine ort) and NNCF's
@@ -37,6 +39,12 @@ class MixedPrecisionConfig:
             weighted layers before each graph output (a detector's: the convs feeding each
             [yolo]/[region] output), most sensitive first — then the rest by sensitivity.
             INT8 hurts a detector's head most (its raw maps carry boxes and confidences).
+        rank: how keep=K ranks the layers: sensitivity (the K most sensitive) or cost (the
+            most sensitivity per millisecond that keeping the layer float costs, measured
+            per layer on `cost_runtime` in the float and the fully quantized model; layers
+            whose float time is no more than their INT8 time come first: `_layer_cost`).
+        cost_runtime: the runtime rank=cost measures on (the INT8 candidate's runtime);
+            engine nncf builds an OpenVINO IR, so it needs openvino.
     """
 
     keep: tuple[str, ...] = ("1",)
@@ -50,6 +58,8 @@ class MixedPrecisionConfig:
     head_first: bool = False
     softmax: Literal["float", "int8"] = "float"
     reduce_range: Literal["auto", "on", "off"] = "auto"
+    rank: Literal["sensitivity", "cost"] = "sensitivity"
+    cost_runtime: Literal["onnxruntime", "openvino"] = "onnxruntime"
 
     def __post_init__(self) -> None:
         if isinstance(self.keep, (str, int)):
@@ -62,6 +72,9 @@ class MixedPrecisionConfig:
             raise ValueError(f"keep is a count K or layer names, not both: {'+'.join(self.keep)}")
         if self.eval_samples < 1:
             raise ValueError("eval_samples must be at least 1")
+        if self.rank == "cost" and self.engine == "nncf" and self.cost_runtime != "openvino":
+            raise ValueError("rank=cost with engine nncf measures on openvino (NNCF's IR "
+                             "runs there only): set cost_runtime=openvino")
         self.static()  # the quantization options are validated as int8_static's
 
     @property
@@ -88,7 +101,7 @@ def apply(model: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext) ->
     source, _ = as_onnx(model, ctx)
     prepped, _prep = q.prepare(source, ctx)
     layers = [l["layer"] for l in q.weighted_layers(prepped)]
-    keep, ranking = kept_layers(source, config, ctx, layers)
+    keep, ranking, cost = kept_layers(source, config, ctx, layers)
     if len(keep) >= len(layers):
         return PassResult(model, False, f"keeping {len(keep)} of {len(layers)} layers float "
                                         "leaves nothing to quantize", {"kept": keep})
@@ -99,6 +112,8 @@ def apply(model: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext) ->
         details["sensitivity"] = [{k: r[k] for k in ("rank", "layer", "sqnr_db", "top1_agreement",
                                                      "head") if k in r}
                                   for r in ranking["layers"]]
+    if cost is not None:
+        details["cost_ranking"] = cost
     return PassResult(result.model if result.applied else model, result.applied, result.reason,
                       details)
 
@@ -113,13 +128,15 @@ def kept_float_layers(details: Mapping[str, Any]) -> list[str]:
 
 
 def kept_layers(source: ModelHandle, config: MixedPrecisionConfig, ctx: PassContext,
-                layers: list[str]) -> tuple[list[dict[str, str]], dict[str, Any] | None]:
-    """The kept layers with reasons, and the sensitivity ranking when one was computed."""
+                layers: list[str]) -> tuple[list[dict[str, str]], dict[str, Any] | None,
+                                            dict[str, Any] | None]:
+    """The kept layers with reasons, the sensitivity ranking when one was computed, and the
+    cost ranking (rank=cost; `_layer_cost.cost_ranking`)."""
     if config.count is None:
         check_names(config.keep, layers)
-        return [{"layer": n, "reason": "named in keep"} for n in config.keep], None
+        return [{"layer": n, "reason": "named in keep"} for n in config.keep], None, None
     if config.count == 0:
-        return [], None
+        return [], None, None
     from .sensitivity import SensitivityConfig, analyze, most_sensitive
 
     # the ranking is ONNX Runtime's (sensitivity.py); NNCF's mean_minmax has no ORT
@@ -129,12 +146,21 @@ def kept_layers(source: ModelHandle, config: MixedPrecisionConfig, ctx: PassCont
                              activations=config.activations, samples=config.samples,
                              eval_samples=config.eval_samples)
     ranking = analyze(source, ctx, sens)
+    head = None
     if config.head_first:
         from . import _ort_quant as q
 
-        prepped, _ = q.prepare(source, ctx)
-        ranking = {**ranking, "layers": head_first(ranking["layers"], head_layers(prepped))}
-    return most_sensitive(ranking, config.count), ranking
+        head = head_layers(q.prepare(source, ctx)[0])
+        ranking = {**ranking, "layers": head_first(ranking["layers"], head)}
+    if config.rank == "cost":
+        from ._layer_cost import cost_ranking, most_valuable
+
+        cost = cost_ranking(source, config, ctx, ranking["layers"], layers)
+        if "layers" in cost:  # else it says why not, and the sensitivity ranking decides
+            rows = cost["layers"] if head is None else head_first(cost["layers"], head)
+            return most_valuable(rows, config.count), ranking, {**cost, "layers": rows}
+        return most_sensitive(ranking, config.count), ranking, cost
+    return most_sensitive(ranking, config.count), ranking, None
 
 
 HEAD_DEPTH = 2  # weighted layers per output path counted as the head (1×1 output conv + one)

@@ -107,7 +107,8 @@ def layer_times(runtime: str, artifact_path: str | Path, input_shape: Sequence[i
     Returns:
         {"runtime", "artifact", "input_shape", "threads", "runs", "method",
          "total_ms" (sum of the rows), "layers": [{"name", "op", "ms", "share"}, ...]}
-        (openvino rows also carry "exec_type", the kernel that ran).
+        (openvino rows also carry "exec_type", the kernel that ran, and "fused_from", the
+        model ops fused into the node).
 
     Raises:
         InfertuneError: unknown runtime, missing artifact or runs < 1.

@@ -340,7 +340,7 @@ def open_openvino(artifact: str, options: Mapping[str, Any]) -> OpenVinoSession:
 
 # ---------------------------------------------------------------------------- layer time
 LAYER_METHOD = ("OpenVINO CPU plugin performance counters (PERF_COUNT), real_time per executed "
-                "node, read after each inference")
+                "node, read after each inference")  # rows also carry `fused_from` (fused_from)
 
 
 def perf_counter_rows(artifact: str, x, threads: int | None, runs: int) -> list[dict[str, Any]]:
@@ -367,4 +367,18 @@ def perf_counter_rows(artifact: str, x, threads: int | None, runs: int) -> list[
             totals[info.node_name] += info.real_time.total_seconds() * 1e3
             ops[info.node_name] = info.node_type
             extra[info.node_name] = {"exec_type": info.exec_type}
+    fused = fused_from(compiled)
+    for name, row in extra.items():
+        row["fused_from"] = fused.get(name, [])
     return rows_from_totals(dict(totals), ops, runs, extra)
+
+
+def fused_from(compiled) -> dict[str, list[str]]:
+    """Executed node -> the friendly names of the model's ops the plugin fused into it (the
+    runtime graph's `originalLayersNames`; empty for nodes the plugin inserted, e.g. Reorder)."""
+    out = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        names = info["originalLayersNames"].astype(str) if "originalLayersNames" in info else ""
+        out[op.get_friendly_name()] = [n for n in names.split(",") if n]
+    return out
