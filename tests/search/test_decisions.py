@@ -230,6 +230,51 @@ def test_a_spent_budget_still_screens_out_what_the_rules_discard(tmp_path):
     assert close.status is Status.NOT_TRIED and "time budget" in close.reason
 
 
+def _wide(ev, cid: str, probe_ms: float) -> Candidate:
+    """A screened FP32 candidate whose screening drop has a labelled run's wide interval
+    (64 images, no discordant pair: [-5.7, +5.7]), so no measured rival can dominate it."""
+    from infertune.search.candidate import Drop
+
+    screen = Screen(artifact_path=f"/x/{cid}", artifact_bytes=1 << 20, probe_ms=probe_ms,
+                    drop=Drop("top1", 0.0, -5.7, 5.7))
+    return ev.state.put(Candidate(Plan(cid, "fused", cid, (), "torch", "fp32"),
+                                  status=Status.SCREENED, screen=screen))
+
+
+def test_under_a_time_budget_what_cannot_be_the_pick_is_evaluated_last(tmp_path, monkeypatch):
+    """A fully measured rival within budget at 10 ms: a 20 ms probe (beyond the 25% margin)
+    is deferred, an 11 ms one is evaluated now; the deferred one is evaluated by
+    full_deferred, and when the budget is spent by then it is not tried, saying why."""
+    ev = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=10_000)
+    ev.state.put(_measured("fast", 10.0, None).with_(screen=Screen(artifact_bytes=1 << 20)))
+    evaluated = []
+    monkeypatch.setattr(ev, "full_numbers",
+                        lambda c: evaluated.append(c.id) or _measured(c.id, 30.0, None))
+    ev.full_all([_wide(ev, "slow", 20.0), _wide(ev, "close", 11.0)], defer=True)
+    assert evaluated == ["close"] and set(ev.state.deferred) == {"slow"}
+    assert ev.state.records["slow"].status is Status.SCREENED
+    assert "fast" in ev.state.deferred["slow"]
+    ev.full_deferred()
+    assert evaluated == ["close", "slow"] and ev.state.records["slow"].measured
+
+    spent = _search(tmp_path / "b", Journal(tmp_path / "b.jsonl"), budget_s=10_000)
+    spent.state.put(_measured("fast", 10.0, None).with_(screen=Screen(artifact_bytes=1 << 20)))
+    spent.full_all([_wide(spent, "slow", 20.0)], defer=True)
+    spent.state.stopped_by_budget = True
+    spent.full_deferred()
+    slow = spent.state.records["slow"]
+    assert slow.status is Status.NOT_TRIED
+    assert "time budget" in slow.reason and "cannot be the pick" in slow.reason
+
+
+def test_without_a_time_budget_nothing_is_deferred(tmp_path, monkeypatch):
+    ev = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=None)
+    ev.state.put(_measured("fast", 10.0, None).with_(screen=Screen(artifact_bytes=1 << 20)))
+    monkeypatch.setattr(ev, "full_numbers", lambda c: _measured(c.id, 30.0, None))
+    ev.full_all([_wide(ev, "slow", 20.0)], defer=True)
+    assert not ev.state.deferred and ev.state.records["slow"].measured
+
+
 def test_no_pick_says_when_the_time_budget_was_the_cause():
     from types import SimpleNamespace
 

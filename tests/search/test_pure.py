@@ -215,6 +215,23 @@ def test_screening_dominance_follows_the_objective():
     assert screening.verdict(low_ips, [best], rule, "throughput")[0] == "dominated"
 
 
+def test_a_candidate_a_faster_one_within_budget_beats_cannot_be_the_pick():
+    """outranked asks nothing of the candidate's own (wide) screening interval, only that a
+    fully measured rival within budget beats its probe by the 25% margin."""
+    best = _cand("best", 1.0, 0.0)                  # drop 0.0, interval [-1.0, +0.5]
+    rule = BudgetRule(1.0)
+    wide = _screened(0.0, -5.7, 5.7, probe=1.3)     # 64 labelled images: no dominance
+    assert screening.verdict(wide, [best], rule) == (None, None)
+    assert "best" in screening.outranked(wide, [best], rule)
+    assert screening.outranked(_screened(0.0, -5.7, 5.7, probe=1.2), [best], rule) is None
+    over = _cand("over", 1.0, 0.8)                  # upper end 1.3 > 1 point: not a rival
+    assert screening.outranked(wide, [over], rule) is None
+    # the objective decides "faster": at throughput the probe's images/s is compared
+    fast_batch = _screened(0.0, -5.7, 5.7, probe=5.0, ips=900.0)
+    assert screening.outranked(fast_batch, [best], rule, "latency") is not None
+    assert screening.outranked(fast_batch, [best], rule, "throughput") is None
+
+
 # ------------------------------------------------------------------ config
 def test_config_rejects_unknown_keys_with_a_hint():
     with pytest.raises(ConfigError, match="did you mean 'max_drop'"):

@@ -157,6 +157,9 @@ class ProgressView:
         elif kind == "measured":
             out.print(f"{t} measured {event['label']}: {_status(event)}")
             self.bar.advance(self.task)
+        elif kind == "deferred":
+            out.print(f"{t} deferred {event['label']}: it cannot be the pick "
+                      f"({event['reason']}); evaluated after the other stages")
         elif kind == "front":
             out.print(front_table(event["front"]))
         elif kind == "final":

@@ -97,7 +97,10 @@ class Evaluator:
         return f"not tried: the time budget ({self.config.time_budget_s:g} s) was spent"
 
     def not_tried(self, cand: Candidate, kind: str) -> Candidate:
-        cand = cand.with_(status=Status.NOT_TRIED, reason=self.budget_reason())
+        why = self.state.deferred.get(cand.id)
+        reason = self.budget_reason() + (f" (its full evaluation was deferred: it cannot be "
+                                         f"the pick, {why})" if why else "")
+        cand = cand.with_(status=Status.NOT_TRIED, reason=reason)
         self.record(kind, cand.id, {"status": cand.status.value, "reason": cand.reason})
         return self.state.put(cand)
 
@@ -263,9 +266,14 @@ class Evaluator:
         return cand.with_(screen=screen)
 
     # ------------------------------------------------------------------ full evaluation
-    def full_all(self, cands: list[Candidate]) -> None:
-        """Screening rules, then full evaluation of the survivors, fastest probe first."""
+    def full_all(self, cands: list[Candidate], defer: bool = False) -> None:
+        """Screening rules, then full evaluation of the survivors, fastest probe first.
+
+        With `defer` (and a time budget), a survivor that cannot be the pick
+        (screening.outranked) is not evaluated now: it is kept in `state.deferred` for
+        `full_deferred`, so the stages that can still change the pick get the time first."""
         st = self.state
+        defer = defer and self.config.time_budget_s is not None
         survivors = [st.records[c.id] for c in cands]
         survivors = [c for c in survivors if c.status in (Status.SCREENED, Status.OK)]
         for cand in sorted(survivors, key=lambda c: (c.screen.probe_ms or 1e18, c.id)):
@@ -279,6 +287,12 @@ class Evaluator:
             # screened out (with its rule) even when the time budget is spent; only one that
             # needs the full evaluation is "not tried" for lack of time.
             rule, why = screening.verdict(cand, st.measured(), st.budget, self.config.objective)
+            later = None if rule or not defer else \
+                screening.outranked(cand, st.measured(), st.budget, self.config.objective)
+            if later:
+                st.deferred[cand.id] = later
+                self.emit("deferred", id=cand.id, label=cand.label, reason=later)
+                continue
             if not rule and self.out_of_time():
                 self.not_tried(cand, "full")
                 continue
@@ -292,6 +306,11 @@ class Evaluator:
             self.emit("measured", id=cand.id, label=cand.label, status=cand.status.value,
                       reason=cand.reason, p50=cand.p50_ms,
                       drop=cand.drop.value if cand.drop else None)
+
+    def full_deferred(self) -> None:
+        """The full evaluations `full_all` put off, once every stage has had its time."""
+        st = self.state
+        self.full_all([st.records[cid] for cid in st.deferred])
 
     def full_numbers(self, cand: Candidate) -> Candidate:
         st = self.state

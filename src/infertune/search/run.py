@@ -1,7 +1,8 @@
 """`optimize`, top to bottom: run directory and lock → model and data → baseline → stages
 (fused, quantized, mixed, compressed, combined) → runtime configuration of the best
-contenders → side-by-side comparison of the contenders → pick → export → report. The only
-function that knows this order is `optimize`."""
+contenders → the deferred full evaluations (candidates that cannot be the pick) →
+side-by-side comparison of the contenders → pick → export → report. The only function that
+knows this order is `optimize`."""
 from __future__ import annotations
 
 import dataclasses
@@ -45,6 +46,7 @@ def optimize(config: OptimizeConfig, *, resume: bool = False,
         try:
             run_stages(ev)
             configure_stage(ev)
+            deferred_stage(ev)
             final = final_comparison(ev)
             report = assemble(ev.state, final, started, ev.executor.describe())
             report["export"] = export_best(ev.state, report)
@@ -158,15 +160,19 @@ def run_stages(ev: Evaluator) -> None:
         st.set_baseline(load_outputs(st.logits[base.id]), rundata.labels(st.run_dir))
     # Fused and quantized candidates are screened first and fully evaluated together, fastest
     # probe first: an INT8 candidate measured early lets the dominance rule drop the slower
-    # FP32 ones before their (costly) full evaluation.
+    # FP32 ones before their (costly) full evaluation, and, under a time budget, defer those
+    # that cannot be the pick (their accuracy unknown: on a labelled run 64 screening images
+    # bound no drop tightly enough for dominance) until the later stages have had their time.
     fused = _stage(ev, space.fused(st.plan_ctx), full=False)
     quant = _stage(ev, space.quantized(st.plan_ctx), full=False)
     _full(ev, fused + quant)
     recal = _stage(ev, _recalibrated(st, [st.records[c.id] for c in quant]))
     _stage(ev, _mixed(st, [st.records[c.id] for c in quant + recal]))
-    fp32 = _fastest([c for c in [base, *(st.records[c.id] for c in fused)] if st.within(c)])
+    fp32 = _compression_base(st, [base, *(st.records[c.id] for c in fused)])
     comp_ctx = dataclasses.replace(st.plan_ctx, train_step_s=_train_step_s(base))
-    comp = _stage(ev, space.compressed(comp_ctx, fp32, st.labels is not None)) if fp32 else []
+    # never deferred: the combined stage starts from a compressed candidate measured in full
+    comp = _stage(ev, space.compressed(comp_ctx, fp32, st.labels is not None),
+                  defer=False) if fp32 else []
     best_comp = _fastest([c for c in comp if st.within(c)])
     quantized = [c for c in st.records.values()
                  if c.precision in ("int8", "mixed") and st.within(c) and c.measured]
@@ -175,8 +181,10 @@ def run_stages(ev: Evaluator) -> None:
         _stage(ev, [cand for q in best_q for cand in space.combined(st.plan_ctx, best_comp, q)])
 
 
-def _stage(ev: Evaluator, cands: list[Candidate], full: bool = True) -> list[Candidate]:
-    """Screens a stage's candidates, then (unless `full` is False) evaluates the survivors."""
+def _stage(ev: Evaluator, cands: list[Candidate], full: bool = True,
+           defer: bool = True) -> list[Candidate]:
+    """Screens a stage's candidates, then (unless `full` is False) evaluates the survivors
+    (`defer`: those that cannot be the pick later, Evaluator.full_all)."""
     cands = space.order(cands)
     if not cands:
         return []
@@ -185,13 +193,30 @@ def _stage(ev: Evaluator, cands: list[Candidate], full: bool = True) -> list[Can
                         for c in cands))
     cands = ev.screen_all(cands)
     if full:
-        _full(ev, cands)
+        _full(ev, cands, defer)
     return [ev.state.records[c.id] for c in cands]
 
 
-def _full(ev: Evaluator, cands: list[Candidate]) -> None:
-    ev.full_all(cands)
+def _full(ev: Evaluator, cands: list[Candidate], defer: bool = True) -> None:
+    ev.full_all(cands, defer)
     ev.emit("front", front=_front_rows(ev.state))
+
+
+def deferred_stage(ev: Evaluator) -> None:
+    """The full evaluations deferred because those candidates cannot be the pick: run last,
+    for the Pareto front, while the time budget allows."""
+    if ev.state.deferred:
+        ev.full_deferred()
+        ev.emit("front", front=_front_rows(ev.state))
+
+
+def _compression_base(s: RunState, fp32: list[Candidate]) -> Candidate | None:
+    """The FP32 model compression starts from: the fastest within budget, or deferred (an
+    exact FP32 rewrite the screening did not discard; its probe stands for its p50)."""
+    pool = [c for c in fp32 if s.within(c) or c.id in s.deferred]
+    speed = (lambda c: c.p50_ms if c.measured else c.screen.probe_ms)
+    pool = [c for c in pool if speed(c) is not None]
+    return min(pool, key=lambda c: (speed(c), c.id)) if pool else None
 
 
 def _recalibrated(s: RunState, quant: list[Candidate]) -> list[Candidate]:
@@ -202,14 +227,16 @@ def _recalibrated(s: RunState, quant: list[Candidate]) -> list[Candidate]:
     for cand in quant:
         if not space.recalibration_methods(cand):
             continue
-        why = None if _misses_budget(s, cand) else _recalibration_skip(cand)
+        why = None if _misses_budget(s, cand) else _recalibration_skip(s, cand)
         out += space.recalibrated(s.plan_ctx, cand, why)
     return out
 
 
-def _recalibration_skip(sibling: Candidate) -> str:
+def _recalibration_skip(s: RunState, sibling: Candidate) -> str:
     same = ("another calibration of the same graph runs no faster, so it is built only "
             "where min-max misses the budget")
+    if sibling.id in s.deferred:
+        return f"its min-max sibling cannot be the pick ({s.deferred[sibling.id]}): {same}"
     if sibling.measured:
         return f"its min-max sibling ({sibling.label}) is within budget: {same}"
     if sibling.status is Status.SCREENED_OUT:
@@ -221,7 +248,10 @@ def _recalibration_skip(sibling: Candidate) -> str:
 def _mixed(s: RunState, quant: list[Candidate]) -> list[Candidate]:
     """Mixed precision only when no INT8 candidate met the budget: the fastest INT8 (by its
     probe) whose engine can keep layers in float is the starting point."""
-    int8 = [c for c in quant if c.plan.precision == "int8" and c.screen and c.screen.probe_ms]
+    # a deferred INT8 candidate is slower than one within budget: a mixed one, slower
+    # still, could not be the pick either
+    int8 = [c for c in quant if c.plan.precision == "int8" and c.screen and c.screen.probe_ms
+            and c.id not in s.deferred]
     if not int8 or not all(_misses_budget(s, c) for c in int8):
         return []
     n_layers = quantizable_layers(s.handle)

@@ -30,6 +30,12 @@ RULES = (
     {"name": "order",
      "text": "survivors are fully evaluated fastest probe first, so the dominance rule sees "
              "the strongest rivals early"},
+    {"name": "deferred",
+     "text": f"under a time budget, a survivor whose probe a fully measured candidate within "
+             f"budget beats by more than {PROBE_MARGIN:.0%} on the run's objective cannot be "
+             f"the pick: its full evaluation (for the Pareto front) waits until every stage "
+             f"and the runtime configurations have run, and is 'not tried' if the time "
+             f"budget is spent by then"},
 )
 
 
@@ -73,3 +79,20 @@ def verdict(cand: Candidate, measured: Sequence[Candidate], rule: BudgetRule,
                                  f"{other.drop.value:.2f} ≤ {drop.low:.2f}, "
                                  f"{other.size_mb:.2f} ≤ {cand.size_mb:.2f} MB")
     return None, None
+
+
+def outranked(cand: Candidate, measured: Sequence[Candidate], rule: BudgetRule,
+              objective: str = "latency") -> str | None:
+    """Why `cand` cannot be the pick, or None: a fully measured candidate within budget
+    beats its probe by the margin on the run's objective (the pick is the best within
+    budget). Unlike `verdict`'s dominance this asks nothing of `cand`'s accuracy: it may
+    still belong on the Pareto front, so it is deferred, not discarded."""
+    if cand.screen is None or (objective == "size" and cand.size_mb is None):
+        return None
+    for other in measured:
+        if other.drop is None or other.size_mb is None or not rule.within(other.drop.high):
+            continue
+        beats, how = _beats(other, cand, objective)
+        if beats:
+            return f"{other.id} ({other.label}), within budget, is faster: {how}"
+    return None

@@ -93,6 +93,8 @@ class RunState:
     resumed: int = 0
     stopped_by_budget: bool = False
     configuration: dict[str, Any] | None = None  # the configured stage's record (report.json)
+    # id → why it cannot be the pick: full evaluations put off to the end (screening.outranked)
+    deferred: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.budget is None:  # refined once the baseline's metric is known
