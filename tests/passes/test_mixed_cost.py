@@ -39,18 +39,18 @@ KEEP = 2
 # ------------------------------------------------------------------------- pure ranking
 def test_rank_by_cost_hand_worked():
     floor = 0.02
-    rows = [LayerCost("A", 20.0, 1.0, 0.4),    # cost 0.6, benefit 1e-2   -> ratio 0.01667
-            LayerCost("B", 30.0, 2.0, 1.0),    # cost 1.0, benefit 1e-3   -> ratio 0.001
-            LayerCost("C", 10.0, 5.0, 1.0),    # cost 4.0, benefit 1e-1   -> ratio 0.025
-            LayerCost("D", 40.0, 0.5, 0.6),    # cost -0.1: free, benefit 1e-4
-            LayerCost("E", 25.0, 0.30, 0.29),  # cost 0.01 <= floor: free, benefit 3.16e-3
+    rows = [LayerCost("A", 20.0, 1.0, 0.4),    # cost 0.6, benefit 1e-2    -> 0.01667 per ms
+            LayerCost("B", 30.0, 2.0, 1.0),    # cost 1.0, benefit 1e-3    -> 0.001
+            LayerCost("C", 10.0, 5.0, 1.0),    # cost 4.0, benefit 1e-1    -> 0.025
+            LayerCost("D", 40.0, 0.5, 0.6),    # cost -0.1 -> floor 0.02, benefit 1e-4 -> 0.005
+            LayerCost("E", 25.0, 0.30, 0.29),  # cost 0.01 -> floor, benefit 3.162e-3 -> 0.158
             LayerCost("F", 5.0, None, 0.3),    # not matched in the float profile
             LayerCost("G", None, None, None),  # not matched, not measured: last
             LayerCost("H", 15.0, 0.2, None)]   # not matched in the INT8 profile
-    # free by benefit (E > D), then ratio (C > A > B), then unmatched by SQNR (F, H, None)
-    assert [r.layer for r in rank_by_cost(rows, floor)] == list("EDCABFHG")
+    # matched by benefit per ms (E > C > A > D > B), then unmatched by SQNR (F, H, None)
+    assert [r.layer for r in rank_by_cost(rows, floor)] == list("ECADBFHG")
     assert [r.group(floor) for r in rank_by_cost(rows, floor)] == \
-        [FREE, FREE, RATIO, RATIO, RATIO, UNMATCHED, UNMATCHED, UNMATCHED]
+        [FREE, RATIO, RATIO, FREE, RATIO, UNMATCHED, UNMATCHED, UNMATCHED]
     out = ranked_rows(rows, floor)
     json.dumps(out)  # the pass details must serialise
     by = {r["layer"]: r for r in out}
@@ -60,12 +60,21 @@ def test_rank_by_cost_hand_worked():
     assert [r["rank"] for r in out] == list(range(1, 9))
 
 
-def test_floor_is_inclusive_and_zero_cost_is_free():
+def test_a_free_layer_is_still_ranked_by_what_it_buys():
+    """EfficientNet-Lite0 on OpenVINO, as measured (floor 0.013 ms): a depthwise conv at
+    35 dB that is no faster in INT8 (-0.01 ms) buys 3.2e-4 / 0.013 = 0.024 per ms; the first
+    depthwise conv at 9.1 dB costing 0.019 ms buys 0.123 / 0.019 = 6.5 per ms: it comes first."""
+    rows = [LayerCost("b8_dw", 35.0, 0.05, 0.06), LayerCost("b0_dw", 9.1, 0.040, 0.021)]
+    assert [r.layer for r in rank_by_cost(rows, 0.013)] == ["b0_dw", "b8_dw"]
+
+
+def test_the_floor_bounds_the_cost_and_a_zero_cost_with_no_floor_comes_first():
     rows = [LayerCost("paid", 10.0, 1.0, 0.5), LayerCost("zero", 60.0, 0.5, 0.5),
             LayerCost("at_floor", 50.0, 0.75, 0.5)]
-    # zero and at_floor are free (cost <= 0.25), ordered by benefit: at_floor (1e-5) first
-    assert [r.layer for r in rank_by_cost(rows, 0.25)] == ["at_floor", "zero", "paid"]
-    # with no floor, only the zero-cost layer is free; at_floor pays 0.25 for 1e-5
+    # floor 0.25: paid 0.1/0.5 = 0.2, at_floor 1e-5/0.25 = 4e-5, zero 1e-6/0.25 = 4e-6
+    assert [r.layer for r in rank_by_cost(rows, 0.25)] == ["paid", "at_floor", "zero"]
+    assert [r.group(0.25) for r in rank_by_cost(rows, 0.25)] == [RATIO, FREE, FREE]
+    # no floor: the zero-cost layer is infinitely cheap; paid 0.2 > at_floor 1e-5/0.25
     assert [r.layer for r in rank_by_cost(rows, 0.0)] == ["zero", "paid", "at_floor"]
 
 

@@ -41,8 +41,8 @@ class MixedPrecisionConfig:
             INT8 hurts a detector's head most (its raw maps carry boxes and confidences).
         rank: how keep=K ranks the layers: sensitivity (the K most sensitive) or cost (the
             most sensitivity per millisecond that keeping the layer float costs, measured
-            per layer on `cost_runtime` in the float and the fully quantized model; layers
-            whose float time is no more than their INT8 time come first: `_layer_cost`).
+            per layer on `cost_runtime` in the float and the fully quantized model, a cost
+            under the noise floor counted as the floor: `_layer_cost`).
         cost_runtime: the runtime rank=cost measures on (the INT8 candidate's runtime);
             engine nncf builds an OpenVINO IR, so it needs openvino.
     """
