@@ -220,3 +220,40 @@ def test_bad_cost_options(net, tmp_path, options, message):
         apply_passes(net, [("mixed_precision", options)], PassContext(workdir=tmp_path))
     with pytest.raises(ValueError, match=message.split(",")[0]):
         MixedPrecisionConfig(**options)
+
+
+# ------------------------------------------------------------------ the run's cache
+def test_one_runs_builds_share_the_sensitivity_and_the_profiles(net, tmp_path, monkeypatch):
+    """Two pipelines of one run (own workdirs, one cache_dir), K=2 and K=3: the sensitivity
+    analysis and the per-layer profiles are computed once, so the second build reads the
+    same numbers and its kept layers extend the first's. Without a run cache, each computes."""
+    from infertune.passes import _layer_cost, sensitivity
+
+    calls = {"analyze": 0, "measure": 0}
+
+    def counted(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(sensitivity, "analyze", counted("analyze", sensitivity.analyze))
+    monkeypatch.setattr(_layer_cost, "measure", counted("measure", _layer_cost.measure))
+    data = Dataset(_images(24), None, [], "seeded normal images", resolve_preprocess("none"))
+
+    def build(k, workdir, cache_dir):
+        ctx = PassContext(workdir=tmp_path / workdir, calibration=data, threads=1,
+                          cache_dir=cache_dir)
+        opts = {"keep": str(k), "rank": "cost", "samples": "16", "eval_samples": "8"}
+        return apply_passes(net, [("mixed_precision", opts)], ctx)[1][-1]
+
+    first = build(2, "a", tmp_path / "cache")
+    second = build(3, "b", tmp_path / "cache")
+    assert calls == {"analyze": 1, "measure": 1}
+    assert second["cost_ranking"]["layers"] == first["cost_ranking"]["layers"]
+    assert second["sensitivity"] == first["sensitivity"]
+    assert second["kept_by_choice"][:2] == first["kept_by_choice"]
+    assert len(list((tmp_path / "cache" / "results").glob("*.json"))) == 2
+
+    build(2, "c", None)
+    assert calls == {"analyze": 2, "measure": 2}

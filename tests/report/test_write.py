@@ -84,7 +84,8 @@ def test_one_set_of_figures_and_the_basis_of_the_pick(written):
     assert "† p50 from the side-by-side rounds that decided the pick" in md
     assert "Decided by the side-by-side rounds" in md
     assert "within the measurement noise of each other" in md        # 19.8–20.4 vs 20.3–21
-    assert "| fold_bn + mixed_precision → onnxruntime | conv0, fc | 0.60 | 0.30 | 2.00 |" in md
+    assert ("| fold_bn + mixed_precision → onnxruntime | sensitivity | conv0, fc | 0.60 | 0.30 "
+            "| 2.00 |") in md
 
 
 def test_a_failed_render_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -116,8 +117,50 @@ def test_mixed_precision_plan_stops_below_the_layer_count():
     int8 = space.make(ctx, "quantized", [space.step("fold_bn"),
                                          space.step("int8_static", engine="ort")],
                       "onnxruntime", "int8")
-    keeps = [c.plan.recipe[-1].options["keep"] for c in space.mixed(ctx, int8, n_layers=3)]
-    assert keeps == ["1", "2"]
+    planned = [c.plan.recipe[-1].options for c in space.mixed(ctx, int8, n_layers=3)]
+    # sensitivity-ranked K=1, 2 and the cost-ranked K=2 on the INT8 candidate's runtime
+    assert [(o["keep"], o.get("rank", "sensitivity")) for o in planned] == \
+        [("1", "sensitivity"), ("2", "sensitivity"), ("2", "cost")]
+    assert planned[-1]["cost_runtime"] == "onnxruntime"
+
+
+def test_mixed_precision_ranks_by_cost_only_where_a_layer_profile_can_be_read():
+    ctx = space.PlanContext(model_key={"source": "m"}, model_format="onnx",
+                            runtimes=("onnxruntime", "openvino"), registered_passes=frozenset(
+                                {"int8_static", "mixed_precision"}))
+
+    def ranks(engine, runtime):
+        int8 = space.make(ctx, "quantized", [space.step("int8_static", engine=engine)],
+                          runtime, "int8")
+        return {(o.get("rank", "sensitivity"), o.get("cost_runtime"))
+                for o in (c.plan.recipe[-1].options for c in space.mixed(ctx, int8, 20))}
+
+    assert ranks("nncf", "openvino") == {("sensitivity", None), ("cost", "openvino")}
+    assert ranks("ort", "openvino") == {("sensitivity", None), ("cost", "openvino")}
+    # a QDQ model run by another runtime: its layers cannot be timed, sensitivity only
+    assert ranks("ort", "torch") == {("sensitivity", None)}
+
+
+def test_mixed_precision_starts_from_the_least_hurt_of_the_nearly_fastest_int8():
+    from infertune.search.candidate import Drop, Screen
+    from infertune.search.run import mixed_parents
+
+    ctx = space.PlanContext(model_key={"source": "m"}, model_format="onnx",
+                            runtimes=("openvino",), registered_passes=frozenset(
+                                {"int8_static"}))
+
+    def int8(method, probe_ms, drop):
+        cand = space.make(ctx, "quantized", [space.step("int8_static", engine="nncf",
+                                                        method=method)], "openvino", "int8")
+        return dataclasses.replace(cand, screen=Screen(
+            probe_ms=probe_ms, drop=Drop(metric="agreement", value=drop, low=drop - 3,
+                                         high=drop + 3)))
+
+    mean = int8("mean_minmax", 1.00, 46.9)      # fastest, hurt most
+    minmax = int8("minmax", 1.10, 15.6)         # within 25% of the fastest
+    slow = int8("percentile", 1.40, 0.5)        # hurt least, but > 25% slower
+    assert [c.plan.recipe[-1].options["method"] for c in mixed_parents([mean, slow, minmax])] \
+        == ["minmax", "mean_minmax", "percentile"]
 
 
 # ------------------------------------------------------------------ the time budget

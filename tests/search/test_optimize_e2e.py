@@ -319,6 +319,11 @@ def test_a_real_runs_report_names_the_layers_kept_in_float(tmp_path):
     ledger = rep["mixed_precision"]
     assert ledger and ledger["ledger"], "the mixed-precision stage did not run"
     mixed = {c["id"]: c for c in rep["candidates"] if c["stage"] == "mixed"}
+    # one chain per ranking the run measured (sensitivity; cost on the INT8 runtime)
+    measured_ranks = {next(p for p in c["passes"] if p["pass"] == "mixed_precision")
+                      .get("cost_ranking") is not None for c in mixed.values()
+                      if c["status"] == "ok"}
+    assert {row["rank"] == "cost" for row in ledger["ledger"]} == measured_ranks
     for row in ledger["ledger"]:
         assert row["layers"], row
         step = next(p for p in mixed[row["candidate"]]["passes"] if p["pass"] == "mixed_precision")

@@ -1,5 +1,6 @@
 """The pure parts of optimize: Pareto front, drops and the budget, the pick, ids, screening,
 config. Hand-worked cases; no framework."""
+import dataclasses
 import hashlib
 import json
 import math
@@ -11,8 +12,8 @@ from infertune.config import OptimizeConfig
 from infertune.errors import ConfigError
 from infertune.metrics.budget import BudgetRule
 from infertune.search import screening, select
-from infertune.search.candidate import (Candidate, Drop, FullEval, Latency, Plan, Screen,
-                                        Status)
+from infertune.search.candidate import (Candidate, Drop, FullEval, Latency, PassReport, Plan,
+                                        Screen, Status, Step)
 from infertune.search.ids import candidate_id
 from infertune.search.pareto import dominates, pareto_front
 
@@ -263,3 +264,34 @@ def test_duration_parser():
     for bad in ("", "15x", "m", "0"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_duration(bad)
+
+
+def _mixed(cid, kept, *, rank="sensitivity", runtime="openvino", method="minmax", p50=2.0):
+    options = {"keep": str(len(kept)), "engine": "nncf", "method": method}
+    if rank == "cost":
+        options |= {"rank": "cost", "cost_runtime": runtime}
+    plan = Plan(cid, "mixed", cid, (Step("fold_bn"), Step("mixed_precision", options)), runtime,
+                "mixed", parent_id="int8")
+    d = Drop("top1", 0.5, -0.5, 1.5, 100, "test")
+    passes = (PassReport("fold_bn", True), PassReport("mixed_precision", True, details={
+        "kept_by_choice": list(kept)}))
+    screen = Screen(artifact_path=f"/x/{cid}", artifact_bytes=2**20, drop=d, probe_ms=p50,
+                    passes=passes)
+    full = FullEval(drop=d, fidelity=None, latency=Latency(p50=p50), throughput_ips={})
+    return Candidate(plan, Status.OK, screen=screen, full=full)
+
+
+def test_a_cost_ranked_candidate_keeping_the_same_layers_is_the_same_model():
+    """The sensitivity and the cost ranking chose the same two layers (in another order):
+    the second is screened out as a duplicate of the measured first. Another kept set,
+    another quantizer option or another runtime is another model."""
+    first = _mixed("sens2", ["a", "b"])
+    twin = dataclasses.replace(_mixed("cost2", ["b", "a"], rank="cost"), status=Status.SCREENED,
+                               full=None)
+    rule, why = screening.verdict(twin, [first], BudgetRule(1.0))
+    assert rule == "duplicate" and "sens2" in why and "2 layer(s)" in why
+    for other in (_mixed("cost2", ["a", "c"], rank="cost"),
+                  _mixed("cost2", ["a", "b"], rank="cost", method="mean_minmax"),
+                  _mixed("cost2", ["a", "b"], rank="cost", runtime="onnxruntime")):
+        assert screening.same_mixed_model(other, [first]) is None, other.plan
+    assert screening.same_mixed_model(first, [first]) is None   # not its own twin

@@ -184,14 +184,12 @@ def cost_ranking(source: ModelHandle, config: Any, ctx: PassContext,
     cannot be built or timed on config.cost_runtime."""
     from ..errors import InfertuneError
     from . import _ort_quant as q
-    from .int8_static import quantize
 
     prepped, _ = q.prepare(source, ctx)
-    int8 = quantize(source, config.static(), ctx, [])
-    if not int8.applied:
-        return {"unavailable": f"the fully quantized model: {int8.reason}"}
     try:
-        times = measure(source, prepped, int8.model, config.cost_runtime, layers, ctx)
+        times = _measured(source, prepped, config, layers, ctx)
+    except _NotQuantized as exc:
+        return {"unavailable": f"the fully quantized model: {exc}"}
     except InfertuneError as exc:
         return {"unavailable": f"per-layer timing on {config.cost_runtime}: {exc}"}
     sqnr = {r["layer"]: r.get("sqnr_db") for r in sensitivity}
@@ -202,6 +200,32 @@ def cost_ranking(source: ModelHandle, config: Any, ctx: PassContext,
             "unmatched": unmatched,
             "note": (f"{len(unmatched)} layer(s) not matched in both profiles, ranked after "
                      "the matched ones by sensitivity") if unmatched else None}
+
+
+class _NotQuantized(Exception):
+    """The fully quantized model could not be built (its reason)."""
+
+
+def _measured(source: ModelHandle, prepped: Path, config: Any, layers: Sequence[str],
+              ctx: PassContext) -> LayerTimes:
+    """`measure` of the fully quantized model, once per run for the same model, INT8
+    options, runtime and threads (`_result_cache`): the K variants of one ranking then
+    keep nested layer sets."""
+    from . import _result_cache
+    from .int8_static import quantize
+
+    def compute() -> dict[str, Any]:
+        int8 = quantize(source, config.static(), ctx, [])
+        if not int8.applied:
+            raise _NotQuantized(int8.reason)
+        return asdict(measure(source, prepped, int8.model, config.cost_runtime, layers, ctx))
+
+    parts = {"model": prepped.stem, "data": _result_cache.data_digest(ctx.calibration.x),
+             "int8": asdict(config.static()), "runtime": config.cost_runtime,
+             "threads": ctx.threads, "layers": list(layers)}
+    found = _result_cache.cached(ctx, "layer-cost", parts, compute)
+    found.pop("cached", None)
+    return LayerTimes(**found)
 
 
 def _ms(found: dict[str, float], layer: str) -> float | None:

@@ -15,6 +15,7 @@ them). Everything else is int8_static with the same options.
 from __future__ import annotations
 
 import difflib
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
@@ -145,12 +146,18 @@ def kept_layers(source: ModelHandle, config: MixedPrecisionConfig, ctx: PassCont
     sens = SensitivityConfig(method=method, per_channel=config.per_channel,
                              activations=config.activations, samples=config.samples,
                              eval_samples=config.eval_samples)
-    ranking = analyze(source, ctx, sens)
+    from . import _ort_quant as q
+    from . import _result_cache
+
+    prepped = q.prepare(source, ctx)[0]
+    ranking = _result_cache.cached(
+        ctx, "sensitivity",
+        {"model": prepped.stem, "data": _result_cache.data_digest(ctx.calibration.x),
+         "config": dataclasses.asdict(sens)},
+        lambda: analyze(source, ctx, sens))
     head = None
     if config.head_first:
-        from . import _ort_quant as q
-
-        head = head_layers(q.prepare(source, ctx)[0])
+        head = head_layers(prepped)
         ranking = {**ranking, "layers": head_first(ranking["layers"], head)}
     if config.rank == "cost":
         from ._layer_cost import cost_ranking, most_valuable

@@ -96,9 +96,9 @@ def slow_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
 
 
 def mixed_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
-    head = ["candidate", "layers added to float", "costs ms", "saves drop points",
-            "ms per point saved"]
-    body = [[str(r["candidate"]), ", ".join(r["layers"]) or NA, fixed(r["cost_ms"]),
+    head = ["candidate", "ranked by", "layers added to float", "costs ms",
+            "saves drop points", "ms per point saved"]
+    body = [[str(r["candidate"]), r["rank"], ", ".join(r["layers"]) or NA, fixed(r["cost_ms"]),
              fixed(r["drop_saved"]), fixed(r["ms_per_point"])]
             for r in ledger.mixed_ledger_rows(report)]
     return head, body

@@ -50,8 +50,8 @@ def _mixed_blocks(report: RunReport) -> list[Block]:
     if body:
         blocks.append(("table", head, body))
     if kept:
-        blocks.append(("p", f"Kept in float by the last mixed-precision candidate: "
-                            f"{', '.join(kept)}."))
+        blocks.append(("p", "Kept in float by the mixed-precision candidate that kept the "
+                            f"most: {', '.join(kept)}."))
     return blocks
 
 

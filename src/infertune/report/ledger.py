@@ -235,8 +235,8 @@ def _older_kept_float(details: Mapping[str, Any]) -> list[str]:
 def mixed_ledger_rows(report: RunReport) -> list[dict[str, Any]]:
     """Layers kept in float, K by K: the layers each step added, what they cost (ms) and
     save (points), and ms per point saved. Reads report.json's mixed_precision ledger
-    entries {"candidate", "layers": [names], "cost_ms", "drop_saved"} (an older report's
-    single "layer" is read as one name)."""
+    entries {"candidate", "rank", "layers": [names], "cost_ms", "drop_saved"} (an older
+    report's single "layer" is read as one name; one without "rank" ranked by sensitivity)."""
     mixed = report.mixed_precision or {}
     rows = []
     for entry in mixed.get("ledger") or []:
@@ -246,6 +246,7 @@ def mixed_ledger_rows(report: RunReport) -> list[dict[str, Any]]:
         cost, saved = f.num(entry.get("cost_ms")), f.num(entry.get("drop_saved"))
         cand = report.by_id.get(entry.get("candidate"))
         rows.append({"candidate": cand.label if cand else entry.get("candidate"),
+                     "rank": str(entry.get("rank") or "sensitivity"),
                      "layers": [str(n) for n in layers or ()], "cost_ms": cost,
                      "drop_saved": saved,
                      "ms_per_point": cost / saved if cost is not None and saved else None})

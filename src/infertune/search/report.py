@@ -8,19 +8,12 @@ from .. import __version__
 from ..measure.fingerprint import fingerprint
 from ..measure.limits import machine_limits as measured_limits
 from ..passes import model_bytes
-from ..passes.mixed_precision import kept_float_layers as _kept
 from ..runtimes.layer_time import layer_times
 from . import screening, select
 from .candidate import Candidate, Decision, Status
 from .state import RunState
 
 SCHEMA_VERSION = 1
-
-
-def kept_float_layers(cand: Candidate) -> list[str]:
-    """Layers the candidate's mixed_precision step kept in float (its own report)."""
-    return next((_kept(p.details) for p in (cand.screen.passes if cand.screen else ())
-                 if p.pass_name == "mixed_precision"), [])
 
 
 def assemble(s: RunState, final: dict[str, Any] | None, started: str,
@@ -172,24 +165,37 @@ def _timing(s: RunState) -> dict[str, Any]:
 
 
 def _mixed_ledger(cands: list[Candidate]) -> dict[str, Any] | None:
-    """What each added float layer costs (ms) and saves (drop points), K by K: the layers
-    named are those the mixed_precision pass reports it kept in float."""
+    """What each added float layer costs (ms) and saves (drop points), K by K, one chain
+    per ranking (mixed_precision rank: sensitivity, cost), each starting from the INT8
+    parent: the layers named are those the pass reports it kept in float. `kept`: the
+    longest kept list (the candidate that kept the most layers float)."""
     mixed = [c for c in cands if c.plan.stage == "mixed" and c.measured]
     if not mixed:
         return None
     by_id = {c.id: c for c in cands}
     parent = by_id.get(mixed[0].plan.parent_id)
-    chain = ([parent] if parent is not None and parent.measured else []) + sorted(
-        mixed, key=lambda c: int(c.plan.recipe[-1].options.get("keep", "0")))
-    ledger, kept_before = [], []
-    for prev, cur in zip(chain, chain[1:]):
-        kept = kept_float_layers(cur)
-        ledger.append({"candidate": cur.id, "layers": [k for k in kept if k not in kept_before],
-                       "cost_ms": cur.p50_ms - prev.p50_ms,
-                       "drop_saved": prev.drop.value - cur.drop.value})
-        kept_before = kept
+    ledger, ends = [], []
+    for rank in ("sensitivity", "cost"):
+        family = [c for c in mixed if _rank(c) == rank]
+        if not family:
+            continue
+        chain = ([parent] if parent is not None and parent.measured else []) + sorted(
+            family, key=lambda c: int(c.plan.recipe[-1].options.get("keep", "0")))
+        kept_before: list[str] = []
+        for prev, cur in zip(chain, chain[1:]):
+            kept = screening.kept_float_layers(cur)
+            ledger.append({"candidate": cur.id, "rank": rank,
+                           "layers": [k for k in kept if k not in kept_before],
+                           "cost_ms": cur.p50_ms - prev.p50_ms,
+                           "drop_saved": prev.drop.value - cur.drop.value})
+            kept_before = kept
+        ends.append(screening.kept_float_layers(chain[-1]))
     return {"parent": parent.id if parent else None, "ledger": ledger,
-            "kept": kept_float_layers(chain[-1])}
+            "kept": max(ends, key=len) if ends else []}
+
+
+def _rank(cand: Candidate) -> str:
+    return str(cand.plan.recipe[-1].options.get("rank", "sensitivity"))
 
 
 def machine_limits(s: RunState) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..metrics.budget import BudgetRule
+from ..passes.mixed_precision import kept_float_layers as _kept
 from .candidate import Candidate
 
 # A probe is a few calls on a shared machine, where single runs swing by ±15% (SPEC): it must
@@ -27,6 +28,10 @@ RULES = (
              f"latency, images/s for throughput, artifact size for size), no less accurate "
              f"than the lower end of its screening drop, and no larger: it cannot reach the "
              f"Pareto front"},
+    {"name": "duplicate",
+     "text": "discarded when a fully measured mixed-precision candidate from the same INT8 "
+             "recipe on the same runtime kept the same layers in float (the sensitivity "
+             "and the cost ranking can choose the same K layers): it is the same model"},
     {"name": "order",
      "text": "survivors are fully evaluated fastest probe first, so the dominance rule sees "
              "the strongest rivals early"},
@@ -68,6 +73,11 @@ def verdict(cand: Candidate, measured: Sequence[Candidate], rule: BudgetRule,
         return "over_budget", (f"screening drop {drop.value:.2f} points (interval "
                                f"{drop.low:.2f} to {drop.high:.2f}, n={drop.n}) is beyond the "
                                f"{rule.points:g}-point budget")
+    twin = same_mixed_model(cand, measured)
+    if twin is not None:
+        return "duplicate", (f"the same model as {twin.id} ({twin.label}): the same INT8 "
+                             f"recipe keeping the same {len(kept_float_layers(cand))} "
+                             f"layer(s) in float")
     if drop is None or screen.probe_ms is None or cand.size_mb is None:
         return None, None
     for other in measured:
@@ -79,6 +89,35 @@ def verdict(cand: Candidate, measured: Sequence[Candidate], rule: BudgetRule,
                                  f"{other.drop.value:.2f} ≤ {drop.low:.2f}, "
                                  f"{other.size_mb:.2f} ≤ {cand.size_mb:.2f} MB")
     return None, None
+
+
+def kept_float_layers(cand: Candidate) -> list[str]:
+    """Layers the candidate's mixed_precision step kept in float (its own report)."""
+    return next((_kept(p.details) for p in (cand.screen.passes if cand.screen else ())
+                 if p.pass_name == "mixed_precision"), [])
+
+
+# mixed_precision options that choose the kept layers but do not change the model built
+# from a given kept set
+_RANKING_OPTIONS = ("keep", "rank", "cost_runtime")
+
+
+def same_mixed_model(cand: Candidate, measured: Sequence[Candidate]) -> Candidate | None:
+    """A measured mixed-precision candidate that is `cand`'s model: the same steps before
+    mixed_precision, the same quantization options, the same runtime and the same set of
+    layers kept in float (found in both pass reports)."""
+    kept = set(kept_float_layers(cand))
+    if cand.plan.stage != "mixed" or not kept:
+        return None
+
+    def recipe(c: Candidate):
+        *head, last = c.plan.recipe
+        return head, {k: v for k, v in last.options.items() if k not in _RANKING_OPTIONS}
+
+    return next((other for other in measured
+                 if other.plan.stage == "mixed" and other.id != cand.id
+                 and other.runtime == cand.runtime and recipe(other) == recipe(cand)
+                 and set(kept_float_layers(other)) == kept), None)
 
 
 def outranked(cand: Candidate, measured: Sequence[Candidate], rule: BudgetRule,

@@ -34,6 +34,14 @@ RECALIBRATIONS = {("ort", "onnxruntime"): ("percentile", "entropy"),
 # (1 + its configurations) × rounds measurements).
 CONFIG_CONTENDERS = 2
 MIXED_KEEP = (1, 2, 4, 8)
+# K for the cost-ranked variants (mixed_precision rank=cost: sensitivity per measured ms kept
+# float, on the INT8 candidate's runtime). K=1 is left out: the single most sensitive layer
+# is usually also the best buy (EfficientNet-Lite0 on OpenVINO: the stem, 9.7 dB, +0.02 ms);
+# the rankings part where several layers are kept and their costs differ.
+MIXED_COST_KEEP = (2, 4, 8)
+# Where a cost ranking can be measured: the runtimes whose per-layer profile `_layer_cost`
+# reads (an NNCF IR runs on openvino only).
+COST_RUNTIMES = {"ort": ("onnxruntime", "openvino"), "nncf": ("openvino",)}
 # The combined stage puts the best compression under each of this many quantizations (the
 # fastest within budget). One was not enough: on ref-clutter the fastest, NNCF with mean
 # ranges, took the 25% prune (−0.4 points alone) to −0.2 [upper +1.23], over a 1-point
@@ -246,20 +254,25 @@ def recalibrated(ctx: PlanContext, sibling: Candidate, why_not: str | None) -> l
 
 
 def mixed(ctx: PlanContext, int8: Candidate, n_layers: int) -> list[Candidate]:
-    """K most sensitive layers kept in float, for the INT8 recipe `int8` (ort or nncf); only
-    K below the model's `n_layers` quantizable layers (K ≥ n would keep everything float).
-    For a detector the head's layers come first (mixed_precision head_first)."""
+    """Layers kept in float for the INT8 recipe `int8` (ort or nncf): the K most sensitive
+    (MIXED_KEEP), and, where the INT8 runtime's per-layer profile can be read, the K with
+    the most sensitivity per measured ms of keeping them float (MIXED_COST_KEEP, rank=cost
+    on that runtime). Only K below the model's `n_layers` quantizable layers (K ≥ n would
+    keep everything float). For a detector the head's layers come first (head_first)."""
     opts = dict(int8.plan.recipe[-1].options)
     engine = opts.get("engine", "ort")
     if engine not in ("ort", "nncf"):
         return []
-    keep = [k for k in MIXED_KEEP if k < n_layers]
     base = {k: v for k, v in opts.items() if k in ("engine", "method", "samples", "softmax")}
     if ctx.detector:  # the head's layers first, K of them chosen under the mAP budget
         base["head_first"] = True
+    variants = [(k, {}) for k in MIXED_KEEP if k < n_layers]
+    if int8.runtime in COST_RUNTIMES[engine]:
+        cost = {"rank": "cost", "cost_runtime": int8.runtime}
+        variants += [(k, cost) for k in MIXED_COST_KEEP if k < n_layers]
     prefix = list(int8.plan.recipe[:-1])
-    return [make(ctx, "mixed", prefix + [step("mixed_precision", keep=str(k), **base)],
-                 int8.runtime, "mixed", parent_id=int8.id) for k in keep]
+    return [make(ctx, "mixed", prefix + [step("mixed_precision", keep=str(k), **base, **extra)],
+                 int8.runtime, "mixed", parent_id=int8.id) for k, extra in variants]
 
 
 def compressed(ctx: PlanContext, fp32: Candidate, labelled: bool) -> list[Candidate]:
