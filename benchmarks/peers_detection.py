@@ -204,7 +204,8 @@ class DetectionData:
 
 
 def detection_data(case: Case, handle, args) -> DetectionData:
-    """Photo views at the network's size (no labels), or the case's labelled set letterboxed."""
+    """Photo views at the network's size (no labels), or the case's labelled set as the
+    model's detection spec makes its inputs (letterbox or resize)."""
     det = handle.meta["detection"]
     if case.data is None:
         views = case_data(handle, args.calibration, args.eval_n)
@@ -214,21 +215,20 @@ def detection_data(case: Case, handle, args) -> DetectionData:
     from infertune.tasks.detection.classes import class_mapping
     from infertune.tasks.detection.data import read_detection_data
     from infertune.tasks.detection.evaluate import model_names, remap_classes
-    from infertune.tasks.detection.store import letterboxed
+    from infertune.tasks.detection.store import network_inputs
 
     parts = {}
     for part, limit in (("train", args.calibration), ("val", args.eval_n if args.quick else None)):
         dataset = read_detection_data(f"{case.data}:{part}")
         mapping = class_mapping(dataset.names, model_names(handle, det.classes), case.data)
         parts[part] = remap_classes(list(dataset.samples)[:limit], mapping)
-    net_hw, channels = tuple(det.input_hw), handle.input_spec.chw[0]
+    channels = handle.input_spec.chw[0]
     cal, val = parts["train"], parts["val"]
-    pad = det.pad_value  # the model's letterbox grey (Darknet .5)
-    return DetectionData(letterboxed(cal, net_hw, channels, pad),
-                         letterboxed(val, net_hw, channels, pad),
+    how = "letterboxed" if det.letterbox else "resized"  # as the model's spec says
+    return DetectionData(network_inputs(cal, det, channels), network_inputs(val, det, channels),
                          [s.image_hw for s in val], val,
-                         f"the first {len(cal)} {case.data}:train images (letterboxed)",
-                         f"{len(val)} {case.data}:val images (labelled, letterboxed)")
+                         f"the first {len(cal)} {case.data}:train images ({how})",
+                         f"{len(val)} {case.data}:val images (labelled, {how})")
 
 
 # ---------------------------------------------------------------------------- building

@@ -3,8 +3,8 @@
 A classifier gives its top-k classes (names when the model or --labels knows them); a
 detector (a handle with meta["detection"]: a Darknet cfg, or an ONNX file with its layout
 given by --detector/--anchors or recognised) gives boxes — class, score, x1 y1 x2 y2 in
-pixels of the original image — with Darknet's letterbox preprocessing (the spec's grey),
-decoding and NMS (tasks/detection). The network runs in-process (torch or ONNX Runtime) one image at a time:
+pixels of the original image — with Darknet's letterbox preprocessing (the spec's grey) or
+its plain resize (letter_box=0), decoding and NMS (tasks/detection). The network runs in-process (torch or ONNX Runtime) one image at a time:
 this command is for looking at results, not for timing them.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..errors import ConfigError, DataError, UnsupportedModel
 from ..load import LoadOptions, load_model
 from ..measure.inprocess import first_output, inprocess_runner, output_arrays
 from ..tasks.detection.draw import draw_detections
-from ..tasks.detection.letterbox import letterbox
+from ..tasks.detection.letterbox import network_input
 from ..tasks.detection.postprocess import detect
 from ..types import ModelHandle
 from .evaluate import looks_like_probabilities
@@ -99,7 +99,7 @@ def _detect(handle, paths, runner, names, score_threshold, nms_threshold):
     rows, found = [], []
     for path in paths:
         pixels = _pixels(path, channels)
-        x = letterbox(pixels, spec.input_hw, spec.pad_value)[None]
+        x = network_input(pixels, spec)[None]
         hw = (int(pixels.shape[1]), int(pixels.shape[2]))
         (dets,) = detect(_outputs(runner.run(np.ascontiguousarray(x))), spec, [hw],
                          score_threshold=score_threshold, nms_threshold=nms_threshold)

@@ -1,7 +1,7 @@
 """End-to-end timing of a detector: from an image file on disk to its boxes.
 
-One timed call = read + decode the file (Pillow), letterbox it to the network's input
-(`tasks.detection.letterbox`, Darknet's `letterbox_image`), run the session at batch 1, then
+One timed call = read + decode the file (Pillow), letterbox (or stretch) it to the network's input
+(`tasks.detection.letterbox`, Darknet's `letterbox_image` or `resize_image`), run the session at batch 1, then
 decode every head, correct the letterbox and NMS (`tasks.detection.postprocess.detect`):
 the functions `infertune predict` calls, in the same order, so the boxes are the ones
 `predict` prints for that image. Beside that loop, in the same child, session and minutes
@@ -24,7 +24,7 @@ import numpy as np
 from ..data.sources import decode_image
 from ..errors import UnsupportedModel
 from ..tasks.detection.heads import DetectionSpec
-from ..tasks.detection.letterbox import letterbox
+from ..tasks.detection.letterbox import network_input
 from ..tasks.detection.postprocess import detect
 from ..tasks.detection.records import Detections
 from ..types import ModelHandle
@@ -47,7 +47,8 @@ def make_detection_spec(images: list[str], handle: ModelHandle) -> dict[str, Any
         raise UnsupportedModel(f"{handle.name}: its detection heads ([Gaussian_yolo] or "
                                "[detection]) have no decoder here, so --e2e cannot time them")
     names = handle.meta.get("class_names")
-    return {"task": "detection", "images": list(images), "preprocess": "letterbox",
+    return {"task": "detection", "images": list(images),
+            "preprocess": "letterbox" if spec.letterbox else "stretch",
             "shape": [int(d) for d in handle.input_spec.chw], "detection": spec.to_dict(),
             "class_names": list(names) if names else None}
 
@@ -73,7 +74,7 @@ class ImageToBoxes:
     def preprocess(self, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
         """(1, C, H, W) network input and the image's (height, width)."""
         pixels = decode_image(path, self.channels)
-        x = letterbox(pixels, self.det.input_hw, self.det.pad_value)[None]
+        x = network_input(pixels, self.det)[None]
         return np.ascontiguousarray(x), (int(pixels.shape[1]), int(pixels.shape[2]))
 
     def network(self, x: np.ndarray) -> list[np.ndarray]:
@@ -118,7 +119,8 @@ def run_e2e_detection(session, spec: dict[str, Any], timing_config,
     added = end_to_end["p50"] - model_p50_ms if model_p50_ms is not None else None
     return {"task": "detection", "latency_ms": end_to_end, "preprocess_ms": pre,
             "postprocess_ms": post, "images": len(fn.paths), "postprocess_images": len(fn.kept),
-            "preprocess": {"name": "letterbox", "input_hw": list(fn.det.input_hw)},
+            "preprocess": {"name": "letterbox" if fn.det.letterbox else "stretch",
+                           "input_hw": list(fn.det.input_hw)},
             "score_threshold": fn.det.score_threshold, "nms_threshold": fn.det.nms_threshold,
             "model_only_p50_ms": model_p50_ms, "added_p50_ms": added,
             "boxes_per_image": float(np.mean([len(d.scores) for d in found])),

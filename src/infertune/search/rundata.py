@@ -134,7 +134,8 @@ def _save_detection(data_dir: Path, handle, found: DetectionParts | None, eval_n
     det = handle.meta["detection"]
     names = model_names(handle, det.classes)
     pre = resolve_preprocess(preprocess)
-    pixels = InputPixels() if found is not None else InputPixels(False, pre.mean, pre.std)
+    pixels = InputPixels(det.letterbox) if found is not None \
+        else InputPixels(False, pre.mean, pre.std)
     write_text(data_dir / DETECTION_SPEC, json.dumps(
         {"spec": det.to_dict(), "names": names, "eval_inputs": pixels.to_dict()}))
     hw = ([s.image_hw for s in found.eval_samples] if found is not None

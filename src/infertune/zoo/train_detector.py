@@ -211,11 +211,11 @@ def validate(net, spec, limit: int | None, seed: int) -> dict[str, Any]:
     from ..tasks.detection.evaluate import MAP_SCORE_THRESHOLD
     from ..tasks.detection.metrics import coco_scores
     from ..tasks.detection.postprocess import detect, output_arrays
-    from ..tasks.detection.store import letterboxed
+    from ..tasks.detection.store import network_inputs
 
     data = read_detection_data("digits-det:val")
     samples = list(data.samples[:limit] if limit else data.samples)
-    x = letterboxed(samples, spec.input_hw, 3, spec.pad_value)
+    x = network_inputs(samples, spec, 3)
     preds = []
     with torch.inference_mode():
         for s in range(0, len(x), 64):

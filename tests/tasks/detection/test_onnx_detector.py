@@ -240,6 +240,14 @@ def test_the_decoded_layout_is_recognised_only_when_unambiguous():
                                anchors=None, classes=None).pad_value == 0.5
     assert onnx_detection_spec([("logits", (1000,))], (224, 224), detector=None,
                                anchors=None, classes=None) is None
+    # letterbox=0 on either layout: the whole image resized (an AlexeyAB export)
+    assert onnx_detection_spec([("y", (6, 5))], (64, 64), detector="ultralytics:letterbox=0",
+                               anchors=None, classes=None).letterbox is False
+    maps = onnx_detection_spec([("a", (255, 13, 13)), ("b", (255, 26, 26))], (416, 416),
+                               detector="yolo:letterbox=0", anchors=TINY_ANCHORS, classes=80)
+    assert maps.letterbox is False
+    assert onnx_detection_spec([("a", (255, 13, 13)), ("b", (255, 26, 26))], (416, 416),
+                               detector=None, anchors=TINY_ANCHORS, classes=80).letterbox
 
 
 def test_every_layout_survives_to_dict_and_from_dict():

@@ -85,11 +85,57 @@ def _num_classes(net: "DarknetNet") -> int | None:
 
 
 def detection_meta(net: "DarknetNet") -> dict[str, Any]:
-    """{"detection": DetectionSpec or None, "outputs": names} for a detector, {} otherwise."""
+    """{"detection": DetectionSpec or None, "outputs": names, "detection_input": why it is
+    letterboxed or stretched} for a detector, {} otherwise."""
     if not net.output_heads:
         return {}
-    spec = detection_spec(net.sections, net.out_shapes, net.output_heads, net.input_size[1:])
-    return {"detection": spec, "outputs": list(net.output_names)}
+    letterbox, why = letterbox_rule(net.net_section, net.sections)
+    spec = detection_spec(net.sections, net.out_shapes, net.output_heads, net.input_size[1:],
+                          letterbox=letterbox)
+    return {"detection": spec, "outputs": list(net.output_names), "detection_input": why}
+
+
+# What pjreddie's darknet reads in these sections (parser.c: parse_net_options, parse_yolo,
+# parse_convolutional, parse_route). A cfg using any other key there, or a layer type only
+# AlexeyAB's fork has, was written for that fork.
+_PJREDDIE_KEYS = {
+    "net": frozenset("""batch learning_rate momentum decay subdivisions time_steps notruth
+        random adam B1 B2 eps height width channels inputs max_crop min_crop max_ratio
+        min_ratio center clip angle aspect saturation exposure hue policy burn_in power step
+        scale steps scales gamma max_batches""".split()),
+    "yolo": frozenset("""classes num mask max jitter ignore_thresh truth_thresh random map
+        anchors""".split()),
+    "convolutional": frozenset("""filters size stride pad padding groups activation
+        batch_normalize binary xnor flipped dot""".split()),
+    "route": frozenset(["layers"]),
+}
+_ALEXEYAB_LAYERS = frozenset(["reorg3d", "scale_channels", "sam", "Gaussian_yolo",
+                              "conv_lstm", "history", "implicit", "contrastive"])
+
+
+def letterbox_rule(net_section, layers) -> tuple[bool, str]:
+    """Whether a Darknet detector's input is letterboxed (aspect kept, grey padding) or the
+    image is resized to the network's size, and why.
+
+    The two darknets disagree: pjreddie's letterboxes every detector input (since 2018);
+    AlexeyAB's reads `letter_box` from [net] and resizes without it (its default 0), and so
+    do the published YOLOv4 results. So: `letter_box` in [net] decides (non-zero:
+    letterbox); without it, a cfg that uses AlexeyAB-only keys or layers is resized, and
+    any other cfg is letterboxed. Write `letter_box=0` or `=1` in the cfg's [net] to
+    choose."""
+    value = net_section.options.get("letter_box")
+    if value is not None:
+        on = net_section.get_int("letter_box", 0) != 0
+        return on, f"letter_box={value.strip()} in [net]: {'letterbox' if on else 'resize'}"
+    marks = sorted({f"[{sec.type}] {key}" for sec in [net_section, *layers]
+                    if sec.type in _PJREDDIE_KEYS
+                    for key in sec.options if key not in _PJREDDIE_KEYS[sec.type]}
+                   | {f"[{sec.type}]" for sec in layers if sec.type in _ALEXEYAB_LAYERS})
+    if marks:
+        shown = ", ".join(marks[:3]) + (" ..." if len(marks) > 3 else "")
+        return False, (f"resize (no letterbox): an AlexeyAB cfg ({shown}) without letter_box, "
+                       "whose darknet then resizes")
+    return True, "letterbox: a pjreddie-style cfg without letter_box (pjreddie's darknet letterboxes)"
 
 
 def _require_file(path: Path, what: str) -> None:

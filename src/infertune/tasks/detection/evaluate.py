@@ -126,7 +126,7 @@ def _predict(handle: ModelHandle, samples, runtime: str | None, threads: int,
 
 def _run(runner, handle: ModelHandle, samples, batch: int) -> tuple[list[Detections], float]:
     from ...data.sources import decode_image
-    from .letterbox import letterbox
+    from .letterbox import network_input
     from .postprocess import detect, output_arrays
 
     spec, channels = handle.meta["detection"], handle.input_spec.chw[0]
@@ -138,7 +138,7 @@ def _run(runner, handle: ModelHandle, samples, batch: int) -> tuple[list[Detecti
             if tuple(p.shape[1:]) != tuple(s.image_hw):
                 raise DataError(f"image is {p.shape[2]}×{p.shape[1]}, the labels say "
                                 f"{s.image_hw[1]}×{s.image_hw[0]}", path=str(s.image))
-        x = np.stack([letterbox(p, spec.input_hw, spec.pad_value) for p in pixels])
+        x = np.stack([network_input(p, spec) for p in pixels])
         if len(x) < batch and runner.batch:
             x = np.concatenate([x, np.zeros((batch - len(x), *x.shape[1:]), np.float32)])
         t0 = time.perf_counter()

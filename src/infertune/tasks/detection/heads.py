@@ -112,8 +112,9 @@ class DetectionSpec:
     Attributes:
         heads: one per network output, in output order (= cfg order).
         input_hw: the network's (H, W); anchors in pixels are relative to it.
-        letterbox: the image is letterboxed (aspect kept, grey padding) as Darknet's
-            `detector test` does since 2018; boxes are corrected back accordingly.
+        letterbox: the image is letterboxed (aspect kept, grey padding) as pjreddie's
+            Darknet `detector test` does since 2018; False: resized to the network's size
+            (AlexeyAB's darknet with letter_box=0); boxes are corrected back accordingly.
         nms_threshold / score_threshold: Darknet's defaults (.45 and .25); Ultralytics'
             (.7 and .25) for its layout.
         pad_value: the letterbox's grey in [0, 1]: Darknet's .5, Ultralytics' 114/255 (the
@@ -216,9 +217,10 @@ def region_head(sec, grid: tuple[int, int]) -> RegionHead:
 
 
 def detection_spec(sections: Sequence, out_shapes: Sequence, head_layers: Sequence[int],
-                   input_hw: tuple[int, int]) -> DetectionSpec | None:
+                   input_hw: tuple[int, int], letterbox: bool = True) -> DetectionSpec | None:
     """The DetectionSpec of a network's heads (layer indices into `sections`), or None when a
-    head has no decoder here (`[Gaussian_yolo]`, `[detection]`)."""
+    head has no decoder here (`[Gaussian_yolo]`, `[detection]`). `letterbox`: the cfg's
+    input geometry (load.darknet.letterbox_rule)."""
     heads: list[Head] = []
     for index in head_layers:
         sec, shape = sections[index], out_shapes[index]
@@ -234,4 +236,5 @@ def detection_spec(sections: Sequence, out_shapes: Sequence, head_layers: Sequen
     if len({h.classes for h in heads}) > 1:
         raise UnsupportedModel(f"{sections[0].path}: the detection heads disagree on the "
                                f"class count ({sorted({h.classes for h in heads})})")
-    return DetectionSpec(heads=tuple(heads), input_hw=(int(input_hw[0]), int(input_hw[1])))
+    return DetectionSpec(heads=tuple(heads), input_hw=(int(input_hw[0]), int(input_hw[1])),
+                         letterbox=letterbox)

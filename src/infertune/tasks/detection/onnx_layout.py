@@ -14,7 +14,9 @@ that against the shapes of its outputs. Two layouts:
   recognised without the flag when N is the anchor-point count of strides 8/16/32(/64) at the
   input size (8400 at 640×640), which is what makes the shape unambiguous.
 
-Every kind takes `pad=` (the letterbox grey in [0, 1]). Errors are one-line ConfigErrors.
+Every kind takes `pad=` (the letterbox grey in [0, 1]) and `letterbox=0` (the image resized to
+the input size instead, as AlexeyAB's darknet does by default). Errors are one-line
+ConfigErrors.
 Pure: takes output shapes, not the file.
 """
 from __future__ import annotations
@@ -71,7 +73,7 @@ def parse_detector(text: str) -> DetectorLayout:
     if kind not in DETECTOR_KINDS:
         raise ConfigError(f"--detector must be one of {', '.join(DETECTOR_KINDS)} (optionally "
                           f"KIND:key=value,...), not {kind!r}")
-    allowed = {**_KEYS[kind], "pad": float}
+    allowed = {**_KEYS[kind], "pad": float, "letterbox": _flag}
     options = []
     for item in (i.strip() for i in rest.split(",") if i.strip()):
         key, sep, value = item.partition("=")
@@ -191,6 +193,7 @@ def maps_spec(outputs: Sequence[tuple[str, Dims]], input_hw: tuple[int, int],
     heads = tuple(_head(layout, i, name, (h, w), classes, group)
                   for i, ((name, (_, h, w)), group) in enumerate(zip(maps, groups)))
     return DetectionSpec(heads=heads, input_hw=tuple(input_hw),
+                         letterbox=layout.get("letterbox", True),
                          pad_value=layout.get("pad", DARKNET_GREY))
 
 
@@ -229,6 +232,7 @@ def decoded_spec(outputs: Sequence[tuple[str, Dims]], input_hw: tuple[int, int],
     head = UltralyticsHead(output=name, classes=dims[0] - 4, boxes=dims[1])
     return DetectionSpec(heads=(head,), input_hw=tuple(input_hw),
                          nms_threshold=ULTRALYTICS_NMS_THRESHOLD,
+                         letterbox=layout.get("letterbox", True),
                          pad_value=layout.get("pad", ULTRALYTICS_GREY))
 
 

@@ -3,8 +3,8 @@
 `--data` a COCO .json, a YOLO folder or a Pascal VOC folder gives labelled images (classes
 mapped to the model's names by `classes.class_mapping`); a plain folder of images gives
 unlabelled ones (the search then measures fidelity mAP). Calibration and evaluation images
-are disjoint, drawn with the run's seed; both are letterboxed as Darknet does, so calibration
-sees what deployment sees. The built-in set `digits-det` (data_digits.py) calibrates on its
+are disjoint, drawn with the run's seed; both are made as the model's DetectionSpec says
+(letterbox, or stretch for a `letter_box=0` cfg), so calibration sees what deployment sees. The built-in set `digits-det` (data_digits.py) calibrates on its
 `:train` part and evaluates on its `:val` part, as the classification sets with parts do;
 `digits-det:train`/`:val` alone are split like any labelled set. Other specs (`photos`, `sample`, .npz) are not detection data:
 the search loads them as images at the network's size (`None` here).
@@ -23,7 +23,7 @@ from .data import read_detection_data
 from .data_digits import is_digits_det
 from .evaluate import model_names, plain_images, read_source, remap_classes
 from .records import DetectionSample
-from .store import letterboxed
+from .store import network_inputs
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,11 @@ def detection_parts(spec: str, handle: ModelHandle, *, eval_n: int, calib_n: int
     channels = handle.input_spec.chw[0]
     what = f"{dataset.format} {'labelled' if labelled else 'unlabelled'}{parts}"
     return DetectionParts(
-        calib_x=letterboxed(cal, det.input_hw, channels, det.pad_value),
-        eval_x=letterboxed(ev, det.input_hw, channels, det.pad_value), eval_samples=ev, labelled=labelled,
+        calib_x=network_inputs(cal, det, channels),
+        eval_x=network_inputs(ev, det, channels), eval_samples=ev, labelled=labelled,
         description=f"{spec} ({what}): {len(ev)} evaluation + {len(cal)} calibration images "
-                    f"(disjoint, seed {seed}), letterboxed to {det.input_hw[1]}×{det.input_hw[0]}")
+                    f"(disjoint, seed {seed}), {'letterboxed' if det.letterbox else 'resized'}"
+                    f" to {det.input_hw[1]}×{det.input_hw[0]}")
 
 
 def _labelled(spec: str, handle: ModelHandle) -> tuple[list[DetectionSample], object]:

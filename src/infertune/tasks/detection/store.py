@@ -1,4 +1,4 @@
-"""Detections and labelled images as flat arrays in one .npz file, and letterboxed inputs.
+"""Detections and labelled images as flat arrays in one .npz file, and network inputs.
 
 An optimize run decodes each candidate's outputs in the candidate's own process and hands
 the parent only its boxes: raw head maps are large (yolov3-tiny: 215k floats per image),
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..._atomic import atomic_path
 from ...data.sources import decode_image
-from .letterbox import GREY, letterbox
+from .letterbox import network_input
 from .records import DetectionSample, Detections
 
 MAX_DETS = 100  # COCO counts the 100 best of an image; more are never scored
@@ -69,11 +69,10 @@ def load_samples(path: Path) -> list[DetectionSample]:
                 for a, b, hw, i in zip(at[:-1], at[1:], z["hw"], z["ids"])]
 
 
-def letterboxed(samples: Sequence[DetectionSample], net_hw: tuple[int, int],
-                channels: int, pad: float = GREY) -> np.ndarray:
-    """(N, C, H, W) float32 network inputs of the samples' images (Darknet's letterbox
-    geometry, the padding filled with `pad`: the model's DetectionSpec.pad_value)."""
-    out = np.empty((len(samples), channels, *net_hw), np.float32)
+def network_inputs(samples: Sequence[DetectionSample], spec, channels: int) -> np.ndarray:
+    """(N, C, H, W) float32 network inputs of the samples' images, made as the model's
+    DetectionSpec `spec` says (letterbox with its pad_value, or stretch: `letterbox.py`)."""
+    out = np.empty((len(samples), channels, *spec.input_hw), np.float32)
     for i, s in enumerate(samples):
-        out[i] = letterbox(decode_image(s.image, channels), net_hw, pad)
+        out[i] = network_input(decode_image(s.image, channels), spec)
     return out
