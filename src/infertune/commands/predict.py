@@ -4,8 +4,9 @@ A classifier gives its top-k classes (names when the model or --labels knows the
 detector (a handle with meta["detection"]: a Darknet cfg, or an ONNX file with its layout
 given by --detector/--anchors or recognised) gives boxes — class, score, x1 y1 x2 y2 in
 pixels of the original image — with Darknet's letterbox preprocessing (the spec's grey) or
-its plain resize (letter_box=0), decoding and NMS (tasks/detection). The network runs in-process (torch or ONNX Runtime) one image at a time:
-this command is for looking at results, not for timing them.
+its plain resize (letter_box=0), decoding and NMS (tasks/detection). The network runs
+in-process (torch or ONNX Runtime) one image at a time: this command is for looking at
+results, not for timing them.
 """
 from __future__ import annotations
 

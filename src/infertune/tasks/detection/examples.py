@@ -33,7 +33,8 @@ class InputPixels:
 
     Attributes:
         letterboxed: Darknet's letterbox of the whole image, values in [0, 1] (detection
-            data); else the image at the network's size by the run's preprocessing.
+            data of a letterboxing detector); else the whole image at the network's size
+            (a letter_box=0 detector's resize, or the run's preprocessing).
         mean / std: the normalisation applied after scaling to [0, 1] (None: none).
     """
 
