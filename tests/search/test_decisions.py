@@ -375,3 +375,32 @@ def test_a_recovery_that_does_not_fit_the_time_budget_is_not_started(tmp_path):
     assert out["p50"].status is Status.NOT_TRIED
     assert "trains for 400 s" in out["p50"].reason and "leaves 200 s" in out["p50"].reason
     assert out["p25"].status is not Status.NOT_TRIED
+
+
+def test_recovery_trains_only_a_structure_that_is_faster_alone(tmp_path):
+    """The compressed stage probes each structure without recovery first: a structure that
+    probed no faster than its FP32 parent keeps its recovery candidate from training (it is
+    skipped saying so); a faster one, and one whose bare build has no probe, go ahead."""
+    ev = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=None)
+    ctx = space.PlanContext(model_key={"source": "m"}, model_format="torch",
+                            runtimes=("torch",), train_samples=5000,
+                            registered_passes=frozenset({"fold_bn", "prune_channels",
+                                                         "low_rank", "distill"}))
+    parent = ev.state.put(_wide(ev, "fp32", 3.9))               # the FP32 model, probed
+    planned = space.compressed(ctx, parent, labelled=True)
+    assert [c.plan.stage for c in planned] == ["pruned", "pruned", "decomposed"]
+    assert all(c.status is Status.PLANNED for c in planned)
+    bare = space.unrecovered(ctx, planned)
+    assert [space.structure_of(b) for b in bare] == [space.structure_of(c) for c in planned]
+    assert all(s.pass_name not in space.RECOVERY_PASSES for b in bare for s in b.plan.recipe)
+    for b, probe in zip(bare, (2.68, None, 4.16)):              # 25% faster; no probe; slower
+        ev.state.put(b.with_(status=Status.SCREENED,
+                             screen=Screen(artifact_bytes=1 << 20, probe_ms=probe)))
+    from infertune.search.run import _worth_recovering
+
+    out = _worth_recovering(ev.state, planned, bare, parent)
+    assert [c.status for c in out] == [Status.PLANNED, Status.PLANNED, Status.SKIPPED]
+    assert "4.16 ms" in out[2].reason and "3.90 ms" in out[2].reason
+    # a skipped plan (too little data) gets no bare probe at all
+    few = dataclasses.replace(ctx, train_samples=10)
+    assert space.unrecovered(few, space.compressed(few, parent, labelled=True)) == []

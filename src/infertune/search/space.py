@@ -14,6 +14,7 @@ PlanContext, so a resumed run plans exactly the same candidates.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -49,6 +50,9 @@ COST_RUNTIMES = {"ort": ("onnxruntime", "openvino"), "nncf": ("openvino",)}
 # one quantization and evaluation: the pruned weights come from the run's cache.
 COMBINED_QUANTIZERS = 2
 PRUNE_RATIOS = (0.25, 0.5)
+# The passes that change a model's structure in the compressed stage (recovery follows them).
+STRUCTURAL_PASSES = ("prune_channels", "low_rank")
+RECOVERY_PASSES = ("distill", "finetune")
 LOW_RANK_ENERGY = (0.9,)
 # Recovery is affordable when its time allows this many training steps on a batch of 16
 # (one step estimated at 3 × the baseline's batch-1 latency × 16: forward + backward ≈ 3
@@ -306,6 +310,27 @@ def compressed(ctx: PlanContext, fp32: Candidate, labelled: bool) -> list[Candid
                               f"{head[0].pass_name} in --passes to try it anyway")
         out.append(cand)
     return out
+
+
+def unrecovered(ctx: PlanContext, comp: Sequence[Candidate]) -> list[Candidate]:
+    """Each planned (not skipped) compression candidate's structural step alone, no recovery:
+    built and probed in seconds, it says whether that structure is faster at all before
+    its recovery trains for minutes (`run._worth_recovering`), and it is a candidate in its
+    own right (a prune some model tolerates untrained)."""
+    out = []
+    for cand in comp:
+        if cand.status is not Status.PLANNED:
+            continue
+        head = [s for s in cand.plan.recipe if s.pass_name in STRUCTURAL_PASSES]
+        out.append(make(ctx, cand.plan.stage, head + graph_prefix(ctx), cand.runtime, "fp32",
+                        parent_id=cand.plan.parent_id))
+    return out
+
+
+def structure_of(cand: Candidate) -> str:
+    """The structural steps of a compression recipe (what `unrecovered` keeps), as a key."""
+    steps = [s.to_json() for s in cand.plan.recipe if s.pass_name in STRUCTURAL_PASSES]
+    return json.dumps(steps, sort_keys=True)
 
 
 def _forced(ctx: PlanContext, name: str) -> bool:

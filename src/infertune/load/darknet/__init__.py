@@ -135,7 +135,8 @@ def letterbox_rule(net_section, layers) -> tuple[bool, str]:
         shown = ", ".join(marks[:3]) + (" ..." if len(marks) > 3 else "")
         return False, (f"resize (no letterbox): an AlexeyAB cfg ({shown}) without letter_box, "
                        "whose darknet then resizes")
-    return True, "letterbox: a pjreddie-style cfg without letter_box (pjreddie's darknet letterboxes)"
+    return True, ("letterbox: a pjreddie-style cfg without letter_box (pjreddie's darknet "
+                  "letterboxes)")
 
 
 def _require_file(path: Path, what: str) -> None:

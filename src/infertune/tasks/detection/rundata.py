@@ -4,10 +4,12 @@
 mapped to the model's names by `classes.class_mapping`); a plain folder of images gives
 unlabelled ones (the search then measures fidelity mAP). Calibration and evaluation images
 are disjoint, drawn with the run's seed; both are made as the model's DetectionSpec says
-(letterbox, or stretch for a `letter_box=0` cfg), so calibration sees what deployment sees. The built-in set `digits-det` (data_digits.py) calibrates on its
-`:train` part and evaluates on its `:val` part, as the classification sets with parts do;
-`digits-det:train`/`:val` alone are split like any labelled set. Other specs (`photos`, `sample`, .npz) are not detection data:
-the search loads them as images at the network's size (`None` here).
+(letterbox, or stretch for a `letter_box=0` cfg), so calibration sees what deployment
+sees. The built-in set `digits-det` (data_digits.py) calibrates on its `:train` part and
+evaluates on its `:val` part, as the classification sets with parts do;
+`digits-det:train`/`:val` alone are split like any labelled set. Other specs (`photos`,
+`sample`, .npz) are not detection data: the search loads them as images at the network's
+size (`None` here).
 """
 from __future__ import annotations
 
