@@ -146,3 +146,29 @@ def test_apply_cli_low_rank_then_distill_on_ref_small(tmp_path, capsys, monkeypa
     assert size["after"]["macs"] < size["before"]["macs"]
     assert size["after"]["macs"] == low["macs_after"]
     assert result["recovery"][0]["val_metric"] == "top1"
+
+
+def test_one_runs_distillations_share_the_teachers_outputs(tmp_path, monkeypatch):
+    """Two students distilled in two pipelines of one run (one cache_dir): the teacher's
+    outputs on the training images are computed once; loaded from the cache they train
+    exactly the weights that computing them again trains (no cache)."""
+    from infertune.passes import _teacher_cache
+
+    calls = []
+    real = _teacher_cache.predict
+    monkeypatch.setattr(_teacher_cache, "predict", lambda *a: calls.append(1) or real(*a))
+    teacher, data = teacher_net(), dataset(100, True)
+    step = ("distill", {"steps": 20, "lr": 1e-3, "val_every": 10, "quiet": True})
+
+    def run(student, name, cache):
+        c = PassContext(workdir=tmp_path / name, train=data, reference=teacher, seed=5,
+                        threads=1, cache_dir=cache)
+        return apply_passes(student, [step], c)[0].obj.state_dict()
+
+    students = [handle(noisy_copy(teacher.obj, 1.0, seed=s)) for s in (3, 4)]
+    cached = [run(s, f"run{i}", tmp_path / "cache") for i, s in enumerate(students)]
+    assert len(calls) == 1
+    assert len(list((tmp_path / "cache" / "teacher").glob("*.npy"))) == 1
+    fresh = run(students[1], "fresh", None)
+    assert len(calls) == 2
+    assert all(torch.equal(cached[1][k], fresh[k]) for k in fresh)

@@ -404,3 +404,23 @@ def test_recovery_trains_only_a_structure_that_is_faster_alone(tmp_path):
     # a skipped plan (too little data) gets no bare probe at all
     few = dataclasses.replace(ctx, train_samples=10)
     assert space.unrecovered(few, space.compressed(few, parent, labelled=True)) == []
+
+
+def test_the_first_recovery_also_counts_the_teachers_outputs(tmp_path, monkeypatch):
+    """The first recovery of a run also computes the teacher's outputs (train_samples ×
+    the original's batch-1 p50; then cached): with 205 s left, 1,000 training images and a
+    10 ms original, a 100 s recovery needs 110 s and a second one (100 s) no longer fits;
+    without a measured original both fit."""
+    def fitting(with_baseline: bool) -> list[str]:
+        root = tmp_path / str(with_baseline)
+        ev = _search(root, Journal(root / "journal.jsonl"), budget_s=1000)
+        ev.state.plan_ctx = dataclasses.replace(ev.state.plan_ctx, train_samples=1000)
+        if with_baseline:
+            ev.state.baseline = ev.state.put(_measured("base", 10.0, None))
+        left_s = 205.0
+        monkeypatch.setattr(ev.state, "elapsed", lambda: 1000 - ev.final_reserve_s() - left_s)
+        cands = [_trained("p25", 100.0), _trained("p50", 100.0, ratio=0.5)]
+        return [c.id for c in ev._training_fits(cands)]
+
+    assert fitting(True) == ["p25"]
+    assert fitting(False) == ["p25", "p50"]

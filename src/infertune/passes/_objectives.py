@@ -22,11 +22,14 @@ class Objective:
         temperature: softens both distributions in the distillation term.
         alpha: weight of the label term when there is a teacher and labels:
             loss = (1 − alpha)·KD + alpha·CE.
+        teacher_logits: `recovery.predict(teacher, train.x)` computed already (the run's
+            cache: `_teacher_cache`); None: build_task computes it.
     """
 
     teacher: Any = None
     temperature: float = 4.0
     alpha: float = 0.5
+    teacher_logits: Any = None  # the teacher's logits on the training images, if known
 
 
 def build_task(net: Any, train: Any, val: Any, objective: Objective,
@@ -46,8 +49,11 @@ def build_task(net: Any, train: Any, val: Any, objective: Objective,
     probs = _student_probabilities(net, x, set_mode)
     soft = None
     if objective.teacher is not None:
-        t_probs = is_probability(logits(objective.teacher(torch.from_numpy(x[:8]))))
-        soft = torch.softmax(predict(objective.teacher, x, t_probs) / objective.temperature, 1)
+        out = objective.teacher_logits
+        if out is None:
+            t_probs = is_probability(logits(objective.teacher(torch.from_numpy(x[:8]))))
+            out = predict(objective.teacher, x, t_probs)
+        soft = torch.softmax(out / objective.temperature, 1)
     loss = _loss_fn(x, y, soft, probs, objective)
     metric, name = _metric_fn(val, objective, probs)
     return Task(net, loss, metric, name, len(x), set_mode)

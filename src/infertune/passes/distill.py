@@ -46,13 +46,21 @@ class DistillConfig(recovery.Budget):
                description="knowledge distillation from the original model (KL at temperature "
                            "T, plus labels when present; Adam, early stop)")
 def apply(model: ModelHandle, config: DistillConfig, ctx: PassContext) -> PassResult:
-    """Distils ctx.reference into a copy of `model` on ctx.train (else ctx.calibration)."""
+    """Distils ctx.reference into a copy of `model` on ctx.train (else ctx.calibration);
+    the teacher's outputs come from the run's cache when an earlier pipeline computed them."""
+    import numpy as np
+
+    from ._teacher_cache import teacher_logits
+
     why = recovery.refusal(model, ctx, labels=False, teacher=True)
     if why:
         return PassResult(model, False, why)
     train, val = recovery.training_data(ctx, ctx.seed)
     net = copy.deepcopy(model.obj)
-    objective = objectives.Objective(ctx.reference.obj, config.temperature, config.alpha)
+    teacher, _ = teacher_logits(
+        ctx.reference.obj, np.ascontiguousarray(train.x, dtype=np.float32), ctx)
+    objective = objectives.Objective(ctx.reference.obj, config.temperature, config.alpha,
+                                     teacher_logits=teacher)
     task = objectives.build_task(net, train, val, objective)
     log = recovery.train(task, config, ctx.seed, ctx.threads)
     new = dataclasses.replace(model, obj=net, meta={**model.meta, "recovered_by": "distill"})

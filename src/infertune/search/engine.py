@@ -194,10 +194,16 @@ class Evaluator:
         done = {_training_prefix(c) for c in self.state.records.values()
                 if c.screen is not None and _training_prefix(c)}
         left = limit - self.final_reserve_s() - self.state.elapsed()
+        # the first recovery of a run also computes the teacher's outputs on the training
+        # images (then cached for the others: passes/_teacher_cache.py), about one batch-1
+        # pass of the original per image
+        base = self.state.baseline
+        teacher_s = 0.0 if done or base is None or not base.p50_ms else \
+            self.state.plan_ctx.train_samples * base.p50_ms / 1000
         kept = []
         for cand in cands:
             prefix = _training_prefix(cand)
-            need = 0.0 if not prefix or prefix in done else _training_s(cand)
+            need = 0.0 if not prefix or prefix in done else _training_s(cand) + teacher_s
             if need > left:
                 cand = cand.with_(status=Status.NOT_TRIED, reason=(
                     f"not tried: its recovery trains for {need:g} s and the time budget "
@@ -207,6 +213,8 @@ class Evaluator:
                 self.state.put(cand)
                 continue
             left -= need
+            if need:
+                teacher_s = 0.0
             done.add(prefix)
             kept.append(cand)
         return kept
