@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_path
+from ._trained_cache import hash_weights
 from .base import PassContext
 from .recovery import is_probability, logits, predict
 
@@ -28,13 +29,8 @@ FOLDER = "teacher"
 
 
 def key(teacher: Any, x: np.ndarray) -> str:
-    import torch
-
     h = hashlib.blake2b(digest_size=16)
-    for name, value in teacher.state_dict().items():
-        t = value.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    hash_weights(h, teacher)
     h.update(memoryview(np.ascontiguousarray(x)).cast("B"))
     return h.hexdigest()
 

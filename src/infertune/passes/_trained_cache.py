@@ -37,13 +37,9 @@ def key(model: ModelHandle, name: str, config: Any, ctx: PassContext) -> str:
     """Content digest of (input weights and their names/shapes, pass, options, seed, data).
     The teacher (ctx.reference) is not in it: the cache is one run's, whose model is fixed."""
     import numpy as np
-    import torch
 
     h = hashlib.blake2b(digest_size=16)
-    for k, v in model.obj.state_dict().items():
-        t = v.detach().cpu().contiguous()
-        h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    hash_weights(h, model.obj)
     options = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {}
     options.pop("quiet", None)
     h.update(json.dumps([name, options, ctx.seed], sort_keys=True, default=str).encode())
@@ -54,6 +50,16 @@ def key(model: ModelHandle, name: str, config: Any, ctx: PassContext) -> str:
             if part.y is not None:
                 h.update(np.ascontiguousarray(part.y, dtype=np.int64).tobytes())
     return h.hexdigest()
+
+
+def hash_weights(h: Any, module: Any) -> None:
+    """Feeds a torch module's weights (names, shapes, dtypes, bytes) into the hash `h`."""
+    import torch
+
+    for k, v in module.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def paths(ctx: PassContext, digest: str) -> tuple[Path, Path]:
