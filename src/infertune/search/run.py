@@ -241,8 +241,8 @@ def _worth_recovering(s: RunState, planned: list[Candidate], bare: list[Candidat
         ms = probes.get(space.structure_of(cand))
         if cand.status is Status.PLANNED and ms is not None and parent_ms is not None \
                 and ms >= parent_ms:
-            seconds = next((st.options.get("seconds") for st in cand.plan.recipe
-                            if st.pass_name in space.RECOVERY_PASSES), None)
+            seconds = next((step.options.get("seconds") for step in cand.plan.recipe
+                            if step.pass_name in space.RECOVERY_PASSES), None)
             cand = space.skip(cand, f"its structure alone probed at {ms:.2f} ms on "
                                     f"{cand.runtime}, no faster than {parent.label} "
                                     f"({parent_ms:.2f} ms): recovery"
@@ -250,7 +250,6 @@ def _worth_recovering(s: RunState, planned: list[Candidate], bare: list[Candidat
                                     f"weights, it cannot make the structure faster")
         out.append(cand)
     return out
-
 
 
 def _recalibrated(s: RunState, quant: list[Candidate]) -> list[Candidate]:
