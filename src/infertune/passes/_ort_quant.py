@@ -286,7 +286,9 @@ def cache_path(prepped: Path, x: np.ndarray, settings: OrtSettings, ctx: PassCon
     """Where the calibrated ranges of (model, data, method) live: the run's shared cache
     when there is one, else the workdir. The prepared model's name is its content digest
     (`prepare`), so the key names the model, the data and the method exactly."""
-    data = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8).hexdigest()
+    from ._result_cache import data_digest
+
+    data = data_digest(x)
     sym = settings.activations == "int8"
     key = f"{prepped.stem}-{data}-{settings.method}-{'sym' if sym else 'asym'}"
     path = (ctx.cache_dir or ctx.workdir) / "quant-calib" / f"{key}.json"

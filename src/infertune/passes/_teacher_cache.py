@@ -1,7 +1,7 @@
 """The teacher's outputs on the training images, computed once per run.
 
-`distill` (and `qat`) train a student against the original model's outputs on every
-training image. In a search, each compression candidate is its own pipeline, and each
+`distill` trains a student against the original model's outputs on every training image
+(`qat` computes its teacher's outputs itself: its teacher can be another model). In a search, each compression candidate is its own pipeline, and each
 computed those outputs again: ref-clutter's 4,096 training images through the eager float
 model take 68 s on 2 cores, a third of a 135 s recovery's build on top of the recovery
 itself. The teacher (ctx.reference) and the training images are the same for every
