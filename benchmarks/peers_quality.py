@@ -4,8 +4,10 @@ Each case takes its data from the model's built-in set (`resolve_data("auto", ha
 i.e. the zoo entry's `default_data`) with the model's own preprocessing preset:
 
 - sets with disjoint parts (`sample`, `clutter`): calibration from `:train`, evaluation
-  from `:val` (all of it for a trained model with labels, as the earlier peers runs did;
-  the first `--eval-n` otherwise);
+  from `:val` (all of it for a trained model with labels, as the earlier peers runs did, or
+  `--eval-n` samples where that is more: `clutter:val` then renders more scenes of each
+  digit, clustered by digit, as optimize's `--eval-size` does; the first `--eval-n`
+  otherwise);
 - sets without parts (`photos`): `photos:<calibration + eval_n>` views, calibration = the
   first `--calibration` views, evaluation = the next `--eval-n`. The view order is fixed
   (infertune.data.photo_views), so every pipeline and every run sees the same slices.
@@ -13,7 +15,8 @@ i.e. the zoo entry's `default_data`) with the model's own preprocessing preset:
 Quality, computed in this process by each pipeline's own runtime session:
 - labelled data on a trained model: top-1 with its Wilson interval and, against PyTorch
   eager FP32 on the same samples, the paired top-1 drop with Tango's interval
-  (`infertune.metrics.budget.top1_drop`);
+  (`infertune.metrics.budget.top1_drop`, adjusted for clusters by their design effect as
+  optimize adjusts its own);
 - otherwise (unlabelled photos, or seeded random weights): top-1 agreement with eager FP32
   (Wilson) and mean cosine of the outputs.
 A fidelity block (agreement, cosine, SQNR) is recorded for every row in both cases.
@@ -37,6 +40,8 @@ class CaseData:
         val_y: their labels, or None when the quality is fidelity to eager FP32.
         calib_desc / val_desc: what the slices are, for the table notes.
         spec: the model's built-in data set.
+        val_groups: the cluster of each evaluation image (several scenes of one digit), or
+            None when they are independent.
     """
 
     calib: np.ndarray
@@ -45,6 +50,7 @@ class CaseData:
     calib_desc: str
     val_desc: str
     spec: str
+    val_groups: np.ndarray | None = None
 
     @property
     def labelled(self) -> bool:
@@ -63,9 +69,13 @@ def case_data(handle, calibration: int, eval_n: int) -> CaseData:
     if spec in SETS_WITH_PARTS:
         calib = load_dataset(f"{spec}:train", limit=calibration, **common)
         val = load_dataset(f"{spec}:val", limit=None if trained else eval_n, **common)
+        if trained and eval_n > len(val):
+            val = load_dataset(f"{spec}:val", limit=eval_n, **common)
         labels = val.y if trained and val.y is not None else None
+        clusters = "" if val.groups is None else \
+            f" ({len(np.unique(val.groups))} clusters: the scenes of one digit)"
         return CaseData(calib.x, val.x, labels, f"{len(calib)} {spec}:train images",
-                        f"{len(val)} {spec}:val images", spec)
+                        f"{len(val)} {spec}:val images{clusters}", spec, val.groups)
     views = load_dataset(f"{spec}:{calibration + eval_n}", **common)
     labels = views.y[calibration:] if trained and views.y is not None else None
     return CaseData(views.x[:calibration], views.x[calibration:calibration + eval_n], labels,
@@ -100,15 +110,20 @@ def top1_block(logits: np.ndarray, labels: np.ndarray) -> dict:
             "correct": correct}
 
 
-def paired_drop(ref_correct: np.ndarray, correct: np.ndarray) -> dict:
-    """Eager FP32's top-1 minus this row's, in points, with Tango's paired 95% interval."""
+def paired_drop(ref_correct: np.ndarray, correct: np.ndarray,
+                groups: np.ndarray | None = None) -> dict:
+    """Eager FP32's top-1 minus this row's, in points, with Tango's paired 95% interval
+    (Rao–Scott adjusted when the samples are clustered by `groups`)."""
     from infertune.metrics.budget import top1_drop
+    from infertune.metrics.intervals import cluster_count, design_effect
 
     n10 = int((ref_correct & ~correct).sum())
     n01 = int((~ref_correct & correct).sum())
-    drop = top1_drop(len(correct), n10, n01)
+    deff = design_effect(ref_correct.astype(np.int8) - correct.astype(np.int8), groups)
+    clusters = None if groups is None else cluster_count(groups, len(correct))
+    drop = top1_drop(len(correct), n10, n01, deff=deff, clusters=clusters)
     return {"points": drop.value, "ci": [drop.low, drop.high], "n10": n10, "n01": n01,
-            "method": drop.method}
+            "design_effect": deff, "method": drop.method}
 
 
 def score(rows: list[dict], data: CaseData, threads: int, batch: int = 10) -> dict:
@@ -134,7 +149,7 @@ def score(rows: list[dict], data: CaseData, threads: int, batch: int = 10) -> di
             if row["pipeline"] == REFERENCE:
                 ref_correct = correct
             elif ref_correct is not None:
-                row["drop_vs_eager"] = paired_drop(ref_correct, correct)
+                row["drop_vs_eager"] = paired_drop(ref_correct, correct, data.val_groups)
         if row["pipeline"] == REFERENCE:
             reference = logits
         if reference is not None:

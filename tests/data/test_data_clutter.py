@@ -99,3 +99,33 @@ def test_bad_parts_and_channel_counts_are_one_line_errors():
         load_dataset("clutter:test", input_shape=(3, 128, 128))
     with pytest.raises(ConfigError, match="3 input channels"):
         load_dataset("clutter:val", input_shape=(1, 128, 128), limit=10)
+
+
+def test_scene_rows_beyond_the_part_add_whole_passes_then_a_stratified_rest():
+    labels = np.repeat(np.arange(10), 10)  # a part of 100 digits, sorted by class
+    assert clutter.scene_rows(100, labels, None, 0).tolist() == list(range(100))
+    rows = clutter.scene_rows(100, labels, 230, 0)
+    assert rows[:200].tolist() == list(range(200)) and len(rows) == 230
+    assert np.all(rows[200:] >= 200) and len(set(rows[200:].tolist())) == 30
+    assert np.bincount(labels[rows[200:] % 100]).tolist() == [3] * 10  # stratified
+    capped = clutter.scene_rows(100, labels, 10_000, 0)
+    assert capped.tolist() == list(range(clutter.MAX_SCENES_PER_DIGIT * 100))
+
+
+def test_a_limit_beyond_the_part_renders_more_scenes_of_each_digit_clustered_by_digit():
+    ds = load_dataset("clutter:val", input_shape=(3, 16, 16), limit=1003, seed=0)
+    one = load_dataset("clutter:val", input_shape=(3, 16, 16))
+    assert len(ds) == 1003 and one.groups is None
+    np.testing.assert_array_equal(ds.x[:1000], one.x)  # the first pass is clutter:val itself
+    extra = [int(i.split("[")[1].split("]")[0]) for i in ds.ids[1000:]]
+    assert all(1000 <= r < 2000 for r in extra)
+    # Each extra scene repeats the digit of scene r − 1000, named by its sample id, in a new
+    # scene (other pixels); the clusters are those digits.
+    digit = lambda i: ds.ids[i].split("(sample[")[1].split("]")[0]  # noqa: E731
+    for j, r in enumerate(extra):
+        assert digit(1000 + j) == digit(r - 1000)
+        assert ds.groups[1000 + j] == ds.groups[r - 1000] == int(digit(r - 1000))
+        assert not np.array_equal(ds.x[1000 + j], ds.x[r - 1000])
+    assert len(np.unique(ds.groups)) == 1000 and "1000 clusters" in ds.description
+    sub = ds.subset(np.array([0, 1000]), "two")
+    np.testing.assert_array_equal(sub.groups, ds.groups[[0, 1000]])

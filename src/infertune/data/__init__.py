@@ -178,7 +178,8 @@ def _from_arrays(source: ArraySource, spec: str, shape: tuple[int, int, int], pr
     desc = (f"{source.description}; preprocessed '{pre.name}' to {shape[0]}×{shape[1]}×{shape[2]}"
             f"{_limit_note(n_total, len(keep), limit, source.y is not None, seed)}")
     return Dataset(out, None if source.y is None else source.y[keep], source.class_names, desc,
-                   pre, list(source.skipped), [source.ids[i] for i in keep], spec)
+                   pre, list(source.skipped), [source.ids[i] for i in keep], spec,
+                   None if source.groups is None else source.groups[keep])
 
 
 def _from_folder(root: Path, spec: str, shape: tuple[int, int, int], pre: Preprocess,

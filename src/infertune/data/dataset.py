@@ -31,6 +31,9 @@ class Dataset:
         skipped: (name, reason) of each bad sample left out with `skip_bad`.
         ids: per-sample origin (file path, or `file[i]` for array rows).
         source: the dataset spec as the user gave it.
+        groups: the cluster of each sample (int64, N) when samples share an origin (several
+            `clutter` scenes of one digit), so that intervals do not count them as
+            independent (metrics.budget.design_effect); None when they are independent.
     """
 
     x: np.ndarray
@@ -41,6 +44,7 @@ class Dataset:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     source: str = ""
+    groups: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -65,6 +69,7 @@ class Dataset:
         idx = np.asarray(indices, dtype=np.int64)
         return replace(self, x=self.x[idx], y=None if self.y is None else self.y[idx],
                        ids=[self.ids[i] for i in idx] if self.ids else [],
+                       groups=None if self.groups is None else self.groups[idx],
                        description=f"{self.description}; {note}", skipped=list(self.skipped))
 
     def describe(self) -> dict[str, Any]:

@@ -51,7 +51,8 @@ class FolderListing:
 
 @dataclass
 class ArraySource:
-    """Samples held in arrays: raw pixels N×C×h×w (uint8 or float32), labels or None."""
+    """Samples held in arrays: raw pixels N×C×h×w (uint8 or float32), labels or None, and
+    the cluster of each sample when some share an origin (Dataset.groups)."""
 
     x: np.ndarray
     y: np.ndarray | None
@@ -59,6 +60,7 @@ class ArraySource:
     ids: list[str]
     description: str
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    groups: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------- labels

@@ -24,6 +24,18 @@ same samples. Two cases:
   percentile bootstrap over images, both models scored on the same draws
   (tasks/detection/compare.py). Its points are mAP points, judged by the same rule.
 
+**Clustered samples** (several samples of one origin: `--eval-size` beyond the 1,000 digits
+of `clutter:val` renders more scenes of each digit): samples of one cluster are not
+independent, and an interval that treats them as such claims more than the data shows. The
+counts are then divided by the **design effect** D before the interval is computed (Rao &
+Scott 1992, "A simple method for the analysis of clustered binary data", Biometrics
+48:577): D is the cluster-robust variance of the mean per-sample difference over its
+variance under independence (`metrics.intervals.design_effect`). Why Rao–Scott and not
+a cluster bootstrap: it keeps Tango's and Wilson's behaviour at zero discordant pairs, and
+with one sample per cluster D is exactly 1, so unclustered data is judged exactly as
+before. D is floored at 1: an estimate below 1 (negative within-cluster correlation, or
+noise) would make clustered samples count for more than independent ones.
+
 The rule (`BudgetRule.within`): a candidate is within budget only when the *upper end* of
 its drop's two-sided interval is at most the budget, in points. So each decision errs on
 the side of refusing, with one-sided error (1 − confidence)/2, and less data makes the test
@@ -59,12 +71,13 @@ def tango_statistic(n: int, n10: int, n01: int, delta: float) -> float:
     return diff / math.sqrt(var)
 
 
-def paired_difference_interval(n: int, n10: int, n01: int,
+def paired_difference_interval(n: float, n10: float, n01: float,
                                confidence: float = 0.95) -> tuple[float, float]:
     """Tango's score interval of p10 − p01 (fractions), from the discordant counts.
 
     Args:
         n: paired samples. n10: first right, second wrong. n01: first wrong, second right.
+            Counts, or counts divided by a design effect (Rao–Scott), hence floats.
         confidence: two-sided level.
 
     Returns:
@@ -106,20 +119,39 @@ class DropInterval:
     method: str
 
 
-def top1_drop(n: int, n10: int, n01: int, confidence: float = 0.95) -> DropInterval:
-    """Top-1 drop (baseline − candidate) in points, Tango's score interval."""
-    lo, hi = paired_difference_interval(n, n10, n01, confidence)
+def _clustered(deff: float, clusters: int | None) -> str:
+    if deff == 1.0 and clusters is None:
+        return ""
+    return (f"; Rao–Scott adjusted for {clusters} clusters (design effect {deff:.3g}: the "
+            f"counts count as {1 / deff:.3g} of independent samples)")
+
+
+def top1_drop(n: int, n10: int, n01: int, confidence: float = 0.95, *, deff: float = 1.0,
+              clusters: int | None = None) -> DropInterval:
+    """Top-1 drop (baseline − candidate) in points, Tango's score interval on the counts
+    divided by the design effect `deff` (≥ 1; Rao–Scott) of `clusters` clusters."""
+    _check_deff(deff)
+    lo, hi = paired_difference_interval(n / deff, n10 / deff, n01 / deff, confidence)
     return DropInterval(value=0.0 + 100.0 * (n10 - n01) / n, low=0.0 + 100.0 * lo,
                         high=0.0 + 100.0 * hi,
-                        method=f"paired top-1 difference, Tango score {confidence:.0%} interval")
+                        method=f"paired top-1 difference, Tango score {confidence:.0%} interval"
+                               + _clustered(deff, clusters))
 
 
-def disagreement_drop(n: int, differ: int, confidence: float = 0.95) -> DropInterval:
-    """Disagreement with the original model's top-1 in points, Wilson score interval."""
-    lo, hi = wilson_interval(differ, n, confidence)
+def disagreement_drop(n: int, differ: int, confidence: float = 0.95, *, deff: float = 1.0,
+                      clusters: int | None = None) -> DropInterval:
+    """Disagreement with the original model's top-1 in points, Wilson score interval on the
+    counts divided by the design effect `deff` (≥ 1; Rao–Scott)."""
+    _check_deff(deff)
+    lo, hi = wilson_interval(differ / deff, n / deff, confidence)
     return DropInterval(value=100.0 * differ / n, low=100.0 * lo, high=100.0 * hi,
                         method=f"top-1 agreement with the original model, Wilson "
-                               f"{confidence:.0%} interval")
+                               f"{confidence:.0%} interval" + _clustered(deff, clusters))
+
+
+def _check_deff(deff: float) -> None:
+    if not (deff >= 1.0 and math.isfinite(deff)):
+        raise ValueError(f"a design effect is a finite number ≥ 1, not {deff}")
 
 
 @dataclass(frozen=True)

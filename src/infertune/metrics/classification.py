@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .intervals import bootstrap_intervals, wilson_interval
+from .intervals import bootstrap_intervals, design_effect, wilson_interval
 
 _AVERAGED = ("precision_macro", "recall_macro", "f1_macro",
              "precision_weighted", "recall_weighted", "f1_weighted")
@@ -127,7 +127,7 @@ def _cell_statistic(rows: np.ndarray, cols: np.ndarray, n_labels: int):
 def classification_report(logits: np.ndarray, labels: np.ndarray, *,
                           class_names: Sequence[str] | None = None, k: int = 5,
                           confidence: float = 0.95, n_boot: int = 1000,
-                          seed: int = 0) -> dict[str, Any]:
+                          seed: int = 0, groups: np.ndarray | None = None) -> dict[str, Any]:
     """All label-based accuracy figures, JSON-ready.
 
     Args:
@@ -138,26 +138,33 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, *,
         confidence: level of every interval.
         n_boot: bootstrap resamples for the P/R/F1 intervals.
         seed: bootstrap seed.
+        groups: the cluster of each sample, or None when they are independent. Clustered
+            samples widen the intervals by their design effect (metrics.intervals): top-1
+            and top-5 divide their counts by their own; the P/R/F1 bootstrap resamples
+            n / D samples, D that of top-1 correctness.
 
     Returns:
         `n`, `num_classes`, `top1`, `top5` (fractions), `precision_macro`, `recall_macro`,
         `f1_macro`, the same `_weighted`, each with `<name>_ci` = [lo, hi]; `per_class`
         ({class, index, precision, recall, f1, support}), `labels` (class indices of the
         rows/columns of `confusion`), `confusion` (rows true, columns predicted), and how
-        the intervals were made (`confidence`, `bootstrap`, `zero_division`).
+        the intervals were made (`confidence`, `bootstrap`, `zero_division`,
+        `design_effect` of top-1 correctness: 1 for independent samples).
     """
     logits, labels = check_logits_labels(logits, labels)
     n, n_classes = logits.shape
     k_used = max(1, min(k, n_classes))
-    top1 = int(topk_correct(logits, labels, 1).sum())
-    topk = int(topk_correct(logits, labels, k_used).sum())
+    correct1 = topk_correct(logits, labels, 1)
+    correctk = topk_correct(logits, labels, k_used)
+    deff1, deffk = design_effect(correct1, groups), design_effect(correctk, groups)
     pred = logits.argmax(axis=1)
     label_set = np.union1d(labels, pred)
     cm = confusion_matrix(labels, pred, label_set)
-    out: dict[str, Any] = {"n": n, "num_classes": n_classes, "top5_k": k_used}
-    out.update(_proportion("top1", top1, n, confidence))
-    out.update(_proportion("top5", topk, n, confidence))
-    out.update(_averages_with_ci(cm, confidence, n_boot, seed))
+    out: dict[str, Any] = {"n": n, "num_classes": n_classes, "top5_k": k_used,
+                           "design_effect": deff1}
+    out.update(_proportion("top1", int(correct1.sum()), n, confidence, deff1))
+    out.update(_proportion("top5", int(correctk.sum()), n, confidence, deffk))
+    out.update(_averages_with_ci(cm, confidence, n_boot, seed, max(1, round(n / deff1))))
     out["per_class"] = _per_class(cm, label_set, class_names)
     out["labels"] = [int(c) for c in label_set]
     out["confusion"] = cm.tolist()
@@ -166,18 +173,20 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, *,
     return out
 
 
-def _proportion(name: str, successes: int, n: int, confidence: float) -> dict[str, Any]:
-    lo, hi = wilson_interval(successes, n, confidence)
+def _proportion(name: str, successes: int, n: int, confidence: float,
+                deff: float = 1.0) -> dict[str, Any]:
+    lo, hi = wilson_interval(successes / deff, n / deff, confidence)
     return {name: successes / n, f"{name}_ci": [lo, hi]}
 
 
 def _averages_with_ci(cm: np.ndarray, confidence: float, n_boot: int,
-                      seed: int) -> dict[str, Any]:
+                      seed: int, size: int | None = None) -> dict[str, Any]:
     rows, cols = np.nonzero(cm)
     statistic = _cell_statistic(rows, cols, len(cm))
     counts = cm[rows, cols]
     point = statistic(counts[None, :])[0]
-    ci = bootstrap_intervals(counts, statistic, n_boot=n_boot, seed=seed, confidence=confidence)
+    ci = bootstrap_intervals(counts, statistic, n_boot=n_boot, seed=seed, confidence=confidence,
+                             size=size)
     out: dict[str, Any] = {}
     for name, value, (lo, hi) in zip(_AVERAGED, point, ci):
         out[name] = float(value)

@@ -6,6 +6,8 @@
   resamples are drawn as multinomial counts over the distinct outcomes instead of as
   index arrays: resampling n samples with replacement is exactly a multinomial draw over
   the outcome cells, so the cost is O(resamples × cells) rather than O(resamples × n).
+* Rao–Scott design effect of a mean under clustering (`design_effect`), by which clustered
+  counts are divided before an interval that assumes independent samples is computed.
 * McNemar's exact test: a two-sided binomial test on the discordant pairs, summed in
   log space (math.lgamma) so large counts neither overflow nor need scipy.
 """
@@ -58,31 +60,78 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return lo, hi
 
 
-def multinomial_resamples(counts: np.ndarray, n_boot: int, seed: int) -> Iterator[np.ndarray]:
+def design_effect(values: np.ndarray, groups: np.ndarray | None) -> float:
+    """Rao–Scott design effect of the mean of per-sample `values` under clustering by `groups`.
+
+    D = V_cluster / V_independent, where V_independent = s²/n (s² the sample variance) and
+    V_cluster = G/(G−1) · Σ_g (Σ_{i∈g} (v_i − v̄))² / n² is the cluster-robust (sandwich)
+    variance of the mean over G clusters. Floored at 1, so that clustered samples never
+    count for more than independent ones (metrics.budget). 1 when `groups` is None, when
+    every sample is its own cluster, when there is one cluster only, or when the values do
+    not vary (nothing to inflate).
+
+    Args:
+        values: per-sample numbers, e.g. baseline-correct − candidate-correct in {−1, 0, 1}.
+        groups: cluster label of each sample (any hashable numpy dtype), or None.
+    """
+    if groups is None:
+        return 1.0
+    v = np.asarray(values, dtype=np.float64)
+    g = np.asarray(groups)
+    if g.shape != v.shape:
+        raise ValueError(f"{len(g)} group labels for {len(v)} samples")
+    n = len(v)
+    _, inverse = np.unique(g, return_inverse=True)
+    clusters = int(inverse.max()) + 1 if n else 0
+    if clusters in (0, 1, n):
+        return 1.0
+    centred = v - v.mean()
+    ss = float(centred @ centred)
+    if ss <= 0.0:
+        return 1.0
+    totals = np.bincount(inverse, weights=centred, minlength=clusters)
+    v_cluster = clusters / (clusters - 1) * float(totals @ totals) / (n * n)
+    v_independent = ss / (n - 1) / n
+    return max(1.0, v_cluster / v_independent)
+
+
+def cluster_count(groups: np.ndarray | None, n: int) -> int:
+    """Distinct clusters among `n` samples (`n` when there are no groups)."""
+    return n if groups is None else int(len(np.unique(np.asarray(groups))))
+
+
+def multinomial_resamples(counts: np.ndarray, n_boot: int, seed: int,
+                          size: int | None = None) -> Iterator[np.ndarray]:
     """Bootstrap resamples of a sample summarised by its cell counts, in chunks.
 
     Args:
         counts: how many samples fell in each distinct outcome cell (sums to n).
         n_boot: number of resamples.
         seed: seed of numpy's default generator.
+        size: samples per resample; default n. Clustered samples resample n / D of them
+            (D the design effect), which spreads a ratio statistic as Rao–Scott's
+            division of the counts does.
 
     Yields:
-        int64 arrays (chunk, cells): each row is one resample's counts, summing to n.
+        int64 arrays (chunk, cells): each row is one resample's counts, summing to `size`.
     """
     counts = np.asarray(counts, dtype=np.int64)
     n = int(counts.sum())
     if n == 0:
         raise ValueError("cannot bootstrap an empty sample")
+    draws = n if size is None else int(size)
+    if draws < 1:
+        raise ValueError(f"a resample needs at least 1 sample, not {draws}")
     rng = np.random.default_rng(seed)
     pvals = counts / n
     chunk = max(1, min(n_boot, _MAX_CHUNK_CELLS // max(1, len(counts))))
     for start in range(0, n_boot, chunk):
-        yield rng.multinomial(n, pvals, size=min(chunk, n_boot - start))
+        yield rng.multinomial(draws, pvals, size=min(chunk, n_boot - start))
 
 
 def bootstrap_intervals(counts: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray],
                         *, n_boot: int = 1000, seed: int = 0,
-                        confidence: float = 0.95) -> np.ndarray:
+                        confidence: float = 0.95, size: int | None = None) -> np.ndarray:
     """Percentile bootstrap intervals of one or more statistics of cell counts.
 
     Args:
@@ -92,13 +141,14 @@ def bootstrap_intervals(counts: np.ndarray, statistic: Callable[[np.ndarray], np
         n_boot: number of resamples.
         seed: seed, so the same data always gives the same intervals.
         confidence: two-sided level.
+        size: samples per resample (`multinomial_resamples`); default all.
 
     Returns:
         (m, 2) array of (lo, hi): the (1−c)/2 and (1+c)/2 quantiles of each statistic.
     """
     _check_confidence(confidence)
     blocks = []
-    for block in multinomial_resamples(counts, n_boot, seed):
+    for block in multinomial_resamples(counts, n_boot, seed, size):
         values = np.asarray(statistic(block), dtype=np.float64)
         blocks.append(values.reshape(len(block), -1))
     values = np.concatenate(blocks)

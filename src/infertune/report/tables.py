@@ -121,8 +121,10 @@ def method_rows(report: RunReport) -> list[tuple[str, str]]:
                        f"{timing.get('batch')}, at least {timing.get('min_runs')} runs and "
                        f"{timing.get('min_seconds')} s)"),
             ("accuracy", f"{f.metric_name(report)} on {data.get('eval_n')} samples of "
-                         f"{data.get('spec')}" + (f" ({data['metric_note']})"
-                                                 if data.get("metric_note") else "")),
+                         f"{data.get('spec')}"
+                         + (f" in {data['eval_clusters']} clusters" if data.get("eval_clusters")
+                            else "")
+                         + (f" ({data['metric_note']})" if data.get("metric_note") else "")),
             ("budget", f"max drop {budget.get('max_drop')} ({budget.get('drop_type')}, "
                        f"{budget.get('metric')}, confidence {budget.get('confidence')}); "
                        f"{budget.get('rule')}"),

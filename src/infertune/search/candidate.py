@@ -126,6 +126,9 @@ class Drop(_Record):
         model's own detections). n: samples (images for detection).
     n01: baseline wrong, candidate right. n10: baseline right, candidate wrong (classification
         only: 0 for detection, whose interval is a paired bootstrap over images).
+    design_effect: the Rao–Scott design effect the interval's counts were divided by
+        (metrics.budget; 1 for independent samples). clusters: distinct clusters among the
+        n samples, None when the samples are not clustered.
     """
 
     metric: str
@@ -140,6 +143,8 @@ class Drop(_Record):
     baseline_pct: float | None = None
     candidate_pct: float | None = None
     confidence: float = 0.95
+    design_effect: float = 1.0
+    clusters: int | None = None
 
 
 @dataclass(frozen=True)

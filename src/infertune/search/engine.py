@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from ..measure import stats
 from ..measure.isolate import artifact_bytes
 from ..measure.session import SessionFactory
@@ -259,7 +261,7 @@ class Evaluator:
         st = self.state
         if st.base_screen is not None:
             sc = self.score(st.base_screen, load_outputs(res["screen_logits"]),
-                            st.screen_labels(), full=False)
+                            st.screen_labels(), full=False, groups=st.screen_groups())
             if sc.drop is None:
                 return cand.with_(status=Status.FAILED, reason=sc.reason)
             screen = dataclasses.replace(screen, drop=sc.drop, fidelity=sc.fidelity)
@@ -330,7 +332,7 @@ class Evaluator:
         outputs = load_outputs(res["eval_logits"])
         if st.base_eval is None:  # this is the baseline itself
             st.set_baseline(outputs, read_labels(st.run_dir))
-        sc = self.score(st.base_eval, outputs, st.eval_labels(), full=True)
+        sc = self.score(st.base_eval, outputs, st.eval_labels(), full=True, groups=st.groups)
         if sc.drop is None:
             return self._failed_full(cand, sc.reason)
         t0 = time.monotonic()
@@ -345,12 +347,12 @@ class Evaluator:
                                       "logits": res["eval_logits"]})
         return cand.with_(status=Status.OK, reason=None, full=full)
 
-    def score(self, base, outputs, labels, *, full: bool):
+    def score(self, base, outputs, labels, *, full: bool, groups: np.ndarray | None = None):
         """`evaluation.scores` with the run's metric, confidence, seed and detection facts."""
         info = self.state.data_info
         return scores(base, outputs, labels, self.state.metric, self.config.confidence,
                       self.config.seed, full=full, classes=info.get("classes"),
-                      threshold=info.get("score_threshold", 0.25))
+                      threshold=info.get("score_threshold", 0.25), groups=groups)
 
     def _failed_full(self, cand: Candidate, reason: str | None) -> Candidate:
         self.record("full", cand.id, {"status": "failed", "reason": reason})

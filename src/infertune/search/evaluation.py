@@ -40,9 +40,11 @@ def load_outputs(path: str | Path) -> np.ndarray | list[Detections]:
 
 
 def scores(base_logits, logits, labels, metric: str, confidence: float, seed: int, *,
-           full: bool, classes: int | None = None, threshold: float = 0.25) -> Scores:
+           full: bool, classes: int | None = None, threshold: float = 0.25,
+           groups: np.ndarray | None = None) -> Scores:
     """The drop, fidelity and accuracy of `logits` vs the baseline's on the same samples
-    (a detector's: `detection_scores`, with its class count and deployed threshold)."""
+    (a detector's: `detection_scores`, with its class count and deployed threshold).
+    `groups`: the cluster of each sample (None: independent), for a classifier's drop."""
     if metric in DETECTION_METRICS:
         return detection_scores(base_logits, logits, labels, confidence, seed, full=full,
                                 classes=classes, threshold=threshold)
@@ -54,17 +56,22 @@ def scores(base_logits, logits, labels, metric: str, confidence: float, seed: in
     fid = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fid.items()}
     fid["top1_agreement_ci"] = tuple(fid["top1_agreement_ci"]) if fid.get("top1_agreement_ci") \
         else None
+    clusters = None if groups is None else np.asarray(groups)[:n]
     if metric == "top1":
-        drop = select.drop_top1(base, cand, labels[:n], confidence=confidence)
+        drop = select.drop_top1(base, cand, labels[:n], confidence=confidence, groups=clusters)
     else:
-        drop = select.drop_agreement(base, cand, confidence=confidence)
-    acc = accuracy(cand, labels[:n], confidence) if full and labels is not None else None
+        drop = select.drop_agreement(base, cand, confidence=confidence, groups=clusters)
+    acc = accuracy(cand, labels[:n], confidence, clusters) if full and labels is not None \
+        else None
     return Scores(drop, Fidelity.from_json(fid), acc)
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray, confidence: float) -> dict[str, Any]:
-    """Top-1/top-5 with Wilson intervals, macro precision/recall/F1 (metrics.classification)."""
-    rep = classification_report(logits, labels, confidence=confidence, n_boot=200)
+def accuracy(logits: np.ndarray, labels: np.ndarray, confidence: float,
+             groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Top-1/top-5 with Wilson intervals, macro precision/recall/F1 (metrics.classification;
+    `groups`: the samples' clusters, which widen the intervals by their design effect)."""
+    rep = classification_report(logits, labels, confidence=confidence, n_boot=200,
+                                groups=groups)
     out: dict[str, Any] = {}
     for key in ("top1", "top5"):
         lo, hi = rep[f"{key}_ci"]

@@ -83,7 +83,8 @@ def _start(config: OptimizeConfig, run_dir: Path, journal: Journal,
     ctx = plan_context(config, handle, data_info)
     executor = make_executor(config.executor, config.address)
     state = RunState(config, run_dir, handle, ctx, data_info,
-                     clock=SearchClock.from_journal(list(journal.read())))
+                     clock=SearchClock.from_journal(list(journal.read())),
+                     groups=rundata.groups(run_dir))
     ev = Evaluator(state, journal, executor, progress)
     if journal.dropped:
         ev.emit("journal", dropped=journal.dropped)

@@ -83,6 +83,11 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
         _save(data_dir / f"{name}_x.npy", np.ascontiguousarray(ds.x, dtype=np.float32))
         if ds.y is not None and det is None:  # a detector's labels are boxes (eval_truth)
             _save(data_dir / f"{name}_y.npy", np.asarray(ds.y, dtype=np.int64))
+    clustered = ev.groups is not None and det is None
+    if clustered:
+        _save(data_dir / GROUPS, np.asarray(ev.groups, dtype=np.int64))
+    else:  # a previous request's clusters must not outlive it
+        (data_dir / GROUPS).unlink(missing_ok=True)
     labelled = ev.y is not None
     if det is not None:
         labelled = _save_detection(data_dir, handle, extra, len(ev), preprocess)
@@ -90,6 +95,7 @@ def prepare(run_dir: Path, config, handle) -> dict[str, Any]:
             "calib_n": len(parts["calib"]),
             "train_n": len(parts["train"]) if "train" in parts else 0,
             "screen_n": min(config.screen_size, len(ev)), "description": ev.description,
+            "eval_clusters": len(np.unique(ev.groups)) if clustered else None,
             "class_names": list(ev.class_names)[:1000], "preprocess": str(preprocess),
             **({"task": "detection", "classes": det.classes,
                  "score_threshold": det.score_threshold} if det is not None else {})}
@@ -149,6 +155,16 @@ def _save_detection(data_dir: Path, handle, found: DetectionParts | None, eval_n
 
 DETECTION_SPEC = "detection.json"
 TRUTH = "eval_truth.npz"
+
+
+GROUPS = "eval_groups.npy"
+
+
+def groups(run_dir: Path) -> np.ndarray | None:
+    """The cluster of each evaluation sample (several scenes of one `clutter:val` digit),
+    or None when the samples are independent."""
+    path = run_dir / "data" / GROUPS
+    return np.load(path) if path.exists() else None
 
 
 def labels(run_dir: Path) -> np.ndarray | list[DetectionSample] | None:

@@ -16,37 +16,49 @@ import numpy as np
 
 from ..metrics.budget import BudgetRule, disagreement_drop, top1_drop
 from ..metrics.classification import check_logits_labels
-from ..metrics.intervals import mcnemar_exact
+from ..metrics.intervals import cluster_count, design_effect, mcnemar_exact
 from .candidate import Candidate, Drop, Status
 from .pareto import pareto_front
 
 OBJECTIVES = {"latency": "min", "throughput": "max", "size": "min"}
 
 
-def drop_top1(base_logits, cand_logits, labels, *, confidence: float = 0.95) -> Drop:
-    """Top-1 drop (points) of the candidate vs the baseline on labelled samples."""
+def drop_top1(base_logits, cand_logits, labels, *, confidence: float = 0.95,
+              groups: np.ndarray | None = None) -> Drop:
+    """Top-1 drop (points) of the candidate vs the baseline on labelled samples; `groups`
+    (a cluster label per sample, or None for independent samples) adjusts the interval
+    for clustering (metrics.budget.design_effect)."""
     base, labels = check_logits_labels(base_logits, labels)
     cand, _ = check_logits_labels(cand_logits, labels)
     base_ok, cand_ok = base.argmax(axis=1) == labels, cand.argmax(axis=1) == labels
     n = int(len(labels))
     n10, n01 = int((base_ok & ~cand_ok).sum()), int((~base_ok & cand_ok).sum())
-    d = top1_drop(n, n10, n01, confidence)
+    deff = design_effect(base_ok.astype(np.int8) - cand_ok.astype(np.int8), groups)
+    clusters = None if groups is None else cluster_count(groups, n)
+    d = top1_drop(n, n10, n01, confidence, deff=deff, clusters=clusters)
     return Drop(metric="top1", value=d.value, low=d.low, high=d.high, n=n,
-                method=d.method + "; McNemar exact p-value", p_value=mcnemar_exact(n01, n10),
+                method=d.method + "; McNemar exact p-value",
+                p_value=mcnemar_exact(round(n01 / deff), round(n10 / deff)),
                 n01=n01, n10=n10, baseline_pct=100 * float(base_ok.mean()),
-                candidate_pct=100 * float(cand_ok.mean()), confidence=confidence)
+                candidate_pct=100 * float(cand_ok.mean()), confidence=confidence,
+                design_effect=deff, clusters=clusters)
 
 
-def drop_agreement(base_logits, cand_logits, *, confidence: float = 0.95) -> Drop:
-    """Disagreement (points) of the candidate's top-1 with the baseline's, Wilson interval."""
+def drop_agreement(base_logits, cand_logits, *, confidence: float = 0.95,
+                   groups: np.ndarray | None = None) -> Drop:
+    """Disagreement (points) of the candidate's top-1 with the baseline's, Wilson interval
+    (adjusted for clustering by `groups` as in `drop_top1`)."""
     base = np.asarray(base_logits).argmax(axis=1)
     cand = np.asarray(cand_logits).argmax(axis=1)
     n = int(len(base))
     differ = int((base != cand).sum())
-    d = disagreement_drop(n, differ, confidence)
+    deff = design_effect((base != cand).astype(np.int8), groups)
+    clusters = None if groups is None else cluster_count(groups, n)
+    d = disagreement_drop(n, differ, confidence, deff=deff, clusters=clusters)
     return Drop(metric="agreement", value=d.value, low=d.low, high=d.high, n=n,
                 method=d.method, n10=differ, baseline_pct=100.0,
-                candidate_pct=100 * (n - differ) / n, confidence=confidence)
+                candidate_pct=100 * (n - differ) / n, confidence=confidence,
+                design_effect=deff, clusters=clusters)
 
 
 def objective_value(cand: Candidate, objective: str) -> float | None:

@@ -87,6 +87,7 @@ class RunState:
     metric: str = "agreement"
     metric_note: str | None = None
     labels: np.ndarray | None = None
+    groups: np.ndarray | None = None  # cluster of each evaluation sample; None: independent
     budget: BudgetRule | None = None
     base_screen: np.ndarray | None = None
     base_eval: np.ndarray | None = None
@@ -135,6 +136,10 @@ class RunState:
     def screen_labels(self):
         labels = self.eval_labels()
         return None if labels is None else labels[: self.data_info["screen_n"]]
+
+    def screen_groups(self) -> np.ndarray | None:
+        """The clusters of the screening samples (the first screen_n evaluation samples)."""
+        return None if self.groups is None else self.groups[: self.data_info["screen_n"]]
 
     def set_baseline(self, outputs, labels) -> None:
         """The baseline's outputs: logits, or a detector's detections (a list)."""
@@ -188,5 +193,9 @@ class RunState:
         base_pct = 100.0
         if self.metric == "top1":
             base_pct = float(100 * (logits.argmax(axis=1) == labels).mean())
+        interval = None
+        if self.groups is not None:
+            interval = (f"{BudgetRule.interval}; the counts divided by the Rao–Scott design "
+                        f"effect of the samples' {len(np.unique(self.groups))} clusters")
         self.budget = BudgetRule.from_option(self.config.max_drop, self.config.drop_type,
-                                             base_pct, self.config.confidence)
+                                             base_pct, self.config.confidence, interval=interval)
