@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from infertune.metrics import compare_top1, fidelity
 from infertune.metrics.budget import disagreement_drop, top1_drop
 from infertune.metrics.classification import classification_report
 from infertune.metrics.intervals import cluster_count, design_effect
@@ -133,3 +134,38 @@ def test_disagreement_drop_with_a_design_effect_is_wilson_on_deflated_counts():
     d = disagreement_drop(400, 20, deff=2.0, clusters=100)
     lo, hi = wilson_interval(10, 200)
     assert (d.value, d.low, d.high) == pytest.approx((5.0, 100 * lo, 100 * hi))
+
+
+def test_fidelity_and_paired_comparison_take_the_clusters_too():
+    labels, base, cand = _models(250, seed=8)
+    k = 3
+    rep = lambda a: np.repeat(a, k, 0)  # noqa: E731
+    groups = np.repeat(np.arange(250), k)
+    once, clustered = fidelity(base, cand), fidelity(rep(base), rep(cand), groups=groups)
+    np.testing.assert_allclose(clustered["top1_agreement_ci"], once["top1_agreement_ci"],
+                               atol=0.002)
+    c_once = compare_top1(base, cand, labels)
+    c_rep = compare_top1(rep(base), rep(cand), rep(labels), groups=groups)
+    assert c_rep["design_effect"] == pytest.approx(749 / 249, rel=1e-12)
+    np.testing.assert_allclose(c_rep["delta_ci"], c_once["delta_ci"], atol=0.0005)
+    assert "250 clusters" in c_rep["method"] and c_once["design_effect"] == 1.0
+
+
+def test_evaluate_reports_clustered_data_with_adjusted_intervals():
+    from infertune.commands.evaluate import assemble
+    from infertune.data.dataset import Dataset
+    from infertune.data.preprocess import resolve_preprocess
+    from infertune.types import InputSpec, ModelHandle
+
+    labels, base, cand = _models(200, seed=9)
+    groups = np.repeat(np.arange(200), 2)
+    pre = resolve_preprocess("none")
+    ds = Dataset(np.zeros((400, 1, 2, 2), np.float32), np.repeat(labels, 2),
+                 [str(i) for i in range(10)], "two views of 200 samples", pre, groups=groups)
+    handle = ModelHandle(format="onnx", path="m.onnx", input_spec=InputSpec(shape=(1, 1, 2, 2)),
+                         name="m", source="m")
+    out = assemble(handle, handle, ds, pre, "test", np.repeat(cand, 2, 0), np.repeat(base, 2, 0))
+    alone = compare_top1(base, cand, labels)
+    assert out["data"]["clusters"] == 200
+    assert out["accuracy"]["design_effect"] == pytest.approx(399 / 199, rel=1e-12)
+    np.testing.assert_allclose(out["comparison"]["delta_ci"], alone["delta_ci"], atol=0.001)

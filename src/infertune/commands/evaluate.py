@@ -178,15 +178,17 @@ def assemble(handle, ref, ds, pre, pre_from: str, logits, ref_logits) -> dict[st
         "data": ds.describe(), "preprocess": {**pre.to_dict(), "from": pre_from},
         "accuracy": None, "fidelity": None, "comparison": None}
     if ds.labelled:
-        result["accuracy"] = classification_report(logits, ds.y, class_names=ds.class_names)
+        result["accuracy"] = classification_report(logits, ds.y, class_names=ds.class_names,
+                                                   groups=ds.groups)
     if ref_logits is not None:
         if ref_logits.shape != logits.shape:
             raise ConfigError(f"the reference outputs {ref_logits.shape[1]} scores per image, "
                               f"the model {k}: they cannot be compared")
-        result["fidelity"] = {**fidelity(ref_logits, logits), "reference": ref.name,
+        result["fidelity"] = {**fidelity(ref_logits, logits, groups=ds.groups),
+                              "reference": ref.name,
                               "note": "agreement with the reference model, not accuracy"}
         if ds.labelled:
-            result["comparison"] = {**compare_top1(ref_logits, logits, ds.y),
+            result["comparison"] = {**compare_top1(ref_logits, logits, ds.y, groups=ds.groups),
                                     "baseline_model": ref.name, "candidate_model": handle.name}
         if looks_like_probabilities(ref_logits):
             notes.append("the reference outputs look like probabilities (softmax): cosine and "

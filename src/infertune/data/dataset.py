@@ -82,6 +82,7 @@ class Dataset:
             "source": self.source,
             "description": self.description,
             "n": len(self),
+            "clusters": None if self.groups is None else int(len(np.unique(self.groups))),
             "shape": [int(s) for s in self.x.shape[1:]],
             "labelled": self.labelled,
             "num_classes": len(self.class_names),

@@ -20,17 +20,20 @@ import numpy as np
 
 from .budget import paired_difference_interval
 from .classification import check_logits_labels
-from .intervals import mcnemar_exact
+from .intervals import cluster_count, design_effect, mcnemar_exact
 
 
 def paired_comparison(baseline_correct: np.ndarray, candidate_correct: np.ndarray, *,
-                      confidence: float = 0.95) -> dict[str, Any]:
+                      confidence: float = 0.95,
+                      groups: np.ndarray | None = None) -> dict[str, Any]:
     """Compares two per-sample correctness vectors of the same samples, in the same order.
 
     Args:
         baseline_correct: bool (N,): the baseline model was right on sample i.
         candidate_correct: bool (N,): the candidate was right on sample i.
         confidence: level of `delta_ci`.
+        groups: the cluster of each sample, or None when they are independent; clustered
+            samples divide the counts by the Rao–Scott design effect (metrics.budget).
 
     Returns:
         `baseline`, `candidate` (top-1 fractions), `delta` (candidate − baseline),
@@ -47,14 +50,18 @@ def paired_comparison(baseline_correct: np.ndarray, candidate_correct: np.ndarra
         raise ValueError(f"need two correctness vectors of one length, got {base.shape} and {cand.shape}")
     n = len(base)
     n01, n10 = int((~base & cand).sum()), int((base & ~cand).sum())
+    deff = design_effect(cand.astype(np.int8) - base.astype(np.int8), groups)
     # The interval of candidate − baseline is the drop's interval, negated.
-    lo, hi = paired_difference_interval(n, n01, n10, confidence)
+    lo, hi = paired_difference_interval(n / deff, n01 / deff, n10 / deff, confidence)
+    clustered = "" if groups is None else \
+        f"; Rao–Scott adjusted for {cluster_count(groups, n)} clusters (design effect {deff:.3g})"
     return {
         "baseline": float(base.mean()), "candidate": float(cand.mean()),
         "delta": (n01 - n10) / n, "delta_ci": [lo, hi],
-        "p_value": mcnemar_exact(n01, n10),
-        "n": n, "n01": n01, "n10": n10, "confidence": confidence,
-        "method": f"paired difference, Tango score {confidence:.0%} interval; McNemar exact",
+        "p_value": mcnemar_exact(round(n01 / deff), round(n10 / deff)),
+        "n": n, "n01": n01, "n10": n10, "confidence": confidence, "design_effect": deff,
+        "method": f"paired difference, Tango score {confidence:.0%} interval; McNemar exact"
+                  + clustered,
     }
 
 

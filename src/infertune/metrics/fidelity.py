@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .intervals import wilson_interval
+from .intervals import design_effect, wilson_interval
 
 
 def _check_pair(reference: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,13 +62,15 @@ def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
 
 
 def fidelity(reference: np.ndarray, test: np.ndarray, *,
-             confidence: float = 0.95) -> dict[str, Any]:
+             confidence: float = 0.95, groups: np.ndarray | None = None) -> dict[str, Any]:
     """Agreement of `test` outputs with `reference` outputs on the same samples.
 
     Args:
         reference: outputs of the reference model, (N, ...) — logits N×K for classifiers.
         test: outputs of the candidate, same shape.
         confidence: level of the Wilson interval on top-1 agreement.
+        groups: the cluster of each sample, or None when they are independent; clustered
+            samples divide the agreement counts by their design effect (metrics.intervals).
 
     Returns:
         `n`; `top1_agreement` (fraction of samples whose arg-max agrees) with
@@ -83,9 +85,10 @@ def fidelity(reference: np.ndarray, test: np.ndarray, *,
     n = len(ref)
     result: dict[str, Any] = {"n": n, "top1_agreement": None, "top1_agreement_ci": None}
     if np.ndim(reference) == 2:
-        agree = int((ref.argmax(axis=1) == out.argmax(axis=1)).sum())
+        same = ref.argmax(axis=1) == out.argmax(axis=1)
+        agree, deff = int(same.sum()), design_effect(same, groups)
         result["top1_agreement"] = agree / n
-        result["top1_agreement_ci"] = list(wilson_interval(agree, n, confidence))
+        result["top1_agreement_ci"] = list(wilson_interval(agree / deff, n / deff, confidence))
     cos = cosine_per_sample(ref, out)
     result.update(cosine=float(cos.mean()), cosine_min=float(cos.min()),
                   sqnr_db=sqnr_db(ref, out), max_abs=float(np.abs(ref - out).max()))

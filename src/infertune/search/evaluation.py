@@ -52,11 +52,11 @@ def scores(base_logits, logits, labels, metric: str, confidence: float, seed: in
     base, cand = base_logits[:n], logits[:n]
     if not np.all(np.isfinite(cand)):
         return Scores(None, reason="the candidate produced non-finite outputs (inf/NaN)")
-    fid = fidelity(base, cand, confidence=confidence)
+    clusters = None if groups is None else np.asarray(groups)[:n]
+    fid = fidelity(base, cand, confidence=confidence, groups=clusters)
     fid = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fid.items()}
     fid["top1_agreement_ci"] = tuple(fid["top1_agreement_ci"]) if fid.get("top1_agreement_ci") \
         else None
-    clusters = None if groups is None else np.asarray(groups)[:n]
     if metric == "top1":
         drop = select.drop_top1(base, cand, labels[:n], confidence=confidence, groups=clusters)
     else:
