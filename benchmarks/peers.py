@@ -220,7 +220,10 @@ def _pick_row(row: dict, report: dict, run_dir: Path) -> dict:
     if not export:
         return {**row, "reason": f"optimize made no pick: {(report.get('no_pick') or {}).get('reason')}"}
     pick = next(c for c in report["candidates"] if c["id"] == report["pick"])
-    row.update(runtime=export["runtime"], artifact=export["artifact"], label=pick.get("label"),
+    # report.json's paths are as the optimize process saw them (relative to its working
+    # directory); the exported artifact is always in RUN_DIR/best/.
+    artifact = run_dir / "best" / Path(export["artifact"]).name
+    row.update(runtime=export["runtime"], artifact=str(artifact), label=pick.get("label"),
                precision=pick.get("precision"), run_dir=str(run_dir),
                options=_runtime_options(export["runtime"], pick.get("runtime_options")))
     return row
