@@ -464,6 +464,8 @@ def case_markdown(case: dict) -> list[str]:
     evaluation = scoring.get("evaluation") or f"{scoring['n']} {scoring['data']} images"
     what = (f"top-1 on {evaluation} (labelled), and the paired drop vs "
             f"{scoring['reference']} in points (> 0: worse) with Tango's 95% interval"
+            + (" on the counts divided by the clusters' Rao–Scott design effect"
+               if "clusters" in evaluation else "")
             if scoring["labelled"]
             else f"top-1 agreement (Wilson 95%) and mean cosine with {scoring['reference']} "
                  f"on {evaluation} (no labels, or random weights: fidelity, not accuracy)")
