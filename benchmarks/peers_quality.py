@@ -114,16 +114,11 @@ def paired_drop(ref_correct: np.ndarray, correct: np.ndarray,
                 groups: np.ndarray | None = None) -> dict:
     """Eager FP32's top-1 minus this row's, in points, with Tango's paired 95% interval
     (Rao–Scott adjusted when the samples are clustered by `groups`)."""
-    from infertune.metrics.budget import top1_drop
-    from infertune.metrics.intervals import cluster_count, design_effect
+    from infertune.metrics.budget import paired_top1_drop
 
-    n10 = int((ref_correct & ~correct).sum())
-    n01 = int((~ref_correct & correct).sum())
-    deff = design_effect(ref_correct.astype(np.int8) - correct.astype(np.int8), groups)
-    clusters = None if groups is None else cluster_count(groups, len(correct))
-    drop = top1_drop(len(correct), n10, n01, deff=deff, clusters=clusters)
-    return {"points": drop.value, "ci": [drop.low, drop.high], "n10": n10, "n01": n01,
-            "design_effect": deff, "method": drop.method}
+    drop = paired_top1_drop(ref_correct, correct, groups=groups)
+    return {"points": drop.value, "ci": [drop.low, drop.high], "n10": drop.n10,
+            "n01": drop.n01, "design_effect": drop.design_effect, "method": drop.method}
 
 
 def score(rows: list[dict], data: CaseData, threads: int, batch: int = 10) -> dict:

@@ -46,8 +46,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import ConfigError
-from .intervals import wilson_interval, z_value
+from .intervals import cluster_count, design_effect, wilson_interval, z_value
 
 _BISECTION_STEPS = 80  # halves [−1, 1] to below 1e-20: far past float precision
 
@@ -111,12 +113,17 @@ def _root(n: int, n10: int, n01: int, lo: float, hi: float, target: float) -> fl
 
 @dataclass(frozen=True)
 class DropInterval:
-    """A drop in points with its two-sided interval and how it was computed."""
+    """A drop in points with its two-sided interval and how it was computed (for a paired
+    top-1 drop: its discordant counts and the design effect its counts were divided by)."""
 
     value: float
     low: float
     high: float
     method: str
+    n10: int = 0
+    n01: int = 0
+    design_effect: float = 1.0
+    clusters: int | None = None
 
 
 def _clustered(deff: float, clusters: int | None) -> str:
@@ -135,7 +142,21 @@ def top1_drop(n: int, n10: int, n01: int, confidence: float = 0.95, *, deff: flo
     return DropInterval(value=0.0 + 100.0 * (n10 - n01) / n, low=0.0 + 100.0 * lo,
                         high=0.0 + 100.0 * hi,
                         method=f"paired top-1 difference, Tango score {confidence:.0%} interval"
-                               + _clustered(deff, clusters))
+                               + _clustered(deff, clusters),
+                        n10=n10, n01=n01, design_effect=deff, clusters=clusters)
+
+
+def paired_top1_drop(baseline_correct: np.ndarray, candidate_correct: np.ndarray,
+                     confidence: float = 0.95,
+                     groups: np.ndarray | None = None) -> DropInterval:
+    """`top1_drop` from two per-sample correctness vectors of the same samples, its counts
+    divided by the design effect of `groups` (None: independent samples)."""
+    base = np.asarray(baseline_correct, dtype=bool)
+    cand = np.asarray(candidate_correct, dtype=bool)
+    n = int(len(base))
+    deff = design_effect(base.astype(np.int8) - cand.astype(np.int8), groups)
+    return top1_drop(n, int((base & ~cand).sum()), int((~base & cand).sum()), confidence,
+                     deff=deff, clusters=None if groups is None else cluster_count(groups, n))
 
 
 def disagreement_drop(n: int, differ: int, confidence: float = 0.95, *, deff: float = 1.0,

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..metrics.budget import BudgetRule, disagreement_drop, top1_drop
+from ..metrics.budget import BudgetRule, disagreement_drop, paired_top1_drop
 from ..metrics.classification import check_logits_labels
 from ..metrics.intervals import cluster_count, design_effect, mcnemar_exact
 from .candidate import Candidate, Drop, Status
@@ -27,21 +27,18 @@ def drop_top1(base_logits, cand_logits, labels, *, confidence: float = 0.95,
               groups: np.ndarray | None = None) -> Drop:
     """Top-1 drop (points) of the candidate vs the baseline on labelled samples; `groups`
     (a cluster label per sample, or None for independent samples) adjusts the interval
-    for clustering (metrics.budget.design_effect)."""
+    for clustering (metrics.intervals.design_effect)."""
     base, labels = check_logits_labels(base_logits, labels)
     cand, _ = check_logits_labels(cand_logits, labels)
     base_ok, cand_ok = base.argmax(axis=1) == labels, cand.argmax(axis=1) == labels
-    n = int(len(labels))
-    n10, n01 = int((base_ok & ~cand_ok).sum()), int((~base_ok & cand_ok).sum())
-    deff = design_effect(base_ok.astype(np.int8) - cand_ok.astype(np.int8), groups)
-    clusters = None if groups is None else cluster_count(groups, n)
-    d = top1_drop(n, n10, n01, confidence, deff=deff, clusters=clusters)
-    return Drop(metric="top1", value=d.value, low=d.low, high=d.high, n=n,
+    d = paired_top1_drop(base_ok, cand_ok, confidence, groups)
+    deff = d.design_effect
+    return Drop(metric="top1", value=d.value, low=d.low, high=d.high, n=int(len(labels)),
                 method=d.method + "; McNemar exact p-value",
-                p_value=mcnemar_exact(round(n01 / deff), round(n10 / deff)),
-                n01=n01, n10=n10, baseline_pct=100 * float(base_ok.mean()),
+                p_value=mcnemar_exact(round(d.n01 / deff), round(d.n10 / deff)),
+                n01=d.n01, n10=d.n10, baseline_pct=100 * float(base_ok.mean()),
                 candidate_pct=100 * float(cand_ok.mean()), confidence=confidence,
-                design_effect=deff, clusters=clusters)
+                design_effect=deff, clusters=d.clusters)
 
 
 def drop_agreement(base_logits, cand_logits, *, confidence: float = 0.95,
