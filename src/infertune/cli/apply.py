@@ -100,10 +100,15 @@ def size_lines(size: dict[str, Any] | None) -> list[str]:
 
 
 def recovery_lines(recovery: list[dict[str, Any]]) -> list[str]:
-    """One line per training pass: its validation metric before and after, and its cost."""
+    """One line per training pass: its validation metric before and after, its cost and its
+    training setup (arithmetic/layout)."""
     return [f"{r['pass']}: validation {r['val_metric']} {r['val_metric_before']:.4f} → "
             f"{r['val_metric_after']:.4f} ({r['steps_run']} steps, {r['seconds']:.1f} s, "
-            f"{r['stop_reason']})" for r in recovery]
+            f"{_setup(r.get('training_setup'))}{r['stop_reason']})" for r in recovery]
+
+
+def _setup(setup: dict[str, Any] | None) -> str:
+    return f"{setup['autocast']}/{setup['layout']}, " if setup else ""
 
 
 def parity_line(parity: dict[str, Any]) -> str:

@@ -177,7 +177,7 @@ def size_facts(model: ModelHandle) -> dict[str, Any] | None:
 def recovery_summary(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Validation metric before/after for each applied training pass (from its details)."""
     keys = ("val_metric", "val_metric_before", "val_metric_after", "steps_run", "seconds",
-            "stop_reason")
+            "stop_reason", "training_setup")
     return [{"pass": r["pass"], **{k: r.get(k) for k in keys}} for r in reports
             if r.get("applied") and r.get("val_metric") is not None]
 

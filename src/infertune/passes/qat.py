@@ -35,11 +35,18 @@ class QatConfig(recovery.Budget):
             already good and only adapts it to the rounding.
         temperature: distillation temperature against the float teacher.
         alpha: weight of the label cross-entropy when the data has labels, in [0, 1].
+        autocast: "fp32" by default, not "auto": the fake-quant observers set INT8 scales
+            from the activations they see, and those must be the float ones the converted
+            program will quantize, not BF16-rounded ones.
+        layout: "nchw" by default, not "auto": channels_last was measured on the float
+            recovery passes only, not on prepared fake-quant programs.
     """
 
     lr: float = 1e-4
     temperature: float = 4.0
     alpha: float = 0.5
+    autocast: str = "fp32"
+    layout: str = "nchw"
 
     def __post_init__(self) -> None:
         self.check()

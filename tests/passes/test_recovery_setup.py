@@ -1,0 +1,117 @@
+"""The recovery loop's training setup (recovery.Budget.autocast and .layout): FP32 or BF16
+autocast, NCHW or channels_last weights, chosen by option or, for a seconds budget, by a
+timed trial that changes nothing in the model."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from recovery_helpers import dataset, handle, net
+
+from infertune.passes import PassContext, apply_passes, recovery
+from infertune.passes.qat import QatConfig
+
+
+def _task(model):
+    data = dataset(64, True)
+    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
+
+    def loss(m, idx):
+        return torch.nn.functional.cross_entropy(m(x[idx]), y[idx])
+
+    return recovery.Task(model, loss, lambda m: 0.0, "top1", len(data))
+
+
+def _native(monkeypatch, native: bool, note: str = "test") -> None:
+    from infertune import machine
+
+    monkeypatch.setattr(machine, "native_support", lambda p: {"native": native, "note": note})
+
+
+def _medians(trial_ms):
+    return {k: sorted(v)[len(v) // 2] for k, v in trial_ms.items()}
+
+
+def test_the_trial_changes_no_weight_buffer_or_layout_and_follows_its_rule(monkeypatch):
+    _native(monkeypatch, True)
+    model = net(0).train()
+    before = copy.deepcopy(model.state_dict())
+    got = recovery._choose_setup(_task(model), recovery.Budget(seconds=60.0), seed=0)
+    assert set(got["trial_ms"]) == {"fp32/nchw", "fp32/channels_last", "bf16/channels_last"}
+    assert [len(v) for v in got["trial_ms"].values()] == [recovery.SETUP_TRIAL] * 3
+    assert "timed trial" in got["why"]
+    state = model.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in before.items())
+    assert all(p.grad is None for p in model.parameters())
+    assert all(p.is_contiguous() for p in model.parameters())
+    # The choice follows the rule from the recorded medians (rounded to 0.01 ms: ±0.02).
+    med = _medians(got["trial_ms"])
+    fp32 = "fp32/nchw"
+    if med["fp32/channels_last"] <= (1 - recovery.LAYOUT_MARGIN) * med["fp32/nchw"] - 0.02:
+        fp32 = "fp32/channels_last"
+    bf16_wins = med["bf16/channels_last"] <= (1 - recovery.AUTOCAST_MARGIN) * med[fp32]
+    expected = "bf16/channels_last" if bf16_wins else fp32
+    near = abs(med["bf16/channels_last"] - (1 - recovery.AUTOCAST_MARGIN) * med[fp32]) < 0.03
+    if not near:
+        assert f"{got['autocast']}/{got['layout']}" == expected
+
+
+def test_a_short_budget_cuts_the_trial_to_one_round(monkeypatch):
+    _native(monkeypatch, False)
+    got = recovery._choose_setup(_task(net(0)), recovery.Budget(seconds=1e-4), seed=0)
+    assert set(got["trial_ms"]) == {"fp32/nchw", "fp32/channels_last"}
+    assert [len(v) for v in got["trial_ms"].values()] == [1, 1]
+    assert got["autocast"] == "fp32" and got["why"].endswith("no BF16 trial: test")
+
+
+def test_no_trial_for_options_steps_budgets_or_models_without_4d_weights(monkeypatch):
+    _native(monkeypatch, False, "no avx512_bf16 or amx_bf16")
+    task = _task(net(0))
+    fixed = recovery._choose_setup(task, recovery.Budget(seconds=5.0, layout="nchw"), 0)
+    assert fixed == {"autocast": "fp32", "layout": "nchw",
+                     "why": "the options; no BF16 trial: no avx512_bf16 or amx_bf16"}
+    _native(monkeypatch, True)
+    steps = recovery._choose_setup(task, recovery.Budget(steps=5), 0)
+    assert (steps["autocast"], steps["layout"]) == ("fp32", "nchw") and "steps" in steps["why"]
+    chosen = recovery._choose_setup(
+        task, recovery.Budget(steps=5, autocast="bf16", layout="channels_last"), 0)
+    assert (chosen["autocast"], chosen["layout"]) == ("bf16", "channels_last")
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(int(np.prod(
+        dataset(1, True).x.shape[1:])), 4))
+    only = recovery._choose_setup(_task(linear), recovery.Budget(seconds=5.0), 0)
+    assert only["layout"] == "nchw" and set(only["trial_ms"]) == {"fp32/nchw", "bf16/nchw"}
+    for bad in ({"autocast": "fp16"}, {"layout": "nhwc"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            recovery.Budget(**bad)
+    assert (QatConfig().autocast, QatConfig().layout) == ("fp32", "nchw")
+
+
+def test_bf16_channels_last_trains_reports_it_and_returns_the_default_layout(tmp_path):
+    # A BF16 step computes the forward in bfloat16 (8 bits of mantissa): the first steps'
+    # loss differs from FP32's by far less than the loss itself (tolerance 5% of it), and
+    # 150 steps still learn the separable task (> 0.85 on held-out samples).
+    ctx = PassContext(workdir=tmp_path, train=dataset(400, True), seed=0, threads=1)
+    outs = {}
+    for arith, layout in (("fp32", "nchw"), ("bf16", "channels_last")):
+        out, reports = apply_passes(handle(net(0)), [("finetune", {
+            "steps": 150, "lr": 1e-2, "val_every": 50, "quiet": True, "autocast": arith,
+            "layout": layout})], ctx)
+        outs[arith] = (out, reports[0])
+    fp32, bf16 = outs["fp32"][1], outs["bf16"][1]
+    assert (bf16["training_setup"]["autocast"], bf16["training_setup"]["layout"]) == \
+        ("bf16", "channels_last")
+    assert bf16["loss_first10"] == pytest.approx(fp32["loss_first10"], rel=0.05)
+    from infertune.cli.apply import recovery_lines
+    from infertune.commands.apply import recovery_summary
+
+    line = recovery_lines(recovery_summary([{"pass": "finetune", **bf16}]))[0]
+    assert line.startswith("finetune: validation top1 ") and \
+        "150 steps" in line and "bf16/channels_last, budget)" in line
+    model = outs["bf16"][0].obj
+    assert all(p.is_contiguous() for p in model.parameters())
+    test = dataset(300, True, seed=3)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(test.x)).argmax(1).numpy()
+    assert float(np.mean(pred == test.y)) > 0.85
