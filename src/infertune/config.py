@@ -49,8 +49,10 @@ class OptimizeConfig:
         min_runs, min_seconds: the full latency measurement; probe_runs, probe_seconds: the
             screening probe.
         final_rounds: interleaved rounds of the final side-by-side comparison.
-        recovery_seconds: training time of each recovery (distillation) after pruning or
-            decomposition; None: chosen from the time budget (search.space.recovery_seconds).
+        recovery_seconds: training time (distillation) per compression candidate after
+            pruning or decomposition: each trains RECOVERY_FIRST_SHARE of it, the one
+            continued the pooled rest (search.space); None: chosen from the time budget
+            (search.space.recovery_seconds).
         candidate_timeout_s: a candidate's build or evaluation child is killed after this.
         executor, address: local, or a Ray cluster (address None: start a local one).
         seed: for data subsets, calibration and recovery.

@@ -97,3 +97,20 @@ def test_no_cache_without_a_run_cache_and_a_corrupt_file_is_ignored(tmp_path):
     weights.write_bytes(b"not a state dict")
     _, reports = apply_passes(ref, STEPS, _ctx(tmp_path, data, ref))
     assert "cache" not in reports[-1] and reports[-1]["steps_run"] == 3
+
+
+def test_a_continued_recovery_loads_the_first_and_trains_only_the_second(tmp_path):
+    """search.space.continued's recipe (a second distill after the first): the first step's
+    weights come from the cache the shorter pipeline published; the second starts from them."""
+    ref = _handle(_net())
+    data = _data()
+    first, _ = apply_passes(ref, STEPS, _ctx(tmp_path, data, ref))
+    more = STEPS + [("distill", {"steps": 2, "val_every": 1, "quiet": True})]
+    longer, reports = apply_passes(ref, more, _ctx(tmp_path, data, ref))
+    assert "cache" in reports[1] and "cache" not in reports[2]
+    assert reports[2]["steps_run"] == 2
+    # the continuation's first validation is the first recovery's best (the weights it kept)
+    assert reports[2]["val_history"][0]["value"] == pytest.approx(
+        max(h["value"] for h in reports[1]["val_history"]), abs=1e-6)
+    x = torch.from_numpy(data.x[:8])
+    assert longer.obj(x).shape == first.obj(x).shape

@@ -80,6 +80,33 @@ class Evaluator:
         per_round = sum(_measure_estimate_s(c, p) for p in lineup)
         return c.final_rounds * per_round * self.load_factor()
 
+    def training_room_s(self, key: str, evaluations: int) -> float | None:
+        """Seconds of training the time budget leaves after the final rounds' reserve and
+        `evaluations` more candidates' builds and evaluations (each `tail_s`); None
+        without a time budget. Journaled under `key` the first time, so that a resumed
+        run plans the same candidates (their recipes hold the seconds)."""
+        limit = self.config.time_budget_s
+        if limit is None:
+            return None
+        entry = self.journal.get("room", key)
+        if entry is not None:
+            return float(entry["room_s"])
+        left = limit - self.final_reserve_s() - self.state.elapsed() - evaluations * self.tail_s()
+        room = round(max(0.0, left), 1)
+        self.record("room", key, {"room_s": room, "tail_s": round(self.tail_s(), 1)})
+        return room
+
+    def tail_s(self) -> float:
+        """Median seconds a measured candidate (the baseline aside) took besides training:
+        its build less its recovery steps' seconds, its full evaluation and its latency
+        measurement (0 before any was measured)."""
+        base = self.state.baseline
+        tails = sorted(
+            max(0.0, (r.screen.build_s or 0.0) - _trained_s(r)) + (r.full.eval_s or 0.0)
+            + (r.full.latency_wall_s or 0.0) for r in self.state.measured()
+            if r.screen is not None and r.full is not None and (base is None or r.id != base.id))
+        return tails[len(tails) // 2] if tails else 0.0
+
     def load_factor(self) -> float:
         """How much longer this run's full latency measurements took than the estimate the
         reserve uses (median over the measured candidates, at least 1).
@@ -205,7 +232,8 @@ class Evaluator:
         kept = []
         for cand in cands:
             prefix = _training_prefix(cand)
-            need = 0.0 if not prefix or prefix in done else _training_s(cand) + teacher_s
+            untrained = _untrained_s(cand, done)
+            need = 0.0 if untrained is None else untrained + teacher_s
             if need > left:
                 cand = cand.with_(status=Status.NOT_TRIED, reason=(
                     f"not tried: its recovery trains for {need:g} s and the time budget "
@@ -586,9 +614,27 @@ def _training_prefix(cand: Candidate) -> str:
     return json.dumps(steps[:last + 1], sort_keys=True) if last >= 0 else ""
 
 
-def _training_s(cand: Candidate) -> float:
+def _trained_s(cand: Candidate) -> float:
+    """The `seconds` of a candidate's training steps (0 for a steps budget or none)."""
     return float(sum(s.options.get("seconds") or 0.0 for s in cand.plan.recipe
                      if PASSES.get(s.pass_name).trains))
+
+
+def _untrained_s(cand: Candidate, done: set[str]) -> float | None:
+    """Seconds of training a build of `cand` would run: its training steps' `seconds` after
+    the longest training prefix an earlier build trained (`done`, from the run's trained
+    cache); None when every training step is cached or there is none. A continued recovery
+    (search.space.continued) counts only its second step."""
+    steps = [s.to_json() for s in cand.plan.recipe]
+    need: float | None = None
+    for i, step in enumerate(cand.plan.recipe):
+        if not PASSES.get(step.pass_name).trains:
+            continue
+        if json.dumps(steps[:i + 1], sort_keys=True) in done:
+            need = None
+        else:
+            need = (need or 0.0) + float(step.options.get("seconds") or 0.0)
+    return need
 
 
 def _measure_estimate_s(config, p50_ms: float | None) -> float:

@@ -180,6 +180,9 @@ def run_stages(ev: Evaluator) -> None:
         bare = _stage(ev, space.unrecovered(comp_ctx, planned))
         # never deferred: the combined stage starts from a compressed candidate measured in full
         comp = _stage(ev, _worth_recovering(st, planned, bare, fp32), defer=False)
+        # the room left after the continuation's own evaluation and the combined stage's
+        room = ev.training_room_s("continued", 1 + space.COMBINED_QUANTIZERS)
+        comp += _stage(ev, _continued(st, comp_ctx, comp, room), defer=False)
     best_comp = _fastest([c for c in comp if st.within(c)])
     quantized = [c for c in st.records.values()
                  if c.precision in ("int8", "mixed") and st.within(c) and c.measured]
@@ -251,6 +254,59 @@ def _worth_recovering(s: RunState, planned: list[Candidate], bare: list[Candidat
                                     f"weights, it cannot make the structure faster")
         out.append(cand)
     return out
+
+
+def _continued(s: RunState, ctx: space.PlanContext, comp: list[Candidate],
+               room_s: float | None = None) -> list[Candidate]:
+    """The second half of recovery by successive halving (space.RECOVERY_FIRST_SHARE): the
+    time each trained structure did not get in its first recovery, pooled, for one of them,
+    cut to `room_s` (what the time budget leaves for training; None: no limit). Under half
+    a first recovery's time it is not worth starting: skipped, saying so.
+
+    Which one: the fastest fully measured compression candidate that is over the budget,
+    faster than every compression candidate already within it (training cannot make a
+    structure faster, so a slower one could not become the better pick), and still learning
+    (its best validation came in the second half of its steps). The others measured over
+    the budget are planned and skipped with the rule's reason, so the report says why."""
+    comp = [s.records.get(c.id, c) for c in comp]
+    trained = [c for c in comp if c.screen is not None]
+    first = space.first_recovery_seconds(ctx)
+    pooled = round(len(trained) * (ctx.recovery_seconds - first), 1)
+    if not trained or pooled <= 0:
+        return []
+    seconds = pooled if room_s is None else min(pooled, room_s)
+    bar = min((c.p50_ms for c in comp if s.within(c)), default=float("inf"))
+    out, chosen = [], None
+    for cand in sorted((c for c in comp if c.measured and not s.within(c)),
+                       key=lambda c: (c.p50_ms, c.id)):
+        more = space.continued(ctx, cand, seconds)
+        why = _not_continued(cand, bar, chosen)
+        if why is None and seconds < first / 2:
+            more = space.continued(ctx, cand, pooled)
+            why = (f"the time budget leaves {room_s:g} s of training after the evaluations "
+                   f"still to come, under half a first recovery ({first / 2:g} s)")
+        if why is None:
+            chosen = cand
+        out.append(space.skip(more, why) if why else more)
+    return out
+
+
+def _not_continued(cand: Candidate, bar_ms: float, chosen: Candidate | None) -> str | None:
+    """Why `cand` (measured over the budget) is not trained longer, or None."""
+    if chosen is not None:
+        return f"only one structure is continued: {chosen.label} is faster"
+    if cand.p50_ms >= bar_ms:
+        return (f"a compression candidate within the budget is already faster ({bar_ms:.2f} "
+                f"ms against {cand.p50_ms:.2f} ms): training cannot make this one faster")
+    trained = [p for p in cand.screen.passes if p.pass_name in space.RECOVERY_PASSES]
+    if not trained:
+        return "no recovery pass ran"
+    details = trained[-1].details
+    steps, best = details.get("steps_run"), details.get("best_step")
+    if not steps or best is None or best < steps / 2:
+        return (f"its recovery stopped learning: the best validation came at step {best} "
+                f"of {steps}")
+    return None
 
 
 def _recalibrated(s: RunState, quant: list[Candidate]) -> list[Candidate]:
