@@ -155,8 +155,9 @@ def test_one_runs_distillations_share_the_teachers_outputs(tmp_path, monkeypatch
     from infertune.passes import _teacher_cache
 
     calls = []
-    real = _teacher_cache.predict
-    monkeypatch.setattr(_teacher_cache, "predict", lambda *a: calls.append(1) or real(*a))
+    real = _teacher_cache.predict_fastest
+    monkeypatch.setattr(_teacher_cache, "predict_fastest",
+                        lambda *a: calls.append(1) or real(*a))
     teacher, data = teacher_net(), dataset(100, True)
     step = ("distill", {"steps": 20, "lr": 1e-3, "val_every": 10, "quiet": True})
 

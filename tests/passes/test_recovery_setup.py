@@ -115,3 +115,19 @@ def test_bf16_channels_last_trains_reports_it_and_returns_the_default_layout(tmp
     with torch.no_grad():
         pred = model(torch.from_numpy(test.x)).argmax(1).numpy()
     assert float(np.mean(pred == test.y)) > 0.85
+
+
+def test_predict_fastest_gives_predicts_logits_in_either_layout_and_keeps_the_model():
+    # FP32 in both layouts: the same products summed in another order (tolerance 1e-4
+    # absolute on logits of order 1).
+    model = net(0)
+    x = dataset(5 * recovery.EVAL_BATCH + 3, False).x
+    before = copy.deepcopy(model.state_dict())
+    got, layout = recovery.predict_fastest(model, x, probabilities=False)
+    want = recovery.predict(model, x, probabilities=False)
+    assert layout in ("nchw", "channels_last") and got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-4)
+    assert all(p.is_contiguous() for p in model.parameters())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    small, small_layout = recovery.predict_fastest(model, x[:10], probabilities=False)
+    assert small_layout == "nchw" and torch.allclose(small, want[:10], atol=1e-6)

@@ -415,6 +415,36 @@ def predict(model: Any, x: np.ndarray, probabilities: bool) -> Any:
     return torch.cat(outs)
 
 
+def predict_fastest(model: Any, x: np.ndarray, probabilities: bool) -> tuple[Any, str]:
+    """`predict`'s logits, computed in whichever weight layout (NCHW or channels_last, FP32
+    both: the same arithmetic in another summation order) ran its chunks faster, and that
+    layout. Timed on the data itself: a warm-up chunk in each layout, then one timed chunk
+    each; every chunk's output is kept. Why: the teacher's outputs on every training image
+    cost minutes at the start of the first recovery (ref-clutter, 4,096 images: 16.7 ms
+    per image in NCHW, 11.6 ms in channels_last on the AMX VM). `model` is not changed:
+    channels_last runs on a copy. With under 4 chunks of data or no 4-D weights: NCHW."""
+    import copy
+
+    import torch
+
+    chunks = [x[i:i + EVAL_BATCH] for i in range(0, len(x), EVAL_BATCH)]
+    if len(chunks) < 4 or not any(p.dim() == 4 for p in model.parameters()):
+        return predict(model, x, probabilities), "nchw"
+    nets = {"nchw": model,
+            "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
+    order = ["nchw", "channels_last", "nchw", "channels_last"]
+    outs, times = [], {}
+    with torch.no_grad():
+        for chunk, layout in zip(chunks, order):
+            t0 = time.perf_counter()
+            outs.append(as_logits(logits(nets[layout](torch.from_numpy(chunk))), probabilities))
+            times[layout] = time.perf_counter() - t0  # the second (warm) chunk's time stays
+        best = min(times, key=lambda k: (times[k], k != "nchw"))
+        for chunk in chunks[len(order):]:
+            outs.append(as_logits(logits(nets[best](torch.from_numpy(chunk))), probabilities))
+    return torch.cat(outs), best
+
+
 def refusal(model: Any, ctx: Any, *, labels: bool, teacher: bool) -> str | None:
     """Why a recovery pass cannot run on `model` with `ctx`, or None."""
     import torch
