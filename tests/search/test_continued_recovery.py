@@ -99,6 +99,27 @@ def test_a_structure_that_stopped_learning_or_is_beaten_is_not_continued(tmp_pat
     assert _continued(_state(tmp_path / "3", ctx), ctx, [p25, p50]) == []  # none trained
 
 
+def test_a_structure_screened_out_over_budget_is_continued_by_its_probe(tmp_path):
+    """ref-clutter, 15 minutes: after 67.5 s the 50% prune was screened out by the
+    over-budget rule (7.8 points [1.7, 17.0] on 64 images) and the 25% prune measured in
+    full over the budget; the 50% one, faster by its probe, is the one continued."""
+    ctx = _ctx(135.0)
+    state = _state(tmp_path, ctx)
+    fp32 = space.make(ctx, "fused", space.graph_prefix(ctx), "onnxruntime", "fp32")
+    p25, p50, lr = space.compressed(ctx, fp32, labelled=True)
+    distill = PassReport("distill", True, details={"steps_run": 307, "best_step": 300})
+    out_screened = state.put(p50.with_(
+        status=Status.SCREENED_OUT, screen_rule="over_budget",
+        screen=Screen(passes=(distill,), probe_ms=1.6, drop=Drop("top1", 7.8, 1.7, 17.0))))
+    dominated = state.put(lr.with_(
+        status=Status.SCREENED_OUT, screen_rule="dominated",
+        screen=Screen(passes=(distill,), probe_ms=0.5, drop=Drop("top1", 6.0, 0.2, 15.0))))
+    comp = [_trained(state, p25, 2.8, high=2.0, best=183, steps=183), out_screened, dominated]
+    out = _continued(state, ctx, comp)
+    assert [(c.plan.parent_id, c.status) for c in out] == \
+        [(p50.id, Status.PLANNED), (p25.id, Status.SKIPPED)]
+
+
 def test_the_continuation_is_cut_to_the_room_the_time_budget_leaves(tmp_path):
     ctx = _ctx(135.0)
     state = _state(tmp_path, ctx)

@@ -248,6 +248,21 @@ def test_the_final_reserve_grows_with_the_load_the_run_measured(tmp_path):
     assert ev.load_factor() == 1.0
 
 
+def test_the_final_reserve_is_each_contenders_own_measurement_time(tmp_path):
+    """The baseline and the 3 fastest measured candidates, each as long as its own full
+    latency measurement took; one without a recorded time (an old journal) by the estimate
+    × load factor. final_rounds is 1 here (`_search`)."""
+    ev = _search(tmp_path, Journal(tmp_path / "journal.jsonl"), budget_s=1000)
+    c = ev.config
+    ev.state.baseline = ev.state.put(_measured("base", 14.0, wall_s=6.1))
+    for cid, p50, wall in (("a", 0.9, 2.5), ("b", 1.1, 2.4), ("c", 2.4, 2.6), ("d", 9.0, 30.0)):
+        ev.state.put(_measured(cid, p50, wall_s=wall))
+    assert ev.final_reserve_s() == pytest.approx(6.1 + 2.5 + 2.4 + 2.6)  # "d" is 4th fastest
+    ev.state.put(_measured("b", 1.1, wall_s=None))
+    estimate = 6.0 + max(c.min_seconds, c.min_runs * 0.0011)
+    assert ev.final_reserve_s() == pytest.approx(6.1 + 2.5 + estimate * ev.load_factor() + 2.6)
+
+
 def test_a_spent_budget_still_screens_out_what_the_rules_discard(tmp_path):
     """Once the time budget is spent, a screened candidate a fully measured one dominates
     (probe 20 ms vs 10 ms, same drop and size) is screened out with its rule: deciding that

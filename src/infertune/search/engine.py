@@ -70,15 +70,22 @@ class Evaluator:
         return False
 
     def final_reserve_s(self) -> float:
-        """Estimated seconds of the final rounds: baseline + up to 3 contenders, each
-        measurement a child start (~STARTUP_S) plus max(min_seconds, min_runs × p50), scaled
-        up by the load factor this run has seen (`load_factor`)."""
+        """Estimated seconds of the final rounds: baseline + up to 3 contenders (the fastest
+        measured), each measurement as long as that candidate's own full latency
+        measurement took (`latency_wall_s`: a full measurement does at least what one
+        final-round measurement does, the same loop plus throughput or memory probes),
+        else a child start (~STARTUP_S) plus max(min_seconds, min_runs × p50) scaled up by
+        the load factor this run has seen (`load_factor`). Why their own: the generic
+        estimate reserved 96 s for ref-clutter's final rounds that took 40 s (a child
+        starts in ~2.5 s there, not 6), and that time was taken from the last stage."""
         c = self.config
         base = self.state.baseline
-        p50s = sorted(r.p50_ms for r in self.state.measured())
-        lineup = [base.p50_ms or 0.0] + p50s[:3] if p50s and base else []
-        per_round = sum(_measure_estimate_s(c, p) for p in lineup)
-        return c.final_rounds * per_round * self.load_factor()
+        measured = sorted(self.state.measured(), key=lambda r: (r.p50_ms, r.id))
+        lineup = [base] + measured[:3] if measured and base else []
+        factor = self.load_factor()
+        per_round = sum(r.full.latency_wall_s if r.full is not None and r.full.latency_wall_s
+                        else _measure_estimate_s(c, r.p50_ms or 0.0) * factor for r in lineup)
+        return c.final_rounds * per_round
 
     def training_room_s(self, key: str, evaluations: int) -> float | None:
         """Seconds of training the time budget leaves after the final rounds' reserve and
