@@ -39,14 +39,14 @@ def _fp32(ctx) -> Candidate:
 
 
 def test_compression_is_planned_with_its_first_recovery_time_in_the_recipe():
-    # the first of successive halving's two recoveries: RECOVERY_FIRST_SHARE (a half)
+    # the first of successive halving's two recoveries: RECOVERY_FIRST_SHARE (a third)
     ctx = _ctx(405.0, 0.5)
     cands = space.compressed(ctx, _fp32(ctx), labelled=True)
     assert [c.status for c in cands] == [Status.PLANNED] * len(cands)
     assert len(cands) == len(space.PRUNE_RATIOS) + len(space.LOW_RANK_ENERGY)
     for c in cands:
         distill = [s for s in c.plan.recipe if s.pass_name == "distill"]
-        assert len(distill) == 1 and distill[0].options["seconds"] == 202.5
+        assert len(distill) == 1 and distill[0].options["seconds"] == 135.0
 
 
 def test_compression_is_skipped_when_recovery_allows_too_few_steps():

@@ -70,8 +70,8 @@ def add(sub, parents: Parents) -> None:
     p.add_argument("--final-rounds", type=int, default=3)
     p.add_argument("--recovery-seconds", type=_seconds_or_auto, default=None, metavar="S|auto",
                    help="training time per compression candidate (default auto: a share "
-                        "of --time-budget, 60-600 s; 300 s without one): each trains half of "
-                        "it first, then the most promising continues with the halves left")
+                        "of --time-budget, 60-600 s; 300 s without one): each trains a third "
+                        "of it first, then the most promising continues with the rest, pooled")
     p.add_argument("--candidate-timeout", type=parse_duration, default=1800.0,
                    help="kill a candidate's build or evaluation after this long (30m)")
     p.add_argument("--out", default="infertune-run", help="run directory (default ./infertune-run)")

@@ -258,7 +258,7 @@ def _worth_recovering(s: RunState, planned: list[Candidate], bare: list[Candidat
 
 def _continued(s: RunState, ctx: space.PlanContext, comp: list[Candidate],
                room_s: float | None = None) -> list[Candidate]:
-    """The second half of recovery by successive halving (space.RECOVERY_FIRST_SHARE): the
+    """The second rung of recovery by successive halving (space.RECOVERY_FIRST_SHARE): the
     time each trained structure did not get in its first recovery, pooled, for one of them,
     cut to `room_s` (what the time budget leaves for training; None: no limit). Under half
     a first recovery's time it is not worth starting: skipped, saying so.

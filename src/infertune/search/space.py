@@ -75,9 +75,13 @@ RECOVERY_UNBUDGETED_S = 300.0
 # Why: a structure's recovery is worth most where the structure is fastest, and time split
 # evenly is too short for every structure at once. Measured on ref-clutter (4,000 scenes):
 # the 50% prune distilled 135 s missed the budget by +3.0 points and 600 s met it at -0.8;
-# the 25% prune, slower, was still +0.7 after 600 s. With three structures trained, the one
-# continued gets twice the time an even split gave it (a half, then three halves).
-RECOVERY_FIRST_SHARE = 0.5
+# the 25% prune, slower, was still +0.7 after 600 s. Why a third: the choice needs the
+# structures' speeds (known before training) and whether each still learns, which a short
+# first recovery shows; in a 15-minute run with halves, the 50% prune continued for 202.5 s
+# after 67.5 s ended at +0.7 [+0.0, +1.3], and the other two structures' 135 s of first
+# recoveries went to candidates that could not be the pick. With three structures trained,
+# the one continued gets 2.33 times the time an even split gave it (a third, then 3 × 2/3).
+RECOVERY_FIRST_SHARE = 1 / 3
 
 
 @dataclass(frozen=True)
