@@ -131,3 +131,15 @@ def test_predict_fastest_gives_predicts_logits_in_either_layout_and_keeps_the_mo
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     small, small_layout = recovery.predict_fastest(model, x[:10], probabilities=False)
     assert small_layout == "nchw" and torch.allclose(small, want[:10], atol=1e-6)
+
+
+def test_a_channels_last_model_comes_back_channels_last(tmp_path):
+    ctx = PassContext(workdir=tmp_path, train=dataset(200, True), seed=0, threads=1)
+    model = net(0).to(memory_format=torch.channels_last)
+    out, reports = apply_passes(handle(model), [("finetune", {
+        "steps": 5, "val_every": 5, "quiet": True, "autocast": "fp32", "layout": "nchw"})], ctx)
+    assert reports[0]["training_setup"]["layout"] == "nchw"
+    four = [p for p in out.obj.parameters() if p.dim() == 4]
+    assert four and all(p.is_contiguous(memory_format=torch.channels_last) for p in four)
+    assert recovery._layout_of(out.obj) == "channels_last"
+    assert recovery._layout_of(net(0)) == "nchw"

@@ -20,7 +20,7 @@ in the faster of those layouts. Channels_last is kept where it measured faster b
 LAYOUT_MARGIN (it changes the kernels, not the arithmetic); BF16 only where it measured faster
 than the FP32 choice by AUTOCAST_MARGIN. The weights and Adam's state stay FP32 either way
 (mixed precision, as torch.autocast intends), and the trained model is returned in the
-default layout. Why: a recovery bounded by seconds gets more steps from a faster step (on the
+layout it came in. Why: a recovery bounded by seconds gets more steps from a faster step (on the
 AMX VM, a pruned ref-clutter's step went from 392 ms in FP32 NCHW to 297 ms with
 channels_last and 158 ms with BF16 autocast too; the trial's timings are in the pass
 details). Why measured, not assumed: oneDNN's channels_last and BF16 kernels win only where
@@ -169,6 +169,7 @@ def train(task: Task, budget: Budget, seed: int, threads: int | None) -> Log:
                                lr=budget.lr)
         best = _validate(task, log, 0)
         best_state, stale = _snapshot(task.model), 0
+        given = _layout_of(task.model)  # restored at the end (a channels_last pass's model)
         log.setup = _choose_setup(task, budget, seed)
         bf16 = log.setup["autocast"] == "bf16"
         _set_layout(task.model, log.setup["layout"])
@@ -190,7 +191,7 @@ def train(task: Task, budget: Budget, seed: int, threads: int | None) -> Log:
                 if done:
                     break
     task.model.load_state_dict(best_state)
-    _set_layout(task.model, "nchw")
+    _set_layout(task.model, given)
     _mode(task, False)
     log.seconds = time.perf_counter() - start
     return log
@@ -210,6 +211,16 @@ def _autocast(bf16: bool):
     import torch
 
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def _layout_of(model: Any) -> str:
+    """"channels_last" when the model's 4-D weights are stored so (a 1×1 kernel's weight is
+    both, so it is the others that tell), else "nchw"."""
+    import torch
+
+    return "channels_last" if any(
+        p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+        and not p.is_contiguous() for p in model.parameters()) else "nchw"
 
 
 def _set_layout(model: Any, layout: str) -> None:
@@ -272,7 +283,7 @@ def _time_setups(task: Task, budget: Budget, seed: int,
     import torch
 
     batch = next(_batches(task.n_train, budget.batch_size, seed))
-    kept = _snapshot(task.model)  # train mode moves BatchNorm's running statistics
+    kept, given = _snapshot(task.model), _layout_of(task.model)  # train mode moves BN stats
     _mode(task, True)
     times: dict[tuple[str, str], list[float]] = {s: [] for s in setups}
     start = time.perf_counter()
@@ -289,7 +300,7 @@ def _time_setups(task: Task, budget: Budget, seed: int,
         if i and time.perf_counter() - start >= SETUP_SHARE * float(budget.seconds):
             break
     task.model.load_state_dict(kept)
-    _set_layout(task.model, "nchw")
+    _set_layout(task.model, given)
     torch.manual_seed(seed)  # the steps draw the same random numbers as without a trial
     return times
 
