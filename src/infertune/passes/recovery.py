@@ -431,7 +431,7 @@ def predict_fastest(model: Any, x: np.ndarray, probabilities: bool) -> tuple[Any
     both: the same arithmetic in another summation order) ran its chunks faster, and that
     layout. Timed on the data itself: a warm-up chunk in each layout, then one timed chunk
     each; every chunk's output is kept. Why: the teacher's outputs on every training image
-    cost minutes at the start of the first recovery (ref-clutter, 4,096 images: 16.7 ms
+    cost about a minute at the start of the first recovery (ref-clutter, 4,096 images: 16.7 ms
     per image in NCHW, 11.6 ms in channels_last on the AMX VM). `model` is not changed:
     channels_last runs on a copy. With under 4 chunks of data or no 4-D weights: NCHW."""
     import copy
