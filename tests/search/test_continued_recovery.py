@@ -30,6 +30,14 @@ def _state(tmp_path, ctx) -> RunState:
                     clock=SearchClock.from_journal([]))
 
 
+def _planned(tmp_path):
+    """(ctx with 135 s of recovery, a fresh RunState, the planned [25% prune, 50% prune,
+    low-rank] compression candidates)."""
+    ctx = _ctx(135.0)
+    fp32 = space.make(ctx, "fused", space.graph_prefix(ctx), "onnxruntime", "fp32")
+    return ctx, _state(tmp_path, ctx), space.compressed(ctx, fp32, labelled=True)
+
+
 def _trained(state, cand: Candidate, p50: float, high: float, best: int,
              steps: int = 400) -> Candidate:
     """`cand` fully measured: p50 `p50` ms, drop interval upper end `high` points, and a
@@ -59,10 +67,7 @@ def test_each_structure_first_trains_its_share_and_a_continuation_adds_a_second_
 
 
 def test_the_fastest_over_budget_structure_still_learning_gets_the_pooled_time(tmp_path):
-    ctx = _ctx(135.0)
-    state = _state(tmp_path, ctx)
-    fp32 = space.make(ctx, "fused", space.graph_prefix(ctx), "onnxruntime", "fp32")
-    p25, p50, lr = space.compressed(ctx, fp32, labelled=True)
+    ctx, state, (p25, p50, lr) = _planned(tmp_path)
     comp = [_trained(state, p25, 3.0, high=1.5, best=400),
             _trained(state, p50, 2.0, high=3.0, best=350),
             _trained(state, lr, 3.6, high=0.4, best=400)]       # within the 1-point budget
@@ -76,10 +81,7 @@ def test_the_fastest_over_budget_structure_still_learning_gets_the_pooled_time(t
 
 
 def test_a_structure_that_stopped_learning_or_is_beaten_is_not_continued(tmp_path):
-    ctx = _ctx(135.0)
-    state = _state(tmp_path, ctx)
-    fp32 = space.make(ctx, "fused", space.graph_prefix(ctx), "onnxruntime", "fp32")
-    p25, p50, lr = space.compressed(ctx, fp32, labelled=True)
+    ctx, state, (p25, p50, lr) = _planned(tmp_path)
     comp = [_trained(state, p25, 3.0, high=1.5, best=400),
             _trained(state, p50, 2.0, high=3.0, best=150),      # best at step 150 of 400
             lr]                                                  # never built: no time pooled
@@ -103,10 +105,7 @@ def test_a_structure_screened_out_over_budget_is_continued_by_its_probe(tmp_path
     """ref-clutter, 15 minutes: after 67.5 s the 50% prune was screened out by the
     over-budget rule (7.8 points [1.7, 17.0] on 64 images) and the 25% prune measured in
     full over the budget; the 50% one, faster by its probe, is the one continued."""
-    ctx = _ctx(135.0)
-    state = _state(tmp_path, ctx)
-    fp32 = space.make(ctx, "fused", space.graph_prefix(ctx), "onnxruntime", "fp32")
-    p25, p50, lr = space.compressed(ctx, fp32, labelled=True)
+    ctx, state, (p25, p50, lr) = _planned(tmp_path)
     distill = PassReport("distill", True, details={"steps_run": 307, "best_step": 300})
     out_screened = state.put(p50.with_(
         status=Status.SCREENED_OUT, screen_rule="over_budget",
@@ -121,10 +120,7 @@ def test_a_structure_screened_out_over_budget_is_continued_by_its_probe(tmp_path
 
 
 def test_the_continuation_is_cut_to_the_room_the_time_budget_leaves(tmp_path):
-    ctx = _ctx(135.0)
-    state = _state(tmp_path, ctx)
-    fp32 = space.make(ctx, "fused", space.graph_prefix(ctx), "onnxruntime", "fp32")
-    p25, p50, _ = space.compressed(ctx, fp32, labelled=True)
+    ctx, state, (p25, p50, _) = _planned(tmp_path)
     comp = [_trained(state, p25, 3.0, high=1.5, best=400),
             _trained(state, p50, 2.0, high=3.0, best=400)]
     cut = _continued(state, ctx, comp, room_s=50.0)          # pooled 180 s, room 50 s
