@@ -242,7 +242,7 @@ def _choose_setup(task: Task, budget: Budget, seed: int) -> dict[str, Any]:
     from ..machine import native_support
 
     layouts = [budget.layout] if budget.layout != "auto" else ["nchw", "channels_last"]
-    if not any(p.dim() == 4 for p in task.model.parameters()):
+    if not _has_4d_weights(task.model):
         layouts = [budget.layout if budget.layout != "auto" else "nchw"]
     arithmetic = [budget.autocast] if budget.autocast != "auto" else ["fp32", "bf16"]
     notes = []
@@ -438,22 +438,25 @@ def predict_fastest(model: Any, x: np.ndarray, probabilities: bool) -> tuple[Any
 
     import torch
 
-    chunks = [x[i:i + EVAL_BATCH] for i in range(0, len(x), EVAL_BATCH)]
-    if len(chunks) < 4 or not any(p.dim() == 4 for p in model.parameters()):
+    order = ["nchw", "channels_last", "nchw", "channels_last"]  # warm-up, then timed
+    if len(x) <= (len(order) - 1) * EVAL_BATCH or not _has_4d_weights(model):
         return predict(model, x, probabilities), "nchw"
     nets = {"nchw": model,
             "channels_last": copy.deepcopy(model).to(memory_format=torch.channels_last)}
-    order = ["nchw", "channels_last", "nchw", "channels_last"]
     outs, times = [], {}
-    with torch.no_grad():
-        for chunk, layout in zip(chunks, order):
-            t0 = time.perf_counter()
-            outs.append(as_logits(logits(nets[layout](torch.from_numpy(chunk))), probabilities))
-            times[layout] = time.perf_counter() - t0  # the second (warm) chunk's time stays
-        best = min(times, key=lambda k: (times[k], k != "nchw"))
-        for chunk in chunks[len(order):]:
-            outs.append(as_logits(logits(nets[best](torch.from_numpy(chunk))), probabilities))
+    for i, layout in enumerate(order):
+        t0 = time.perf_counter()
+        outs.append(predict(nets[layout], x[i * EVAL_BATCH:(i + 1) * EVAL_BATCH],
+                            probabilities))
+        times[layout] = time.perf_counter() - t0  # the second (warm) chunk's time stays
+    best = min(times, key=lambda k: (times[k], k != "nchw"))
+    if len(x) > len(order) * EVAL_BATCH:
+        outs.append(predict(nets[best], x[len(order) * EVAL_BATCH:], probabilities))
     return torch.cat(outs), best
+
+
+def _has_4d_weights(model: Any) -> bool:
+    return any(p.dim() == 4 for p in model.parameters())
 
 
 def refusal(model: Any, ctx: Any, *, labels: bool, teacher: bool) -> str | None:
