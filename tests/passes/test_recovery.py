@@ -154,21 +154,29 @@ def test_one_runs_distillations_share_the_teachers_outputs(tmp_path, monkeypatch
     exactly the weights that computing them again trains (no cache)."""
     from infertune.passes import _teacher_cache
 
-    calls = []
+    import time
+
+    calls, reports = [], []
     real = _teacher_cache.predict_fastest
+    # computing the teacher's outputs is made to take ≥ 0.5 s, so that the pass's record of
+    # that time (`teacher_s`, read by the search's time planning) can be told from a cache
+    # load (a 100 × 4 array: milliseconds)
     monkeypatch.setattr(_teacher_cache, "predict_fastest",
-                        lambda *a: calls.append(1) or real(*a))
+                        lambda *a: calls.append(1) or time.sleep(0.5) or real(*a))
     teacher, data = teacher_net(), dataset(100, True)
     step = ("distill", {"steps": 20, "lr": 1e-3, "val_every": 10, "quiet": True})
 
     def run(student, name, cache):
         c = PassContext(workdir=tmp_path / name, train=data, reference=teacher, seed=5,
                         threads=1, cache_dir=cache)
-        return apply_passes(student, [step], c)[0].obj.state_dict()
+        out, reps = apply_passes(student, [step], c)
+        reports.append(reps[0])
+        return out.obj.state_dict()
 
     students = [handle(noisy_copy(teacher.obj, 1.0, seed=s)) for s in (3, 4)]
     cached = [run(s, f"run{i}", tmp_path / "cache") for i, s in enumerate(students)]
     assert len(calls) == 1
+    assert reports[0]["teacher_s"] >= 0.5 > reports[1]["teacher_s"]
     assert len(list((tmp_path / "cache" / "teacher").glob("*.npy"))) == 1
     fresh = run(students[1], "fresh", None)
     assert len(calls) == 2

@@ -143,3 +143,38 @@ def test_a_channels_last_model_comes_back_channels_last(tmp_path):
     assert four and all(p.is_contiguous(memory_format=torch.channels_last) for p in four)
     assert recovery._layout_of(out.obj) == "channels_last"
     assert recovery._layout_of(net(0)) == "nchw"
+
+
+def test_the_report_shows_each_training_step_as_its_pass_recorded_it(tmp_path):
+    # The real producer: a finetune step and a cached rerun of it (the run's trained cache),
+    # rendered through report.json's typed records into report.md's training table.
+    from infertune.report.cells import training_table
+    from infertune.report.run_report import RunReport
+    from infertune.search.candidate import Candidate, PassReport, Plan, Screen, Status, Step
+
+    ctx = PassContext(workdir=tmp_path / "w", train=dataset(200, True), seed=0, threads=1,
+                      cache_dir=tmp_path / "cache")
+    step = ("finetune", {"steps": 20, "lr": 1e-2, "val_every": 10, "quiet": True})
+    reports = [apply_passes(handle(net(0)), [step], ctx)[1][0] for _ in range(2)]
+    assert "cache" not in reports[0] and "cache" in reports[1]
+
+    def cand(cid, rep):
+        plan = Plan(id=cid, stage="pruned", label=f"finetune → torch ({cid})",
+                    recipe=(Step("finetune"),), runtime="torch", precision="fp32")
+        return Candidate(plan=plan, status=Status.OK, screen=Screen(
+            passes=(PassReport.from_json({"pass": "finetune", **rep}),
+                    PassReport.from_json({"pass": "fold_bn", "applied": True}))))
+
+    report = RunReport(candidates=(cand("a", reports[0]), cand("b", reports[1])))
+    head, body = training_table(report)
+    assert len(body) == 2  # fold_bn trains nothing: no row
+    row = dict(zip(head, body[0]))
+    rep = reports[0]
+    assert row["step"] == "finetune" and row["setup"] == "fp32/nchw"
+    assert row["steps"] == "20" == str(rep["steps_run"])
+    assert row["seconds"] == f"{rep['seconds']:.1f}"
+    assert row["validation before → after"] == (
+        f"top1 {rep['val_metric_before']:.4f} → {rep['val_metric_after']:.4f}")
+    assert row["best step"] == str(rep["best_step"]) and row["stopped"] == rep["stop_reason"]
+    assert dict(zip(head, body[1]))["stopped"].endswith("loaded from the run's cache")
+    assert training_table(RunReport(candidates=()))[1] == []

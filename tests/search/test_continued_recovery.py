@@ -182,3 +182,36 @@ def test_the_time_budget_counts_only_the_training_a_build_would_run():
     assert _untrained_s(more, done) == pytest.approx(150.0)
     plain = Candidate(Plan("c", "fused", "c", (Step("fold_bn"),), "torch", "fp32"))
     assert _untrained_s(plain, set()) is None
+
+
+def test_the_room_keeps_a_training_builds_own_overhead(tmp_path):
+    """Budget 1000 s, 300 s elapsed, no baseline. Three builds that trained 45 s each took
+    111.7 s (60 s of it computing the teacher's outputs), 55.4 s and 59.9 s: overheads
+    6.7, 10.4 and 14.9 s, median 10.4. A build whose training came from the run's cache and
+    one that trains nothing add no overhead figure. No candidate is fully measured, so the
+    tail is 0: the room is 700 - 10.4 s."""
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("screen", "x", {"status": "ok", "elapsed_s": 300.0})
+    ev = _evaluator(tmp_path, 1000.0)
+    recipe = (Step("prune_channels", {"ratio": 0.5}), Step("distill", {"seconds": 45.0}),
+              Step("fold_bn"))
+
+    def built(cid, build_s, distill_details, steps=recipe):
+        passes = (PassReport("prune_channels", True), PassReport("distill", True,
+                                                                 details=distill_details),
+                  PassReport("fold_bn", True))[:len(steps)]
+        if len(steps) == 1:
+            passes = (PassReport(steps[0].pass_name, True),)
+        ev.state.put(Candidate(Plan(cid, "pruned", cid, steps, "torch", "fp32"),
+                               status=Status.SCREENED_OUT, screen=Screen(build_s=build_s,
+                                                                         passes=passes)))
+
+    built("a", 111.7, {"teacher_s": 60.0})
+    built("b", 55.4, {"teacher_s": 0.01})
+    built("c", 59.9, {"teacher_s": 0.0})
+    built("cached", 8.8, {"cache": "trained once"})
+    built("int8", 7.0, {}, steps=(Step("int8_static"),))
+    assert ev.training_overhead_s() == pytest.approx(10.39, abs=0.02)
+    assert ev.tail_s() == 0.0
+    assert ev.training_room_s("continued", 3) == pytest.approx(700 - 10.4, abs=0.1)
+    assert ev.journal.get("room", "continued")["overhead_s"] == pytest.approx(10.4)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from dataclasses import dataclass
 
 from ..types import ModelHandle
@@ -57,13 +58,16 @@ def apply(model: ModelHandle, config: DistillConfig, ctx: PassContext) -> PassRe
         return PassResult(model, False, why)
     train, val = recovery.training_data(ctx, ctx.seed)
     net = copy.deepcopy(model.obj)
+    t0 = time.perf_counter()
     teacher, _ = teacher_logits(
         ctx.reference.obj, np.ascontiguousarray(train.x, dtype=np.float32), ctx)
+    teacher_s = time.perf_counter() - t0  # the search's time planning reads it (engine)
     objective = objectives.Objective(ctx.reference.obj, config.temperature, config.alpha,
                                      teacher_logits=teacher)
     task = objectives.build_task(net, train, val, objective)
     log = recovery.train(task, config, ctx.seed, ctx.threads)
     new = dataclasses.replace(model, obj=net, meta={**model.meta, "recovered_by": "distill"})
     details = {**recovery.details(log, task, train, val), "temperature": config.temperature,
-               "alpha": config.alpha if train.y is not None else None}
+               "alpha": config.alpha if train.y is not None else None,
+               "teacher_s": round(teacher_s, 2)}
     return PassResult(new, True, None, details)

@@ -104,6 +104,31 @@ def mixed_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def training_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    """One row per training step that ran (recovery after pruning/low-rank, QAT), from its
+    pass details: what a reader needs to judge the recovery (how long, how many steps, in
+    which arithmetic and layout, how far validation moved, why it stopped)."""
+    head = ["candidate", "step", "setup", "steps", "seconds", "validation before → after",
+            "best step", "stopped"]
+    body = []
+    for cand in report.candidates:
+        for rep in cand.screen.passes if cand.screen else ():
+            d = rep.details
+            if not rep.applied or d.get("steps_run") is None:
+                continue
+            setup = d.get("training_setup") or {}
+            arith = "/".join(str(setup[k]) for k in ("autocast", "layout") if setup.get(k))
+            before, after = d.get("val_metric_before"), d.get("val_metric_after")
+            moved = (f"{d.get('val_metric')} {fixed(before, 4)} → {fixed(after, 4)}"
+                     if before is not None and after is not None else NA)
+            stop = str(d.get("stop_reason") or NA) + ("; trained once, loaded from the "
+                                                      "run's cache" if d.get("cache") else "")
+            body.append([f"{cand.id} ({cand.label})", rep.pass_name, arith or NA,
+                         str(d["steps_run"]), fixed(d.get("seconds"), 1), moved,
+                         str(d.get("best_step", NA)), stop])
+    return head, body
+
+
 def gaps_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
     head = ["not measured", "why", "where"]
     body = [[g["what"], g["note"], ", ".join(g["where"])] for g in gaps.unmeasured(report)]

@@ -63,6 +63,18 @@ def _explain_blocks(report: RunReport) -> list[Block]:
     return blocks + _mixed_blocks(report)
 
 
+def _training_blocks(report: RunReport) -> list[Block]:
+    """The training steps that ran (recovery, QAT); nothing when none did."""
+    head, body = cells.training_table(report)
+    if not body:
+        return []
+    return [("h2", "Training steps (recovery, QAT)"),
+            ("p", "Each step's own record: the arithmetic and weight layout its timed trial "
+                  "chose (or the options gave), steps and seconds, the validation metric "
+                  "before and at the best step, and why it stopped."),
+            ("table", head, body)]
+
+
 def _measurement_blocks(report: RunReport) -> list[Block]:
     blocks: list[Block] = [("h2", "How it was measured"), ("kv", tables.method_rows(report))]
     head, body = cells.final_table(report)
@@ -88,7 +100,7 @@ def build(report: RunReport, charts: list[dict], figures: DetectionFigures | Non
                                              cells.summary_lines(report)]
     blocks += _stage_blocks(report) + detection_blocks(report, figures)
     blocks += _chart_blocks(charts)
-    blocks += _explain_blocks(report)
+    blocks += _explain_blocks(report) + _training_blocks(report)
     blocks += [("h2", "All candidates"), ("table", *cells.candidates_table(report))]
     if cells.any_from_rounds(tables.candidate_rows(report)):
         blocks.append(("p", f.ROUNDS_NOTE))

@@ -98,10 +98,37 @@ class Evaluator:
         entry = self.journal.get("room", key)
         if entry is not None:
             return float(entry["room_s"])
-        left = limit - self.final_reserve_s() - self.state.elapsed() - evaluations * self.tail_s()
+        overhead = self.training_overhead_s()
+        left = (limit - self.final_reserve_s() - self.state.elapsed()
+                - evaluations * self.tail_s() - overhead)
         room = round(max(0.0, left), 1)
-        self.record("room", key, {"room_s": room, "tail_s": round(self.tail_s(), 1)})
+        self.record("room", key, {"room_s": room, "tail_s": round(self.tail_s(), 1),
+                                  "overhead_s": round(overhead, 1)})
         return room
+
+    def training_overhead_s(self) -> float:
+        """Median seconds a build that trained took beyond its training: its build less the
+        planned `seconds` of the steps it trained itself (not loaded from the run's trained
+        cache) and less the teacher's outputs it computed (`teacher_s`, a one-off of the
+        run's first recovery); 0 before any build trained.
+
+        Why: the room for a continuation counted only the evaluations after it, and a
+        ref-clutter run (Zen 4 VM) spent 13 s of its 217-s continuation build on set-up,
+        the step-time trial, validation past the last step and export; its two combined
+        candidates were then built but never evaluated (the budget stopped 2 s short)."""
+        over = []
+        for r in self.state.records.values():
+            if r.screen is None or r.screen.build_s is None \
+                    or len(r.screen.passes) != len(r.plan.recipe):
+                continue
+            here = [(step, rep) for step, rep in zip(r.plan.recipe, r.screen.passes)
+                    if PASSES.get(step.pass_name).trains and rep.applied
+                    and "cache" not in rep.details and step.options.get("seconds")]
+            if here:
+                over.append(max(0.0, r.screen.build_s - sum(
+                    float(step.options.get("seconds") or 0.0)
+                    + float(rep.details.get("teacher_s") or 0.0) for step, rep in here)))
+        return sorted(over)[len(over) // 2] if over else 0.0
 
     def tail_s(self) -> float:
         """Median seconds a measured candidate (the baseline aside) took besides training:
@@ -360,8 +387,9 @@ class Evaluator:
     def full_numbers(self, cand: Candidate) -> Candidate:
         st = self.state
         with st.clock.phase("evaluate"):
-            res = self.executor.run_jobs([self.job(cand, "evaluate", artifact=cand.artifact)],
-                                         self.config.candidate_timeout_s)[0]
+            job = self.job(cand, "evaluate", artifact=cand.artifact,
+                           batch=eval_batch(cand.screen.probe_ms if cand.screen else None))
+            res = self.executor.run_jobs([job], self.config.candidate_timeout_s)[0]
         if res.get("status") != "ok":
             return self._failed_full(cand, f"evaluation: {res.get('reason')}")
         outputs = load_outputs(res["eval_logits"])
@@ -642,6 +670,22 @@ def _untrained_s(cand: Candidate, done: set[str]) -> float | None:
         else:
             need = (need or 0.0) + float(step.options.get("seconds") or 0.0)
     return need
+
+
+# The full evaluation's batch. Batching amortises a runtime's fixed cost per call, which
+# matters when a call takes well under a millisecond (ref-large: ~0.2 ms per image); once a
+# batch-1 call takes SINGLE_EVAL_MS that cost is under 1% of it, and a batch of large inputs
+# runs slower per image (darknet19_448, PyTorch eager FP32, 2 threads, Zen 4 VM: 177 ms per
+# image at batch 1, 262 at batch 8, interleaved; its baseline evaluation took 110 s).
+# Whatever the batch, a job runs every call at it (padded), so runtimes that specialise on
+# shapes (compile) compile once.
+EVAL_BATCH = 8
+SINGLE_EVAL_MS = 10.0
+
+
+def eval_batch(probe_ms: float | None) -> int:
+    """1 for a candidate whose batch-1 probe took ≥ SINGLE_EVAL_MS, else EVAL_BATCH."""
+    return 1 if probe_ms is not None and probe_ms >= SINGLE_EVAL_MS else EVAL_BATCH
 
 
 def _measure_estimate_s(config, p50_ms: float | None) -> float:

@@ -40,10 +40,9 @@ from ..tasks.detection.evaluate import MAP_SCORE_THRESHOLD
 from ..tasks.detection.heads import DetectionSpec
 from ..tasks.detection.postprocess import detect_batches
 from ..tasks.detection.store import save_detections
+from .engine import EVAL_BATCH  # the default; the full evaluation's job names its own
 from .precision import mismatch, ran_precision
 from .rundata import DETECTION_SPEC
-
-EVAL_BATCH = 8  # fixed, so runtimes that specialise on shapes (compile) compile once
 
 
 def _write(job: dict[str, Any], res: dict[str, Any]) -> None:
