@@ -1,19 +1,33 @@
-"""The full evaluation's batch (search.engine.eval_batch): batch 8 amortises the per-call
-cost of fast candidates; a candidate whose batch-1 probe takes ≥ 10 ms is evaluated at
-batch 1, where large inputs run faster per image."""
+"""The full evaluation's batch (search.engine.eval_batch): batch 8 for small inputs, batch 1
+for inputs of ≥ 1 MiB per image (FP32), which run faster per image unbatched."""
 from __future__ import annotations
+
+import pytest
+import torch
 
 from infertune.config import OptimizeConfig
 from infertune.search import space
 from infertune.search.candidate import Candidate, Plan, Screen, Status
-from infertune.search.engine import EVAL_BATCH, SINGLE_EVAL_MS, Evaluator, eval_batch
+from infertune.search.engine import (EVAL_BATCH, SINGLE_EVAL_BYTES, Evaluator, eval_batch,
+                                     sample_bytes)
 from infertune.search.journal import Journal
 from infertune.search.state import RunState, SearchClock
+from infertune.types import InputSpec, ModelHandle
 
 
-def test_the_threshold():
-    assert EVAL_BATCH == 8 and SINGLE_EVAL_MS == 10.0
-    assert [eval_batch(ms) for ms in (None, 0.2, 9.99, 10.0, 177.0)] == [8, 8, 8, 1, 1]
+def _handle(shape):
+    return ModelHandle(format="torch", obj=torch.nn.Identity(), input_spec=InputSpec(shape=shape),
+                       name="m", source="test")
+
+
+def test_the_threshold_and_the_sample_size():
+    assert EVAL_BATCH == 8 and SINGLE_EVAL_BYTES == 2**20
+    # 3×448×448 FP32 = 2,408,448 bytes; 3×128×128 = 196,608; 3×296×296 = 1,051,392
+    assert sample_bytes(_handle(("batch", 3, 448, 448))) == 2_408_448
+    assert [eval_batch(sample_bytes(_handle((1, 3, s, s)))) for s in (32, 128, 295, 296, 448)] \
+        == [8, 8, 8, 1, 1]
+    assert sample_bytes(_handle(("batch", 3, "h", "w"))) is None and eval_batch(None) == 8
+    assert sample_bytes(None) is None
 
 
 class _Recorder:
@@ -27,17 +41,17 @@ class _Recorder:
         return [{"status": "failed", "reason": "recorded only"} for _ in jobs]
 
 
-def test_each_evaluation_job_names_the_batch_its_probe_gives(tmp_path):
+@pytest.mark.parametrize("side, batch", [(448, 1), (128, 8)])
+def test_the_evaluation_job_names_the_batch_its_input_size_gives(tmp_path, side, batch):
     ctx = space.PlanContext(model_key={"source": "m"}, model_format="torch",
                             runtimes=("torch",), registered_passes=frozenset())
     config = OptimizeConfig(model="m", out=str(tmp_path), max_drop=1.0)
-    state = RunState(config, tmp_path, None, ctx, {"screen_n": 8, "eval_n": 8, "calib_n": 8},
+    state = RunState(config, tmp_path, _handle(("batch", 3, side, side)), ctx,
+                     {"screen_n": 8, "eval_n": 8, "calib_n": 8},
                      clock=SearchClock.from_journal([]))
     rec = _Recorder()
     ev = Evaluator(state, Journal(tmp_path / "journal.jsonl"), rec, lambda event: None)
-    for cid, probe in (("slow", 177.0), ("fast", 0.3)):
-        cand = Candidate(Plan(cid, "fused", cid, (), "torch", "fp32"), status=Status.SCREENED,
-                         screen=Screen(probe_ms=probe, artifact_path=f"{cid}.pt"))
-        assert ev.full_numbers(cand).status is Status.FAILED
-    assert [(j["id"], j["mode"], j["batch"]) for j in rec.jobs] == [
-        ("slow", "evaluate", 1), ("fast", "evaluate", 8)]
+    cand = Candidate(Plan("c", "fused", "c", (), "torch", "fp32"), status=Status.SCREENED,
+                     screen=Screen(probe_ms=1.0, artifact_path="c.pt"))
+    assert ev.full_numbers(cand).status is Status.FAILED
+    assert [(j["mode"], j["batch"]) for j in rec.jobs] == [("evaluate", batch)]

@@ -198,6 +198,7 @@ class Screen(_Record):
     fidelity: Fidelity | None = None
     probe_ms: float | None = None
     probe_ips: float | None = None
+    probe_wall_s: float | None = None  # the probe's wall time: child start (compile) + loop
 
     @property
     def size_mb(self) -> float | None:
@@ -212,7 +213,8 @@ class Screen(_Record):
                 "ran_precision_note": self.ran_precision_note,
                 "screen_drop": self.drop.to_json() if self.drop else None,
                 "screen_fidelity": _json_value(self.fidelity.to_json()) if self.fidelity else None,
-                "probe_ms": self.probe_ms, "probe_ips": self.probe_ips}
+                "probe_ms": self.probe_ms, "probe_ips": self.probe_ips,
+                "probe_wall_s": self.probe_wall_s}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> "Screen | None":
@@ -227,7 +229,8 @@ class Screen(_Record):
                    ran_precision_note=data.get("ran_precision_note"),
                    drop=Drop.from_json(data.get("screen_drop")),
                    fidelity=_fidelity(data.get("screen_fidelity")),
-                   probe_ms=data.get("probe_ms"), probe_ips=data.get("probe_ips"))
+                   probe_ms=data.get("probe_ms"), probe_ips=data.get("probe_ips"),
+                   probe_wall_s=data.get("probe_wall_s"))
 
 
 def _fidelity(data: Mapping[str, Any] | None) -> Fidelity | None:

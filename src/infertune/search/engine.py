@@ -69,7 +69,7 @@ class Evaluator:
             return True
         return False
 
-    def final_reserve_s(self) -> float:
+    def final_reserve_s(self, joining: tuple[Candidate, float] | None = None) -> float:
         """Estimated seconds of the final rounds: baseline + up to 3 contenders (the fastest
         measured), each measurement as long as that candidate's own full latency
         measurement took (`latency_wall_s`: a full measurement does at least what one
@@ -80,12 +80,46 @@ class Evaluator:
         starts in ~2.5 s there, not 6), and that time was taken from the last stage."""
         c = self.config
         base = self.state.baseline
-        measured = sorted(self.state.measured(), key=lambda r: (r.p50_ms, r.id))
-        lineup = [base] + measured[:3] if measured and base else []
         factor = self.load_factor()
-        per_round = sum(r.full.latency_wall_s if r.full is not None and r.full.latency_wall_s
-                        else _measure_estimate_s(c, r.p50_ms or 0.0) * factor for r in lineup)
-        return c.final_rounds * per_round
+        # (p50, id, seconds of one measurement) of the measured candidates, and of `joining`
+        # (a candidate about to be measured: its probe's p50, the seconds given) as if it were
+        timed = [(r.p50_ms, r.id, r.full.latency_wall_s if r.full is not None
+                  and r.full.latency_wall_s else _measure_estimate_s(c, r.p50_ms) * factor)
+                 for r in self.state.measured()]
+        if joining is not None and joining[0].screen and joining[0].screen.probe_ms:
+            timed.append((joining[0].screen.probe_ms, joining[0].id, joining[1]))
+        timed.sort()
+        if not base or not timed:
+            return 0.0
+        base_s = base.full.latency_wall_s if base.full is not None and base.full.latency_wall_s \
+            else _measure_estimate_s(c, base.p50_ms or 0.0) * factor
+        return c.final_rounds * (base_s + sum(t[2] for t in timed[:3]))
+
+    def full_overruns(self, cand: Candidate) -> str | None:
+        """Why a full evaluation of `cand` would overrun the time budget, or None: its own
+        cost (the evaluation: a child start as long as its probe's plus one call per
+        sample at its probe's p50; the latency measurement: as long as its probe or the
+        generic estimate, whichever is longer) and the final rounds if it joined them.
+
+        Why: a deferred torch.compile INT8 candidate of a ref-clutter run (Zen 4 VM), 2.3 ms
+        a call but ~20 s of compiling in every child, was evaluated in the last minute
+        (60 s) and then joined the final rounds, which took 110 s against 43 s reserved:
+        the run took 991 s on a 900-s budget."""
+        limit = self.config.time_budget_s
+        scr = cand.screen
+        if limit is None or scr is None or not scr.probe_ms or not scr.probe_wall_s:
+            return None
+        latency_s = max(scr.probe_wall_s,
+                        _measure_estimate_s(self.config, scr.probe_ms) * self.load_factor())
+        eval_s = scr.probe_wall_s + self.state.data_info["eval_n"] * scr.probe_ms / 1000
+        reserve = self.final_reserve_s((cand, latency_s))
+        left = limit - self.state.elapsed() - reserve
+        if eval_s + latency_s <= left:
+            return None
+        return (f"not tried: its full evaluation needs about {eval_s + latency_s:.0f} s "
+                f"(evaluation {eval_s:.0f} s, latency {latency_s:.0f} s) and the time budget "
+                f"({limit:g} s) leaves {max(left, 0):.0f} s before the final rounds "
+                f"({reserve:.0f} s with it among them)")
 
     def training_room_s(self, key: str, evaluations: int) -> float | None:
         """Seconds of training the time budget leaves after the final rounds' reserve and
@@ -327,8 +361,10 @@ class Evaluator:
             if sc.drop is None:
                 return cand.with_(status=Status.FAILED, reason=sc.reason)
             screen = dataclasses.replace(screen, drop=sc.drop, fidelity=sc.fidelity)
+        t0 = time.monotonic()
         with self.state.clock.phase("probe"):
             probe = self.latency(cand.with_(screen=screen), probe=True)
+        screen = dataclasses.replace(screen, probe_wall_s=round(time.monotonic() - t0, 3))
         if probe.get("status") != "ok":
             return cand.with_(status=Status.FAILED, screen=screen,
                               reason=f"latency probe {probe.get('status')}: {probe.get('reason')}")
@@ -368,6 +404,15 @@ class Evaluator:
             if not rule and self.out_of_time():
                 self.not_tried(cand, "full")
                 continue
+            overrun = None if rule else self.full_overruns(cand)
+            if overrun:
+                deferred = st.deferred.get(cand.id)
+                overrun += f" (its full evaluation was deferred: it cannot be the pick, " \
+                           f"{deferred})" if deferred else ""
+                cand = cand.with_(status=Status.NOT_TRIED, reason=overrun)
+                self.record("full", cand.id, {"status": cand.status.value, "reason": overrun})
+                st.put(cand)
+                continue
             if rule:
                 cand = cand.with_(status=Status.SCREENED_OUT, reason=why, screen_rule=rule)
                 self.record("full", cand.id, {"status": cand.status.value, "reason": why,
@@ -388,7 +433,7 @@ class Evaluator:
         st = self.state
         with st.clock.phase("evaluate"):
             job = self.job(cand, "evaluate", artifact=cand.artifact,
-                           batch=eval_batch(cand.screen.probe_ms if cand.screen else None))
+                           batch=eval_batch(sample_bytes(st.handle)))
             res = self.executor.run_jobs([job], self.config.candidate_timeout_s)[0]
         if res.get("status") != "ok":
             return self._failed_full(cand, f"evaluation: {res.get('reason')}")
@@ -672,20 +717,30 @@ def _untrained_s(cand: Candidate, done: set[str]) -> float | None:
     return need
 
 
-# The full evaluation's batch. Batching amortises a runtime's fixed cost per call, which
-# matters when a call takes well under a millisecond (ref-large: ~0.2 ms per image); once a
-# batch-1 call takes SINGLE_EVAL_MS that cost is under 1% of it, and a batch of large inputs
-# runs slower per image (darknet19_448, PyTorch eager FP32, 2 threads, Zen 4 VM: 177 ms per
-# image at batch 1, 262 at batch 8, interleaved; its baseline evaluation took 110 s).
+# The full evaluation's batch. Batching amortises a runtime's fixed cost per call and runs
+# small inputs faster per image; a batch of large inputs runs slower per image (its
+# activations leave the caches). Measured on the Zen 4 VM, PyTorch eager FP32, 2 threads:
+# darknet19_448 (2.4 MB of input per image) 177 ms per image at batch 1 and 262 at batch 8
+# (interleaved); ref-clutter (0.2 MB at 128×128) 18 ms per image at batch 1 and 15 at
+# batch 8 (its 4,000-scene baseline evaluation: 72 s against 60 s). The threshold sits
+# between the two; inputs in between (224-300 px) were not measured either way.
 # Whatever the batch, a job runs every call at it (padded), so runtimes that specialise on
 # shapes (compile) compile once.
 EVAL_BATCH = 8
-SINGLE_EVAL_MS = 10.0
+SINGLE_EVAL_BYTES = 1 << 20
 
 
-def eval_batch(probe_ms: float | None) -> int:
-    """1 for a candidate whose batch-1 probe took ≥ SINGLE_EVAL_MS, else EVAL_BATCH."""
-    return 1 if probe_ms is not None and probe_ms >= SINGLE_EVAL_MS else EVAL_BATCH
+def eval_batch(sample_bytes: int | None) -> int:
+    """1 for inputs of ≥ SINGLE_EVAL_BYTES per image (FP32), else EVAL_BATCH."""
+    return 1 if sample_bytes is not None and sample_bytes >= SINGLE_EVAL_BYTES else EVAL_BATCH
+
+
+def sample_bytes(handle) -> int | None:
+    """FP32 bytes of one input sample of the model (None when its shape is not concrete)."""
+    dims = list(getattr(getattr(handle, "input_spec", None), "shape", None) or ())[1:]
+    if not dims or not all(isinstance(d, int) and d > 0 for d in dims):
+        return None
+    return 4 * int(np.prod(dims))
 
 
 def _measure_estimate_s(config, p50_ms: float | None) -> float:
