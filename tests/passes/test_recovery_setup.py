@@ -54,6 +54,8 @@ def test_the_trial_changes_no_weight_buffer_or_layout_and_follows_its_rule(monke
     bf16_wins = med["bf16/channels_last"] <= (1 - recovery.AUTOCAST_MARGIN) * med[fp32]
     expected = "bf16/channels_last" if bf16_wins else fp32
     near = abs(med["bf16/channels_last"] - (1 - recovery.AUTOCAST_MARGIN) * med[fp32]) < 0.03
+    # the layout rule's boundary too: the code compares unrounded medians
+    near |= abs(med["fp32/channels_last"] - (1 - recovery.LAYOUT_MARGIN) * med["fp32/nchw"]) < 0.03
     if not near:
         assert f"{got['autocast']}/{got['layout']}" == expected
 
@@ -178,3 +180,48 @@ def test_the_report_shows_each_training_step_as_its_pass_recorded_it(tmp_path):
     assert row["best step"] == str(rep["best_step"]) and row["stopped"] == rep["stop_reason"]
     assert dict(zip(head, body[1]))["stopped"].endswith("loaded from the run's cache")
     assert training_table(RunReport(candidates=()))[1] == []
+
+
+def _metric_after(flat_calls: int):
+    """A validation metric that stays at 0.1 for its first `flat_calls` calls, then rises."""
+    calls = []
+
+    def metric(model):
+        calls.append(1)
+        return 0.1 if len(calls) <= flat_calls else 0.1 + 0.01 * len(calls)
+    return metric
+
+
+@pytest.mark.parametrize("setup, flat, falls_back", [
+    ({"autocast": "bf16", "layout": "channels_last", "trial_ms": {}}, 2, True),
+    ({"autocast": "fp32", "layout": "channels_last", "trial_ms": {}}, 2, True),
+    ({"autocast": "bf16", "layout": "channels_last", "trial_ms": {}}, 1, False),  # it moved
+    ({"autocast": "fp32", "layout": "nchw", "trial_ms": {}}, 2, False),   # already the default
+    ({"autocast": "bf16", "layout": "channels_last"}, 2, False),          # the options chose it
+])
+def test_a_trial_chosen_setup_that_leaves_validation_at_its_start_restarts_in_fp32(
+        monkeypatch, setup, flat, falls_back):
+    # 30 steps, validation every 10: the first validation after the start is at step 10.
+    monkeypatch.setattr(recovery, "_choose_setup",
+                        lambda task, budget, seed: {**setup, "why": "test"})
+    model = net(0)
+    start = copy.deepcopy(model.state_dict())
+    task = _task(model)
+    task.metric = _metric_after(flat)
+    log = recovery.train(task, recovery.Budget(steps=30, val_every=10, patience=0, quiet=True),
+                         seed=0, threads=1)
+    assert log.steps == 30
+    if falls_back:
+        was = f"{setup['autocast']}/{setup['layout']}"
+        assert log.setup["fallback"]["step"] == 10 and log.setup["fallback"]["from"] == was
+        assert (log.setup["autocast"], log.setup["layout"]) == ("fp32", "nchw")
+        assert "restarted from the start in fp32/nchw" in log.setup["fallback"]["why"]
+        from infertune.cli.apply import _setup
+        assert _setup(log.setup) == f"{was} restarted at step 10 as fp32/nchw, "
+        # steps 11-30 trained from the start: the weights moved, and are plain NCHW
+        assert any(not torch.equal(start[k], v) for k, v in model.state_dict().items())
+    else:
+        assert "fallback" not in log.setup
+        assert (log.setup["autocast"], log.setup["layout"]) == (setup["autocast"],
+                                                                setup["layout"])
+    assert all(p.is_contiguous() for p in model.parameters())

@@ -108,7 +108,11 @@ def recovery_lines(recovery: list[dict[str, Any]]) -> list[str]:
 
 
 def _setup(setup: dict[str, Any] | None) -> str:
-    return f"{setup['autocast']}/{setup['layout']}, " if setup else ""
+    if not setup:
+        return ""
+    back = setup.get("fallback")
+    was = f"{back['from']} restarted at step {back['step']} as " if back else ""
+    return f"{was}{setup['autocast']}/{setup['layout']}, "
 
 
 def parity_line(parity: dict[str, Any]) -> str:

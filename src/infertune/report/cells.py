@@ -118,6 +118,9 @@ def training_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
                 continue
             setup = d.get("training_setup") or {}
             arith = "/".join(str(setup[k]) for k in ("autocast", "layout") if setup.get(k))
+            back = setup.get("fallback")
+            if back and arith:  # recovery._fall_back: the trial's choice did not learn
+                arith = f"{back['from']}, then {arith} from step {back['step']}"
             before, after = d.get("val_metric_before"), d.get("val_metric_after")
             moved = (f"{d.get('val_metric')} {fixed(before, 4)} → {fixed(after, 4)}"
                      if before is not None and after is not None else NA)
