@@ -12,6 +12,8 @@ from infertune.search.engine import (EVAL_BATCH, SINGLE_EVAL_BYTES, Evaluator, e
                                      sample_bytes)
 from infertune.search.journal import Journal
 from infertune.search.state import RunState, SearchClock
+
+from .recording import RecordingExecutor
 from infertune.types import InputSpec, ModelHandle
 
 
@@ -30,17 +32,6 @@ def test_the_threshold_and_the_sample_size():
     assert sample_bytes(None) is None
 
 
-class _Recorder:
-    """An executor that records the jobs it is given and fails them (no child runs)."""
-
-    def __init__(self):
-        self.jobs = []
-
-    def run_jobs(self, jobs, timeout_s):
-        self.jobs += jobs
-        return [{"status": "failed", "reason": "recorded only"} for _ in jobs]
-
-
 @pytest.mark.parametrize("side, batch", [(448, 1), (128, 8)])
 def test_the_evaluation_job_names_the_batch_its_input_size_gives(tmp_path, side, batch):
     ctx = space.PlanContext(model_key={"source": "m"}, model_format="torch",
@@ -49,7 +40,7 @@ def test_the_evaluation_job_names_the_batch_its_input_size_gives(tmp_path, side,
     state = RunState(config, tmp_path, _handle(("batch", 3, side, side)), ctx,
                      {"screen_n": 8, "eval_n": 8, "calib_n": 8},
                      clock=SearchClock.from_journal([]))
-    rec = _Recorder()
+    rec = RecordingExecutor()
     ev = Evaluator(state, Journal(tmp_path / "journal.jsonl"), rec, lambda event: None)
     cand = Candidate(Plan("c", "fused", "c", (), "torch", "fp32"), status=Status.SCREENED,
                      screen=Screen(probe_ms=1.0, artifact_path="c.pt"))

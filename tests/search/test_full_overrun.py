@@ -13,17 +13,10 @@ from infertune.search.engine import Evaluator
 from infertune.search.journal import Journal
 from infertune.search.state import RunState, SearchClock
 
-
-class _Recorder:
-    def __init__(self):
-        self.jobs = []
-
-    def run_jobs(self, jobs, timeout_s):
-        self.jobs += jobs
-        return [{"status": "failed", "reason": "recorded only"} for _ in jobs]
+from .recording import RecordingExecutor
 
 
-def _evaluator(tmp_path, elapsed_s: float) -> tuple[Evaluator, _Recorder]:
+def _evaluator(tmp_path, elapsed_s: float) -> tuple[Evaluator, RecordingExecutor]:
     """Budget 900 s, 3 final rounds, 4,000 evaluation samples; measured: the baseline
     (15 ms, its measurement took 6.75 s), two INT8 (1.74 and 1.83 ms, 2.53 s each) and a
     pruned model (3.8 ms, 2.58 s). Every measurement took less than the generic estimate
@@ -37,7 +30,7 @@ def _evaluator(tmp_path, elapsed_s: float) -> tuple[Evaluator, _Recorder]:
     state = RunState(config, tmp_path, None, ctx, {"screen_n": 64, "eval_n": 4000,
                                                    "calib_n": 128},
                      clock=SearchClock.from_journal(list(journal.read())))
-    rec = _Recorder()
+    rec = RecordingExecutor()
     ev = Evaluator(state, journal, rec, lambda event: None)
     for cid, p50, wall in (("base", 15.0, 6.75), ("q1", 1.74, 2.53), ("q2", 1.83, 2.53),
                            ("pruned", 3.8, 2.58)):
