@@ -77,12 +77,13 @@ class Evaluator:
         else a child start (~STARTUP_S) plus max(min_seconds, min_runs × p50) scaled up by
         the load factor this run has seen (`load_factor`). Why their own: the generic
         estimate reserved 96 s for ref-clutter's final rounds that took 40 s (a child
-        starts in ~2.5 s there, not 6), and that time was taken from the last stage."""
+        starts in ~2.5 s there, not 6), and that time was taken from the last stage.
+        `joining`: (a candidate not yet measured, seconds of one measurement of it), counted
+        among the contenders by its probe's p50 (`full_overruns`)."""
         c = self.config
         base = self.state.baseline
         factor = self.load_factor()
-        # (p50, id, seconds of one measurement) of the measured candidates, and of `joining`
-        # (a candidate about to be measured: its probe's p50, the seconds given) as if it were
+        # (p50, id, seconds of one measurement), fastest first
         timed = [(r.p50_ms, r.id, r.full.latency_wall_s if r.full is not None
                   and r.full.latency_wall_s else _measure_estimate_s(c, r.p50_ms) * factor)
                  for r in self.state.measured()]
