@@ -59,6 +59,12 @@ def test_a_slow_starting_candidate_is_not_started_in_the_last_minutes(tmp_path):
     # evaluation 20 + 4000 × 2.3 ms = 29.2 s, latency 20 s: 49.2 s.
     ev, rec = _evaluator(tmp_path / "late", 820.0)
     assert ev.final_reserve_s() == pytest.approx(43.17)
+    # a faster candidate over the budget cannot be in the final rounds: it changes nothing
+    ev.state.put(Candidate(Plan("over", "continued", "over", (), "openvino", "fp32"),
+                           status=Status.OK, screen=Screen(probe_ms=1.0, artifact_bytes=1 << 20),
+                           full=FullEval(drop=Drop("top1", 2.0, 1.5, 2.5), fidelity=None,
+                                         latency=Latency(p50=1.0), latency_wall_s=2.0)))
+    assert ev.final_reserve_s() == pytest.approx(43.17)
     slow = _probed("compiled", 2.3, 20.0)
     assert ev.final_reserve_s((slow, 20.0)) == pytest.approx(95.43)
     why = ev.full_overruns(slow)      # 900 - 820 - 95.43 < 0

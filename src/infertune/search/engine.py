@@ -83,10 +83,14 @@ class Evaluator:
         c = self.config
         base = self.state.baseline
         factor = self.load_factor()
-        # (p50, id, seconds of one measurement), fastest first
+        # (p50, id, seconds of one measurement), fastest first, of the candidates the final
+        # rounds can take (final_comparison: within budget); an over-budget one had stood in
+        # for a torch.compile contender whose measurements take 27 s (ref-clutter, Zen 4 VM:
+        # 42 s reserved, 113 s taken)
         timed = [(r.p50_ms, r.id, r.full.latency_wall_s if r.full is not None
                   and r.full.latency_wall_s else _measure_estimate_s(c, r.p50_ms) * factor)
-                 for r in self.state.measured()]
+                 for r in self.state.measured()
+                 if self.state.within(r) and (base is None or r.id != base.id)]
         if joining is not None and joining[0].screen and joining[0].screen.probe_ms:
             timed.append((joining[0].screen.probe_ms, joining[0].id, joining[1]))
         timed.sort()
